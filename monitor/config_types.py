@@ -1,0 +1,152 @@
+"""Typed configuration objects (DESIGN.md section 6).
+
+Pure data: :mod:`monitor.config` builds these from TOML and validates them.
+Every field has a default, so ``Config()`` is the built-in configuration that
+``replay`` uses when no file is given.  Durations are seconds (float).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+FEATURE_TYPES = ("numeric", "categorical")
+TASKS = ("binary_classification", "multiclass", "regression")
+
+
+@dataclass(frozen=True)
+class KafkaConfig:
+    bootstrap_servers: tuple[str, ...] = ("localhost:9092",)
+    predictions_topic: str = "predictions"
+    labels_topic: str = "labels"
+    group_id: str = "driftwatch"
+    client_id: str = "driftwatch"
+    auto_offset_reset: str = "earliest"  # earliest | latest
+    session_timeout_ms: int = 10_000
+    max_poll_records: int = 5_000
+    dead_letter_topic: str | None = None
+    # Passed through to kafka-python verbatim (security_protocol, sasl_*, ssl_*).
+    # Secret values were already resolved from *_env / *_file.
+    client_options: dict[str, str | int | bool] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    url: str = "sqlite:///driftwatch.db"
+
+
+@dataclass(frozen=True)
+class HttpConfig:
+    host: str = "127.0.0.1"
+    port: int = 9108
+
+
+@dataclass(frozen=True)
+class MonitorSettings:
+    """Window, reference and false-alarm settings; [defaults] and per model."""
+
+    reference_events: int = 5_000
+    window_events: int = 2_000
+    window_seconds: float | None = None  # also close a window after this much event time
+    min_window_events: int = 200  # a smaller (time-closed) window is not tested
+    # Family-wise false-alarm budget: probability that one window of one model
+    # raises any alert on stationary data, split (Bonferroni) over its tests.
+    alpha: float = 1e-5
+    resolve_after_windows: int = 2  # consecutive clean windows that resolve an alert
+    latency_min_ratio: float = 1.10  # smallest p50/p95/p99 slow-down worth an alert
+    error_rate_min_increase: float = 0.005  # smallest absolute error-rate rise
+    drift_min_effect: float = 0.05  # KS distance / total variation floor
+    traffic_gap_min_seconds: float = 300.0  # never call a shorter silence a drop
+    max_features: int = 100  # features beyond this (by first sight) are not tracked
+
+
+@dataclass(frozen=True)
+class Contract:
+    """The data-science -> ML-engineering handover for one model."""
+
+    accuracy_min: float | None = None
+    latency_p95_ms: float | None = None
+    error_rate_max: float | None = None
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str
+    task: str | None = None  # one of TASKS; None = inferred
+    features: dict[str, str] = field(default_factory=dict)  # name -> FEATURE_TYPES
+    contract: Contract = field(default_factory=Contract)
+    settings: MonitorSettings = field(default_factory=MonitorSettings)  # defaults merged
+
+
+@dataclass(frozen=True)
+class RouteConfig:
+    receiver: str | None = None  # None = inherited from the parent
+    matchers: tuple[str, ...] = ()  # 'team="data-science"', 'model=~"churn.*"'
+    group_by: tuple[str, ...] | None = None  # None = inherited
+    group_wait: float | None = None
+    group_interval: float | None = None
+    repeat_interval: float | None = None
+    continue_: bool = False  # TOML key: continue
+    routes: tuple[RouteConfig, ...] = ()
+
+
+DEFAULT_ROUTE = RouteConfig(
+    receiver="default",
+    group_by=("alertname", "model"),
+    group_wait=30.0,
+    group_interval=300.0,
+    repeat_interval=4 * 3600.0,
+)
+
+
+@dataclass(frozen=True)
+class IntegrationConfig:
+    """One integration inside a receiver (slack, webhook, file, pagerduty).
+
+    ``options`` holds the integration's own keys with secrets already resolved
+    (``url_env = "X"`` arrives here as ``url = <value of $X>``).
+    """
+
+    kind: str
+    options: dict[str, object] = field(default_factory=dict)
+    secret_keys: tuple[str, ...] = ()  # option names that hold secrets: never log them
+
+
+@dataclass(frozen=True)
+class ReceiverConfig:
+    name: str
+    integrations: tuple[IntegrationConfig, ...] = ()
+
+
+@dataclass(frozen=True)
+class InhibitRule:
+    source_matchers: tuple[str, ...] = ()
+    target_matchers: tuple[str, ...] = ()
+    equal: tuple[str, ...] = ()
+
+
+DEFAULT_INHIBIT_RULES = (
+    InhibitRule(
+        source_matchers=('fault="infrastructure"',),
+        target_matchers=('fault="model"',),
+        equal=("model",),
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Config:
+    kafka: KafkaConfig = field(default_factory=KafkaConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
+    defaults: MonitorSettings = field(default_factory=MonitorSettings)
+    models: tuple[ModelConfig, ...] = ()
+    route: RouteConfig = DEFAULT_ROUTE
+    receivers: tuple[ReceiverConfig, ...] = (ReceiverConfig(name="default"),)
+    inhibit_rules: tuple[InhibitRule, ...] = DEFAULT_INHIBIT_RULES
+
+    def model(self, name: str) -> ModelConfig:
+        """The model's config; a model not configured gets the defaults."""
+        for m in self.models:
+            if m.name == name:
+                return m
+        return ModelConfig(name=name, settings=self.defaults)
