@@ -1,0 +1,53 @@
+"""Categorical drift: chi-square homogeneity test, total-variation effect.
+
+Categories too rare for the chi-square approximation (expected count < 5)
+are pooled into one cell.  Categories that appear, or that held at least
+1 % of the reference and vanish, are reported by name.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats
+
+from detectors.result import TestResult, insufficient
+
+MIN_N = 30
+MIN_EXPECTED = 5.0
+VANISHED_MIN_SHARE = 0.01
+MAX_LISTED = 5
+
+
+def _counts(values: np.ndarray) -> dict[str, int]:
+    arr = np.asarray(values, dtype=object)
+    arr = arr[np.not_equal(arr, None)].astype(str)
+    cats, counts = np.unique(arr, return_counts=True)
+    return dict(zip(cats.tolist(), counts.tolist(), strict=True))
+
+
+def chi2_test(reference: np.ndarray, current: np.ndarray, *, min_effect: float = 0.05,
+              min_n: int = MIN_N) -> TestResult:
+    if not 0.0 <= min_effect <= 1.0:
+        raise ValueError(f"min_effect must be in [0, 1], got {min_effect!r}")
+    rc, cc = _counts(reference), _counts(current)
+    rn, cn = sum(rc.values()), sum(cc.values())
+    if rn < min_n or cn < min_n:
+        return insufficient("chi2", min_effect, rn, cn)
+    cats = sorted(set(rc) | set(cc))
+    table = np.array([[rc.get(c, 0) for c in cats], [cc.get(c, 0) for c in cats]], dtype=float)
+    p_ref, p_cur = table[0] / rn, table[1] / cn
+    tv = 0.5 * float(np.abs(p_ref - p_cur).sum())
+    new = sorted((c for c in cc if c not in rc), key=lambda c: -cc[c])[:MAX_LISTED]
+    vanished = sorted((c for c in rc if c not in cc and rc[c] / rn >= VANISHED_MIN_SHARE),
+                      key=lambda c: -rc[c])[:MAX_LISTED]
+    details = {"categories": len(cats), "new_categories": new, "vanished_categories": vanished}
+    expected = table.sum(axis=0) * min(rn, cn) / (rn + cn)
+    rare = expected < MIN_EXPECTED
+    if rare.any():
+        table = np.column_stack([table[:, ~rare], table[:, rare].sum(axis=1)])
+    table = table[:, table.sum(axis=0) > 0]
+    if table.shape[1] < 2:
+        return TestResult("chi2", 0.0, 1.0, tv, min_effect, rn, cn, details=details)
+    res = stats.chi2_contingency(table, correction=False)
+    return TestResult("chi2", float(res.statistic), float(res.pvalue), tv, min_effect, rn, cn,
+                      details=details)
