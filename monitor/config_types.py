@@ -9,6 +9,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from alerts.config import (
+    DEFAULT_INHIBIT_RULES,
+    DEFAULT_ROUTE,
+    InhibitRule,
+    IntegrationConfig,
+    ReceiverConfig,
+    RouteConfig,
+)
+
+__all__ = [
+    "DEFAULT_INHIBIT_RULES", "DEFAULT_ROUTE", "FEATURE_TYPES", "TASKS", "Config", "Contract",
+    "HttpConfig", "InhibitRule", "IntegrationConfig", "KafkaConfig", "ModelConfig",
+    "MonitorSettings", "ReceiverConfig", "RouteConfig", "StoreConfig",
+]
+
 FEATURE_TYPES = ("numeric", "categorical")
 TASKS = ("binary_classification", "multiclass", "regression")
 
@@ -75,62 +90,6 @@ class ModelConfig:
     features: dict[str, str] = field(default_factory=dict)  # name -> FEATURE_TYPES
     contract: Contract = field(default_factory=Contract)
     settings: MonitorSettings = field(default_factory=MonitorSettings)  # defaults merged
-
-
-@dataclass(frozen=True)
-class RouteConfig:
-    receiver: str | None = None  # None = inherited from the parent
-    matchers: tuple[str, ...] = ()  # 'team="data-science"', 'model=~"churn.*"'
-    group_by: tuple[str, ...] | None = None  # None = inherited
-    group_wait: float | None = None
-    group_interval: float | None = None
-    repeat_interval: float | None = None
-    continue_: bool = False  # TOML key: continue
-    routes: tuple[RouteConfig, ...] = ()
-
-
-DEFAULT_ROUTE = RouteConfig(
-    receiver="default",
-    group_by=("alertname", "model"),
-    group_wait=30.0,
-    group_interval=300.0,
-    repeat_interval=4 * 3600.0,
-)
-
-
-@dataclass(frozen=True)
-class IntegrationConfig:
-    """One integration inside a receiver (slack, webhook, file, pagerduty).
-
-    ``options`` holds the integration's own keys with secrets already resolved
-    (``url_env = "X"`` arrives here as ``url = <value of $X>``).
-    """
-
-    kind: str
-    options: dict[str, object] = field(default_factory=dict)
-    secret_keys: tuple[str, ...] = ()  # option names that hold secrets: never log them
-
-
-@dataclass(frozen=True)
-class ReceiverConfig:
-    name: str
-    integrations: tuple[IntegrationConfig, ...] = ()
-
-
-@dataclass(frozen=True)
-class InhibitRule:
-    source_matchers: tuple[str, ...] = ()
-    target_matchers: tuple[str, ...] = ()
-    equal: tuple[str, ...] = ()
-
-
-DEFAULT_INHIBIT_RULES = (
-    InhibitRule(
-        source_matchers=('fault="infrastructure"',),
-        target_matchers=('fault="model"',),
-        equal=("model",),
-    ),
-)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,222 @@
+"""Attribution: is a finding a model fault or an infrastructure fault?
+
+The default class of a finding comes from its kind (:data:`alerts.model.KINDS`);
+the evidence of the same evaluation can overturn it (DESIGN.md section 4):
+
+* drift (input or prediction) on feature F while a ``data_quality`` or
+  ``schema_violation`` finding on F is in the same evaluation: a broken feed,
+  not a changed world -> infrastructure;
+* drift confined to one segment (``Finding.segment`` is only set when the other
+  segments stay stable) -> a broken replica or host -> infrastructure;
+* prediction drift right after a deploy (``details["new_version"]``) with no
+  input drift: the new model behaves differently -> model (with that reason);
+* latency / error-rate regressions that started with a deploy stay
+  infrastructure, and the reason names the version.
+
+Every verdict carries a one-sentence ``reason`` that becomes the alert's
+``attribution`` annotation, so the on-call engineer sees *why* it is theirs.
+The detail keys read here are ``new_version`` and, for data-quality evidence,
+any ``ref_<x>`` / ``cur_<x>`` pair (``ref_null_rate`` -> "null rate 0.02 → 0.41").
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from alerts.model import INFRA_FAULT, KINDS, MODEL_FAULT, TEAM_FOR_FAULT, Alert, Finding, rfc3339
+
+DRIFT_KINDS = ("data_drift", "prediction_drift")
+BREAK_KINDS = ("data_quality", "schema_violation")
+_OWNERS = "so the model's owners should review"
+
+
+@dataclass(frozen=True)
+class Attributed:
+    """A finding with its fault class, owning team and the reason for both."""
+
+    finding: Finding
+    fault: str
+    team: str
+    reason: str
+
+
+def _num(x: Any) -> str:
+    return f"{x:.3g}" if isinstance(x, int | float) and not isinstance(x, bool) else str(x)
+
+
+def _change(details: Mapping[str, Any]) -> str:
+    """``null rate 0.02 → 0.41`` from every ``ref_x``/``cur_x`` pair in the details."""
+    parts = [
+        f"{k[4:].replace('_', ' ')} {_num(v)} → {_num(details['cur_' + k[4:]])}"
+        for k, v in details.items()
+        if k.startswith("ref_") and "cur_" + k[4:] in details
+    ]
+    return ", ".join(parts)
+
+
+def _subject(f: Finding) -> str:
+    if f.kind == "prediction_drift":
+        return "drift in the predictions" if f.feature is None else f"drift in '{f.feature}'"
+    return f"drift in '{f.feature}'" if f.feature is not None else "input drift"
+
+
+def _break_text(b: Finding) -> str:
+    what = "a data-quality break" if b.kind == "data_quality" else "a schema violation"
+    where = "in the same feature" if b.feature is not None else "in the same window"
+    evidence = _change(b.details) or b.summary
+    return f"{what} {where} ({evidence})" if evidence else f"{what} {where}"
+
+
+def _default_reason(f: Finding, drifting: Sequence[str]) -> str:
+    feat = f"'{f.feature}'" if f.feature else "the model"
+    version = f.details.get("new_version")
+    k = f.kind
+    if k == "data_drift":
+        return (
+            f"input distribution of {feat} shifted with no data-quality break and on "
+            f"every segment: the world changed, {_OWNERS}"
+        )
+    if k == "prediction_drift":
+        if drifting:
+            inputs = ", ".join(f"'{d}'" for d in drifting)
+            return f"outputs shifted along with the inputs ({inputs}): the world changed, {_OWNERS}"
+        return (
+            f"predictions shifted with no input drift, no data-quality break and no new "
+            f"model version: the model's behaviour changed, {_OWNERS}"
+        )
+    if k == "label_drift":
+        return f"the distribution of ground-truth labels shifted: the world changed, {_OWNERS}"
+    if k == "performance_degradation":
+        if version:
+            return f"model quality fell after deploy of {version}: the new model performs worse"
+        return (
+            f"model quality fell against ground truth: the model no longer fits the data, {_OWNERS}"
+        )
+    if k in ("latency_regression", "error_rate"):
+        what = "serving latency" if k == "latency_regression" else "the error rate"
+        if version:
+            return (
+                f"{what} rose starting with the deploy of {version}: a serving regression "
+                "for ML engineering to roll back or fix"
+            )
+        return (
+            f"{what} rose with no new model version deployed: a serving or "
+            "infrastructure problem, not the model"
+        )
+    if k == "traffic_drop":
+        return (
+            "the model stopped receiving traffic while the stream went on: a serving or "
+            "routing problem, not the model"
+        )
+    if k == "schema_violation":
+        return f"events for {feat} break the input schema: a broken pipeline, not a changed world"
+    if k == "data_quality":
+        change = _change(f.details)
+        where = f" in {feat}" if f.feature else ""
+        return (
+            f"data-quality break{where}"
+            + (f" ({change})" if change else "")
+            + ": a broken feed, not a changed world"
+        )
+    return "ground-truth labels stopped arriving: the label pipeline is broken, not the model"
+
+
+def _verdict(
+    f: Finding, breaks: Mapping[str | None, Finding], drifting: Sequence[str]
+) -> tuple[str, str]:
+    if f.kind in DRIFT_KINDS:
+        b = breaks.get(f.feature)
+        if b is not None:
+            return INFRA_FAULT, (
+                f"{_subject(f)} coincides with {_break_text(b)}: a broken feed, not a changed world"
+            )
+        if f.segment:
+            return INFRA_FAULT, (
+                f"{_subject(f)} is confined to segment {f.segment} while the "
+                "other segments stay stable: a broken replica or host, not a "
+                "changed world"
+            )
+        version = f.details.get("new_version")
+        if f.kind == "prediction_drift" and version and not drifting:
+            return MODEL_FAULT, (
+                f"outputs shifted on unchanged inputs after deploy of {version}: "
+                "the new model behaves differently"
+            )
+    return KINDS[f.kind][1], _default_reason(f, drifting)
+
+
+def attribute(findings: Sequence[Finding]) -> list[Attributed]:
+    """Attribute every finding of one evaluation (one model, one window), in order."""
+    breaks: dict[str | None, Finding] = {}
+    for f in findings:
+        if f.kind in BREAK_KINDS:
+            breaks.setdefault(f.feature, f)
+    drifting = rank_features(findings)
+    out: list[Attributed] = []
+    for f in findings:
+        fault, reason = _verdict(f, breaks, drifting)
+        out.append(Attributed(f, fault, TEAM_FOR_FAULT[fault], reason))
+    return out
+
+
+def rank_features(findings: Sequence[Finding]) -> list[str]:
+    """Features with input drift, strongest first (smallest p-value, then largest statistic)."""
+
+    def strength(f: Finding) -> tuple[float, float]:
+        p = f.p_value if f.p_value is not None and not math.isnan(f.p_value) else math.inf
+        return (p, -f.statistic)
+
+    drift = sorted((f for f in findings if f.kind == "data_drift" and f.feature), key=strength)
+    return list(dict.fromkeys(str(f.feature) for f in drift))
+
+
+def _plain(v: Any) -> Any:
+    """JSON-safe copy: numpy scalars -> Python numbers, tuples -> lists."""
+    if isinstance(v, dict):
+        return {str(k): _plain(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_plain(x) for x in v]
+    if hasattr(v, "item") and callable(v.item) and not isinstance(v, str | bytes):
+        return v.item()
+    return v
+
+
+def to_alert(a: Attributed, status: str, starts_at: float, ends_at: float | None) -> Alert:
+    """The alert contract object for an attributed finding."""
+    f = a.finding
+    labels = {
+        "alertname": KINDS[f.kind][0],
+        "kind": f.kind,
+        "fault": a.fault,
+        "team": a.team,
+        "model": f.model,
+        "model_version": f.model_version,
+        "severity": f.severity,
+    }
+    if f.feature is not None:
+        labels["feature"] = f.feature
+    if f.segment is not None:
+        labels["segment"] = f.segment
+    evidence: dict[str, Any] = {
+        "detector": f.detector,
+        "statistic": _plain(f.statistic),
+        "p_value": _plain(f.p_value),
+        "threshold": _plain(f.threshold),
+        "reference_n": _plain(f.reference_n),
+        "current_n": _plain(f.current_n),
+        "window": [rfc3339(float(f.window[0])), rfc3339(float(f.window[1]))],
+    }
+    for k, v in f.details.items():
+        evidence.setdefault(str(k), _plain(v))
+    annotations = {"summary": f.summary, "description": f.description, "attribution": a.reason}
+    return Alert(
+        labels=labels,
+        annotations=annotations,
+        status=status,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        evidence=evidence,
+    )

@@ -1,0 +1,241 @@
+"""Dispatch: inhibition -> routing -> outbox -> notifiers, with retries.
+
+:meth:`Dispatcher.submit` takes the alert state changes of one pipeline step:
+
+* a firing alert muted by an inhibit rule is dropped (and remembered, so its
+  resolution is dropped too); a resolved alert whose firing went out is still
+  sent, even if it would be inhibited now (so is one whose firing this process
+  never saw, e.g. after a restart: a stray resolution beats a stuck incident);
+* an alert muted earlier that is still firing when its inhibitor is gone is
+  let through then, as Alertmanager would notify it once un-muted;
+* every other change gets ``receivers`` from the routing tree and one outbox
+  item per (receiver, integration); the outbox drops duplicates.
+
+:meth:`Dispatcher.deliver_due` makes one pass over the due items: delivered
+-> ack; retriable -> reschedule with exponential backoff and jitter (1 s,
+doubling, capped at 300 s; never earlier than a ``Retry-After``); not
+retriable -> failed, kept for reporting.  :meth:`start` runs it in a daemon
+thread; :meth:`stop` delivers what it can within ``flush_timeout``.
+
+Grouping (``group_wait``, ``group_interval``, ``repeat_interval``) is not done
+yet: each alert state change is its own notification.  The group key and
+group labels are already computed from the matched route's ``group_by`` and
+sent with each notification, so receivers see Alertmanager-shaped groups.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+from alerts.inhibit import Inhibitor
+from alerts.model import Alert
+from alerts.outbox import Outbox, OutboxItem
+from alerts.receivers.base import DeliveryResult, GroupInfo, Notifier
+from alerts.routing import RouteTree, group_key
+
+log = logging.getLogger("driftwatch.alerts")
+
+BACKOFF_BASE = 1.0
+BACKOFF_CAP = 300.0
+REMEMBER = 100_000  # alert changes remembered for submit-level dedup
+
+ResultCallback = Callable[[str, str, str], None]  # (receiver, integration kind, outcome)
+
+
+def backoff(attempt: int, rng: random.Random | None = None) -> float:
+    """Delay before retry number ``attempt`` (1-based): 1, 2, 4 ... 300 s, jittered 50-100 %."""
+    delay = min(BACKOFF_CAP, BACKOFF_BASE * 2.0 ** max(0, min(attempt - 1, 30)))
+    return delay * (0.5 + 0.5 * (rng or random).random())
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        tree: RouteTree,
+        notifiers: Mapping[str, Sequence[Notifier]],
+        inhibitor: Inhibitor,
+        outbox: Outbox,
+        clock: Callable[[], float] = time.time,
+        on_result: ResultCallback | None = None,
+        *,
+        rng: random.Random | None = None,
+        interval: float = 0.5,
+    ) -> None:
+        self.tree = tree
+        self.notifiers = {name: list(ns) for name, ns in notifiers.items()}
+        self.inhibitor = inhibitor
+        self.outbox = outbox
+        self.clock = clock
+        self.on_result = on_result
+        self.rng = rng or random.Random()
+        self.interval = interval
+        self._muted: dict[tuple[str, float], None] = {}  # (fingerprint, startsAt) inhibited
+        self._seen: OrderedDict[tuple[str, str, float], None] = OrderedDict()
+        self._submit_lock = threading.Lock()
+        self._deliver_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- routing and enqueueing ------------------------------------------------
+    def submit(self, changes: Iterable[Alert], firing: Iterable[Alert]) -> list[Alert]:
+        """Route and enqueue ``changes``; returns those not inhibited (nor duplicates)."""
+        firing = list(firing)
+        kept: list[Alert] = []
+        with self._submit_lock:
+            for a in changes:
+                muted_key = (a.fingerprint, a.starts_at)
+                if a.status == "firing" and self.inhibitor.inhibited(a, firing):
+                    self._muted[muted_key] = None
+                    continue
+                if a.status != "firing" and muted_key in self._muted:
+                    del self._muted[muted_key]
+                    continue
+                if self._enqueue(a):
+                    kept.append(a)
+            for a in firing:
+                muted_key = (a.fingerprint, a.starts_at)
+                if muted_key in self._muted and not self.inhibitor.inhibited(a, firing):
+                    del self._muted[muted_key]
+                    if self._enqueue(a):
+                        kept.append(a)
+        if kept:
+            self._wake.set()
+        return kept
+
+    def _enqueue(self, a: Alert) -> bool:
+        seen_key = (a.fingerprint, a.status, a.starts_at)
+        if seen_key in self._seen:
+            return False
+        self._seen[seen_key] = None
+        while len(self._seen) > REMEMBER:
+            self._seen.popitem(last=False)
+        routes = self.tree.match(a.labels)
+        a.receivers = list(dict.fromkeys(r.receiver for r in routes))
+        now = self.clock()
+        done: set[str] = set()
+        for route in routes:
+            if route.receiver in done:
+                continue
+            done.add(route.receiver)
+            group = GroupInfo(
+                route.receiver, group_key(route, a.labels), route.group_labels(a.labels)
+            )
+            for i, notifier in enumerate(self.notifiers.get(route.receiver, ())):
+                self.outbox.put(OutboxItem.new(route.receiver, i, notifier.name, a, group, now))
+        return True
+
+    # -- delivery --------------------------------------------------------------
+    def _notifier(self, item: OutboxItem) -> Notifier | None:
+        ns = self.notifiers.get(item.receiver, [])
+        return ns[item.integration] if 0 <= item.integration < len(ns) else None
+
+    def _report(self, item: OutboxItem, outcome: str) -> None:
+        if self.on_result is None:
+            return
+        try:
+            self.on_result(item.receiver, item.kind, outcome)
+        except Exception:  # a metrics hook must never stop delivery
+            log.exception("on_result callback failed")
+
+    def _send(self, notifier: Notifier, item: OutboxItem) -> DeliveryResult:
+        try:
+            return notifier.send([item.to_alert()], item.group_info())
+        except Exception as exc:  # a notifier bug: keep the item, retry later
+            return DeliveryResult(
+                ok=False, retriable=True, error=f"{item.kind} notifier raised {type(exc).__name__}"
+            )
+
+    def deliver_due(self) -> int:
+        """One pass over the due items; returns how many were delivered."""
+        with self._deliver_lock:
+            sent = 0
+            for item in self.outbox.due(self.clock()):
+                notifier = self._notifier(item)
+                if notifier is None:
+                    error = (
+                        f"receiver {item.receiver!r} has no integration #{item.integration}"
+                        " any more"
+                    )
+                    self.outbox.fail(item.id, error)
+                    self._log_failure(item, error, "failed")
+                    self._report(item, "failed")
+                    continue
+                result = self._send(notifier, item)
+                if result.ok:
+                    self.outbox.ack(item.id)
+                    sent += 1
+                    self._report(item, "sent")
+                elif result.retriable:
+                    delay = backoff(item.attempts + 1, self.rng)
+                    if result.retry_after is not None:
+                        delay = max(delay, result.retry_after)
+                    self.outbox.reschedule(item.id, self.clock() + delay, result.error)
+                    self._log_failure(item, result.error, "retry", delay)
+                    self._report(item, "retry")
+                else:
+                    self.outbox.fail(item.id, result.error)
+                    self._log_failure(item, result.error, "failed")
+                    self._report(item, "failed")
+            return sent
+
+    @staticmethod
+    def _log_failure(
+        item: OutboxItem, error: str, outcome: str, delay: float | None = None
+    ) -> None:
+        log.warning(
+            "notification not delivered",
+            extra={
+                "receiver": item.receiver,
+                "integration": item.kind,
+                "outcome": outcome,
+                "attempts": item.attempts + 1,
+                "retry_in_s": delay,
+                "error": error,
+                "fingerprint": item.alert.get("fingerprint"),
+            },
+        )
+
+    # -- background thread -----------------------------------------------------
+    def start(self) -> None:
+        """Deliver in a daemon thread: every ``interval`` seconds and after each submit."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._run, name="driftwatch-dispatch", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self.deliver_due()
+            except Exception:
+                log.exception("delivery pass failed")
+            self._wake.wait(self.interval)
+            self._wake.clear()
+
+    def stop(self, flush_timeout: float = 10.0) -> None:
+        """Stop the thread, then deliver what can be delivered within ``flush_timeout`` s."""
+        deadline = time.monotonic() + flush_timeout
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(max(0.0, deadline - time.monotonic()))
+            self._thread = None
+        while True:
+            self.deliver_due()
+            remaining = deadline - time.monotonic()
+            nxt = self.outbox.next_attempt_at()
+            if nxt is None or remaining <= 0:
+                break
+            wait = nxt - self.clock()
+            if wait > remaining:
+                break
+            time.sleep(min(max(wait, 0.01), remaining))
+        if self.outbox.pending():
+            log.warning("outbox not empty at stop", extra={"pending": self.outbox.pending()})

@@ -1,0 +1,213 @@
+"""The outbox: notifications waiting for delivery, so that none is ever lost.
+
+One item is one alert state change for one integration of one receiver.
+Items are plain JSON (:meth:`OutboxItem.to_json`), so a durable store can keep
+them in a table; :class:`MemoryOutbox` is the in-process implementation and
+:class:`Outbox` the small interface a SQL implementation will fill in.
+
+Dedup: an item whose ``(receiver, integration, fingerprint, status, startsAt)``
+is already queued or was already delivered is ignored on ``put``.  Failed
+items (not retriable) are kept for reporting; putting them again re-queues.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any, Protocol
+
+from alerts.model import Alert
+from alerts.receivers.base import GroupInfo
+
+DedupKey = tuple[str, int, str, str, str]
+
+
+def _epoch(text: str | None) -> float | None:
+    return None if text is None else datetime.fromisoformat(text).timestamp()
+
+
+def alert_from_json(d: dict[str, Any]) -> Alert:
+    """Inverse of :meth:`Alert.to_json` (timestamps to microsecond precision)."""
+    starts = _epoch(d["startsAt"])
+    return Alert(
+        labels=dict(d["labels"]),
+        annotations=dict(d["annotations"]),
+        status=d["status"],
+        starts_at=0.0 if starts is None else starts,
+        ends_at=_epoch(d.get("endsAt")),
+        evidence=dict(d.get("evidence", {})),
+        receivers=list(d.get("receivers", [])),
+    )
+
+
+@dataclass
+class OutboxItem:
+    id: str
+    receiver: str
+    integration: int  # index into the receiver's integrations
+    kind: str  # integration kind, for reporting ("webhook", "slack", ...)
+    alert: dict[str, Any]  # Alert.to_json()
+    group: dict[str, Any]  # GroupInfo.to_json()
+    attempts: int = 0
+    next_attempt_at: float = 0.0
+    created_at: float = 0.0
+    last_error: str = ""
+
+    @classmethod
+    def new(
+        cls, receiver: str, integration: int, kind: str, alert: Alert, group: GroupInfo, now: float
+    ) -> OutboxItem:
+        return cls(
+            id=uuid.uuid4().hex,
+            receiver=receiver,
+            integration=integration,
+            kind=kind,
+            alert=alert.to_json(),
+            group=group.to_json(),
+            next_attempt_at=now,
+            created_at=now,
+        )
+
+    @property
+    def dedup_key(self) -> DedupKey:
+        a = self.alert
+        return (
+            self.receiver,
+            self.integration,
+            str(a["fingerprint"]),
+            str(a["status"]),
+            str(a["startsAt"]),
+        )
+
+    def to_alert(self) -> Alert:
+        return alert_from_json(self.alert)
+
+    def group_info(self) -> GroupInfo:
+        return GroupInfo.from_json(self.group)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "receiver": self.receiver,
+            "integration": self.integration,
+            "kind": self.kind,
+            "alert": self.alert,
+            "group": self.group,
+            "attempts": self.attempts,
+            "next_attempt_at": self.next_attempt_at,
+            "created_at": self.created_at,
+            "last_error": self.last_error,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> OutboxItem:
+        return cls(**d)
+
+
+class Outbox(Protocol):
+    def put(self, item: OutboxItem) -> bool:
+        """Queue ``item``; False when an equal notification is queued or delivered."""
+        ...
+
+    def due(self, now: float) -> list[OutboxItem]:
+        """Queued items with ``next_attempt_at <= now``, oldest due first (copies)."""
+        ...
+
+    def ack(self, item_id: str) -> None:
+        """Delivered: remove from the queue and remember for dedup."""
+        ...
+
+    def reschedule(self, item_id: str, next_attempt_at: float, error: str) -> None:
+        """A retriable failure: count the attempt, try again at ``next_attempt_at``."""
+        ...
+
+    def fail(self, item_id: str, error: str) -> None:
+        """A permanent failure: keep for reporting, never retry."""
+        ...
+
+    def pending(self) -> int:
+        """Number of queued items."""
+        ...
+
+    def next_attempt_at(self) -> float | None:
+        """When the earliest queued item is due (None when nothing is queued)."""
+        ...
+
+
+class MemoryOutbox:
+    """In-process outbox (lost on restart); thread-safe."""
+
+    def __init__(self, remember: int = 100_000, keep_failed: int = 1_000) -> None:
+        self.remember = remember  # delivered dedup keys kept (oldest forgotten first)
+        self.keep_failed = keep_failed
+        self._queued: dict[str, OutboxItem] = {}
+        self._keys: dict[DedupKey, str] = {}
+        self._delivered: OrderedDict[DedupKey, None] = OrderedDict()
+        self._failed: list[OutboxItem] = []
+        self._lock = threading.Lock()
+
+    def put(self, item: OutboxItem) -> bool:
+        key = item.dedup_key
+        with self._lock:
+            if key in self._keys or key in self._delivered or item.id in self._queued:
+                return False
+            self._queued[item.id] = replace(item)
+            self._keys[key] = item.id
+            return True
+
+    def due(self, now: float) -> list[OutboxItem]:
+        with self._lock:
+            ready = [replace(i) for i in self._queued.values() if i.next_attempt_at <= now]
+        return sorted(ready, key=lambda i: i.next_attempt_at)
+
+    def _pop(self, item_id: str) -> OutboxItem | None:
+        item = self._queued.pop(item_id, None)
+        if item is not None:
+            self._keys.pop(item.dedup_key, None)
+        return item
+
+    def ack(self, item_id: str) -> None:
+        with self._lock:
+            item = self._pop(item_id)
+            if item is None:
+                return
+            self._delivered[item.dedup_key] = None
+            while len(self._delivered) > self.remember:
+                self._delivered.popitem(last=False)
+
+    def reschedule(self, item_id: str, next_attempt_at: float, error: str) -> None:
+        with self._lock:
+            item = self._queued.get(item_id)
+            if item is not None:
+                item.attempts += 1
+                item.next_attempt_at = next_attempt_at
+                item.last_error = error
+
+    def fail(self, item_id: str, error: str) -> None:
+        with self._lock:
+            item = self._pop(item_id)
+            if item is None:
+                return
+            item.attempts += 1
+            item.last_error = error
+            self._failed.append(item)
+            del self._failed[: max(0, len(self._failed) - self.keep_failed)]
+
+    def pending(self) -> int:
+        with self._lock:
+            return len(self._queued)
+
+    def next_attempt_at(self) -> float | None:
+        with self._lock:
+            return min((i.next_attempt_at for i in self._queued.values()), default=None)
+
+    def queued(self) -> list[OutboxItem]:
+        with self._lock:
+            return [replace(i) for i in self._queued.values()]
+
+    def failed(self) -> list[OutboxItem]:
+        with self._lock:
+            return [replace(i) for i in self._failed]

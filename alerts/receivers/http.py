@@ -1,0 +1,174 @@
+"""The one HTTP path every HTTP notifier uses: POST JSON, classify the outcome.
+
+* 2xx -> ok;
+* 429 (and 503 with a Retry-After) -> retriable, honouring ``Retry-After``
+  given as seconds or as an HTTP-date;
+* other 5xx, timeouts, connection errors -> retriable;
+* 3xx (redirects are not followed: a POST must not turn into a GET) and other
+  4xx -> not retriable, with the status and a short excerpt of the response.
+
+Secrets never leave this module in a message: URLs are reported as
+``scheme://host/…`` and every known secret (the URL, its path and query, the
+values passed in ``secrets``) is scrubbed from response excerpts and errors.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import http.client
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+
+from alerts.receivers.base import DeliveryResult
+
+USER_AGENT = "driftwatch/0.1"
+EXCERPT_CHARS = 200
+REDACTED = "<redacted>"
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None  # the 3xx surfaces as an HTTPError
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
+
+def redact_url(url: str) -> str:
+    """``https://hooks.slack.com/services/T/B/x`` -> ``https://hooks.slack.com/…``."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "<invalid url>"
+    return f"{parts.scheme}://{host}{port}/…"
+
+
+class Scrubber:
+    """Replaces every secret it knows with ``<redacted>``."""
+
+    def __init__(self, url: str, secrets: Iterable[str] = ()) -> None:
+        parts = urlsplit(url)
+        needles = {url, parts.path, parts.query, f"{parts.path}?{parts.query}"}
+        needles.update(seg for seg in parts.path.split("/") if len(seg) >= 8)
+        needles.update(s for s in secrets if s)
+        self._needles = sorted((n for n in needles if len(n) >= 4), key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for n in self._needles:
+            text = text.replace(n, REDACTED)
+        return text
+
+
+def parse_retry_after(value: str | None, now: Callable[[], float] = time.time) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - now())
+
+
+def _excerpt(body: bytes, scrub: Scrubber) -> str:
+    text = " ".join(body[: EXCERPT_CHARS * 4].decode("utf-8", "replace").split())
+    text = scrub(text)
+    return text[:EXCERPT_CHARS] + ("…" if len(text) > EXCERPT_CHARS else "")
+
+
+def classify(
+    status: int,
+    body: bytes,
+    retry_after: str | None,
+    where: str,
+    scrub: Scrubber,
+    now: Callable[[], float] = time.time,
+) -> DeliveryResult:
+    if 200 <= status < 300:
+        return DeliveryResult.success(status)
+    error = f"HTTP {status} from {where}"
+    excerpt = _excerpt(body, scrub)
+    if excerpt:
+        error += f": {excerpt}"
+    if status == 429 or status >= 500:
+        return DeliveryResult(
+            ok=False,
+            retriable=True,
+            status=status,
+            retry_after=parse_retry_after(retry_after, now),
+            error=error,
+        )
+    return DeliveryResult(ok=False, retriable=False, status=status, error=error)
+
+
+def post_json(
+    url: str,
+    payload: Any,
+    *,
+    timeout: float,
+    secrets: Iterable[str] = (),
+    headers: dict[str, str] | None = None,
+    now: Callable[[], float] = time.time,
+) -> DeliveryResult:
+    """POST ``payload`` as JSON to ``url``; never raises for delivery problems."""
+    scrub = Scrubber(url, secrets)
+    where = redact_url(url)
+    body = payload if isinstance(payload, bytes) else orjson.dumps(payload)
+    request = urllib.request.Request(
+        url,
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/json", "User-Agent": USER_AGENT, **(headers or {})},
+    )
+    try:
+        with _OPENER.open(request, timeout=timeout) as resp:
+            data = resp.read(64 * 1024)
+            return classify(resp.status, data, resp.headers.get("Retry-After"), where, scrub, now)
+    except urllib.error.HTTPError as err:
+        with err:
+            try:
+                data = err.read(64 * 1024)
+            except (OSError, http.client.HTTPException):
+                data = b""
+            return classify(
+                err.code,
+                data,
+                err.headers.get("Retry-After") if err.headers else None,
+                where,
+                scrub,
+                now,
+            )
+    except urllib.error.URLError as err:
+        if isinstance(err.reason, TimeoutError):
+            return _timed_out(where, timeout)
+        return DeliveryResult(
+            ok=False, retriable=True, error=f"cannot reach {where}: {scrub(str(err.reason))}"
+        )
+    except TimeoutError:
+        return _timed_out(where, timeout)
+    except (OSError, http.client.HTTPException) as err:
+        reason = f"{type(err).__name__}: {scrub(str(err))}"
+        return DeliveryResult(ok=False, retriable=True, error=f"cannot reach {where}: {reason}")
+    except ValueError as err:  # malformed URL: a configuration problem, retrying cannot help
+        return DeliveryResult(
+            ok=False, retriable=False, error=f"invalid URL {where}: {scrub(str(err))}"
+        )
+
+
+def _timed_out(where: str, timeout: float) -> DeliveryResult:
+    return DeliveryResult(ok=False, retriable=True, error=f"timed out after {timeout:g}s: {where}")

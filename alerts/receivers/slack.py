@@ -1,0 +1,123 @@
+"""Slack incoming webhook: Block Kit with a plain-text fallback.
+
+Per alert: a header (status, alertname, model), a section with the summary and
+fields (model, team, fault, severity, feature/segment when present, the key
+evidence), and the attribution sentence: why this team owns it.
+Options: ``url`` (required, a secret), ``channel``, ``username``, ``timeout``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from alerts.model import Alert
+from alerts.receivers.base import DeliveryResult, GroupInfo, optional_str, required_str, seconds
+from alerts.receivers.http import post_json, redact_url
+
+MAX_ALERTS = 15  # 3 blocks each, under Slack's 50-block limit
+HEADER_CHARS = 150
+TEXT_CHARS = 2900
+
+
+def _esc(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _num(x: Any) -> str:
+    return f"{x:.3g}" if isinstance(x, int | float) and not isinstance(x, bool) else str(x)
+
+
+def _evidence(a: Alert) -> str:
+    ev = a.evidence
+    text = f"{ev.get('detector', '?')} statistic {_num(ev.get('statistic'))}"
+    if ev.get("p_value") is not None:
+        text += f", p={_num(ev['p_value'])}"
+    return text
+
+
+def _title(a: Alert) -> str:
+    return f"[{a.status.upper()}] {a.labels.get('alertname', '')} · {a.labels.get('model', '')}"
+
+
+def _blocks(a: Alert) -> list[dict[str, Any]]:
+    lab = a.labels
+    fields = [
+        ("Model", f"{lab.get('model', '')} ({lab.get('model_version', '')})"),
+        ("Team", lab.get("team", "")),
+        ("Fault", lab.get("fault", "")),
+        ("Severity", lab.get("severity", "")),
+    ]
+    fields += [(name.title(), lab[name]) for name in ("feature", "segment") if name in lab]
+    fields.append(("Evidence", _evidence(a)))
+    why = f"*Why {_esc(lab.get('team', ''))}:* {_esc(a.annotations.get('attribution', ''))}"
+    summary = f"*{_esc(a.annotations.get('summary', ''))}*"
+    if a.annotations.get("description"):
+        summary += "\n" + _esc(a.annotations["description"])
+    return [
+        {"type": "header", "text": {"type": "plain_text", "text": _cut(_title(a), HEADER_CHARS)}},
+        {
+            "type": "section",
+            "text": {"type": "mrkdwn", "text": _cut(summary, TEXT_CHARS)},
+            "fields": [
+                {"type": "mrkdwn", "text": _cut(f"*{k}*\n{_esc(v)}", 1900)} for k, v in fields
+            ],
+        },
+        {"type": "section", "text": {"type": "mrkdwn", "text": _cut(why, TEXT_CHARS)}},
+    ]
+
+
+def _fallback(a: Alert) -> str:
+    where = " ".join(f"{k}={a.labels[k]}" for k in ("feature", "segment") if k in a.labels)
+    head = f"{_title(a)} {where}".rstrip()
+    return f"{head}: {a.annotations.get('summary', '')} ({a.annotations.get('attribution', '')})"
+
+
+def slack_payload(
+    alerts: list[Alert],
+    group: GroupInfo,
+    *,
+    channel: str | None = None,
+    username: str | None = None,
+) -> dict[str, Any]:
+    shown = alerts[:MAX_ALERTS]
+    blocks = [b for a in shown for b in _blocks(a)]
+    if len(alerts) > len(shown):
+        blocks.append(
+            {
+                "type": "context",
+                "elements": [
+                    {"type": "mrkdwn", "text": f"… and {len(alerts) - len(shown)} more alert(s)"}
+                ],
+            }
+        )
+    payload: dict[str, Any] = {
+        "text": _cut("\n".join(_fallback(a) for a in alerts), 3000),
+        "blocks": blocks,
+    }
+    if channel:
+        payload["channel"] = channel
+    if username:
+        payload["username"] = username
+    return payload
+
+
+class SlackNotifier:
+    name = "slack"
+
+    def __init__(self, options: Mapping[str, object], receiver: str = "") -> None:
+        self.url = required_str(options, "url", receiver, self.name)
+        self.channel = optional_str(options, "channel")
+        self.username = optional_str(options, "username")
+        self.timeout = seconds(options, "timeout", 10.0, receiver, self.name)
+
+    def send(self, alerts: list[Alert], group: GroupInfo) -> DeliveryResult:
+        payload = slack_payload(alerts, group, channel=self.channel, username=self.username)
+        return post_json(self.url, payload, timeout=self.timeout)
+
+    def __repr__(self) -> str:
+        return f"SlackNotifier(url={redact_url(self.url)!r})"

@@ -1,0 +1,319 @@
+"""Dispatcher acceptance tests: a real local receiver that fails on purpose, a test clock."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from alerts.config import RouteConfig
+from alerts.dispatch import BACKOFF_CAP, Dispatcher, backoff
+from alerts.inhibit import Inhibitor
+from alerts.model import Alert
+from alerts.outbox import MemoryOutbox, OutboxItem
+from alerts.receivers import DeliveryResult, GroupInfo, Notifier
+from alerts.receivers.file import FileNotifier
+from alerts.receivers.slack import SlackNotifier
+from alerts.receivers.webhook import WebhookNotifier
+from alerts.routing import RouteTree
+from tests.alerts.support import T0, Clock, FakeReceiver, Reply, alert
+
+ROUTE = RouteConfig(
+    receiver="mle",
+    group_by=("alertname", "model"),
+    routes=(RouteConfig(matchers=('team="data-science"',), receiver="ds"),),
+)
+
+
+class Harness:
+    def __init__(
+        self, server: FakeReceiver, clock: Clock, notifiers: dict[str, list[Notifier]] | None = None
+    ) -> None:
+        self.server, self.clock = server, clock
+        self.results: list[tuple[str, str, str]] = []
+        self.outbox = MemoryOutbox()
+        if notifiers is None:
+            notifiers = {
+                "ds": [WebhookNotifier({"url": server.url("/ds")})],
+                "mle": [WebhookNotifier({"url": server.url("/mle")})],
+            }
+        self.d = Dispatcher(
+            RouteTree(ROUTE),
+            notifiers,
+            Inhibitor(),
+            self.outbox,
+            clock=clock,
+            on_result=lambda *r: self.results.append(r),
+            rng=random.Random(7),
+        )
+
+    def paths(self) -> list[str]:
+        return [r.path for r in self.server.received()]
+
+    def outcomes(self) -> list[str]:
+        return [r[2] for r in self.results]
+
+
+@pytest.fixture
+def h(server: FakeReceiver, clock: Clock) -> Harness:
+    return Harness(server, clock)
+
+
+def drift(status: str = "firing") -> Alert:
+    return alert("data_drift", status)  # model fault -> data-science
+
+
+def latency(status: str = "firing") -> Alert:
+    return alert("latency_regression", status)  # infrastructure, same model
+
+
+def test_fails_twice_then_delivered_exactly_once(h: Harness) -> None:
+    h.server.script(Reply(500), Reply(500))
+    a = drift()
+    assert h.d.submit([a], [a]) == [a]
+    assert a.receivers == ["ds"]
+    assert h.d.deliver_due() == 0
+    assert h.d.deliver_due() == 0  # backing off: not due yet
+    assert len(h.server.received()) == 1
+    h.clock.advance(1.0)
+    assert h.d.deliver_due() == 0
+    h.clock.advance(2.0)
+    assert h.d.deliver_due() == 1
+    for _ in range(3):
+        h.clock.advance(BACKOFF_CAP)
+        assert h.d.deliver_due() == 0
+    assert h.paths() == ["/ds", "/ds", "/ds"]
+    assert h.outcomes() == ["retry", "retry", "sent"]
+    assert h.results[0][:2] == ("ds", "webhook")
+    assert h.outbox.pending() == 0
+
+
+@pytest.mark.parametrize(
+    ("attempt", "low", "high"),
+    [
+        (1, 0.5, 1.0),
+        (2, 1.0, 2.0),
+        (3, 2.0, 4.0),
+        (9, 128.0, 256.0),
+        (10, 150.0, 300.0),
+        (1000, 150.0, 300.0),
+    ],
+)
+def test_backoff_doubles_with_jitter_and_a_cap(attempt: int, low: float, high: float) -> None:
+    rng = random.Random(1)
+    for _ in range(50):
+        assert low <= backoff(attempt, rng) <= high
+
+
+def test_429_retry_after_is_honoured(h: Harness) -> None:
+    h.server.script(Reply(429, b"rate limited", {"Retry-After": "7"}))
+    h.d.submit([drift()], [])
+    h.d.deliver_due()
+    assert h.outcomes() == ["retry"]
+    assert h.outbox.next_attempt_at() == pytest.approx(T0 + 7.0)
+    h.clock.advance(6.99)
+    h.d.deliver_due()
+    assert len(h.server.received()) == 1
+    h.clock.advance(0.01)
+    assert h.d.deliver_due() == 1
+    assert h.outcomes() == ["retry", "sent"]
+
+
+@pytest.mark.parametrize("status", [400, 404])
+def test_client_error_fails_without_retry_and_is_reported(h: Harness, status: int) -> None:
+    h.server.script(Reply(status, b"no such hook"))
+    h.d.submit([drift()], [])
+    assert h.d.deliver_due() == 0
+    h.clock.advance(10 * BACKOFF_CAP)
+    h.d.deliver_due()
+    assert len(h.server.received()) == 1
+    assert h.outcomes() == ["failed"]
+    (failed,) = h.outbox.failed()
+    assert f"HTTP {status}" in failed.last_error and failed.receiver == "ds"
+    assert h.outbox.pending() == 0
+
+
+def test_duplicate_submits_are_ignored(h: Harness) -> None:
+    a = drift()
+    assert h.d.submit([a], [a]) == [a]
+    assert h.d.submit([drift()], [a]) == []
+    assert h.outbox.pending() == 1
+    h.d.deliver_due()
+    assert h.d.submit([drift()], [a]) == []
+    h.clock.advance(60)
+    h.d.deliver_due()
+    assert h.paths() == ["/ds"]
+    resolved = drift("resolved")
+    assert h.d.submit([resolved], []) == [resolved]  # a new state change is not a duplicate
+
+
+def test_inhibited_alerts_are_neither_delivered_nor_returned(h: Harness) -> None:
+    lat, d = latency(), drift()
+    assert h.d.submit([lat, d], [lat, d]) == [lat]
+    h.d.deliver_due()
+    assert h.paths() == ["/mle"]
+    assert d.receivers == []
+    # its resolution is muted too: the team never heard of it
+    assert h.d.submit([drift("resolved")], [lat]) == []
+    h.d.deliver_due()
+    assert h.paths() == ["/mle"]
+
+
+def test_resolution_of_a_delivered_alert_goes_out_even_if_inhibited_now(h: Harness) -> None:
+    d = drift()
+    assert h.d.submit([d], [d]) == [d]
+    lat = latency()
+    assert h.d.submit([lat], [d, lat]) == [lat]
+    resolved = drift("resolved")
+    assert h.d.submit([resolved], [lat]) == [resolved]
+    h.d.deliver_due()
+    bodies = [r.json() for r in h.server.received()]
+    assert [(b["receiver"], b["status"]) for b in bodies] == [
+        ("ds", "firing"),
+        ("mle", "firing"),
+        ("ds", "resolved"),
+    ]
+
+
+def test_a_muted_alert_goes_out_once_its_inhibitor_resolves(h: Harness) -> None:
+    lat, d = latency(), drift()
+    h.d.submit([lat, d], [lat, d])
+    lat_resolved = latency("resolved")
+    assert h.d.submit([lat_resolved], [d]) == [lat_resolved, d]
+    h.d.deliver_due()
+    assert h.paths() == ["/mle", "/mle", "/ds"]
+    assert h.server.received()[2].json()["alerts"][0]["status"] == "firing"
+
+
+def test_group_key_and_labels_come_from_the_route(h: Harness) -> None:
+    a = drift()
+    h.d.submit([a], [a])
+    (queued,) = h.outbox.queued()
+    assert queued.alert["receivers"] == ["ds"]
+    h.d.deliver_due()
+    body = h.server.received()[0].json()
+    assert body["groupKey"] == '{}/{team="data-science"}:{alertname="DataDrift", model="churn"}'
+    assert body["groupLabels"] == {"alertname": "DataDrift", "model": "churn"}
+    assert body["receiver"] == "ds"
+
+
+def test_each_integration_is_retried_on_its_own(
+    server: FakeReceiver, clock: Clock, tmp_path: Path
+) -> None:
+    out = tmp_path / "alerts.jsonl"
+    h = Harness(
+        server,
+        clock,
+        {"ds": [FileNotifier({"path": str(out)}), WebhookNotifier({"url": server.url("/ds")})]},
+    )
+    server.script(Reply(503))
+    a = drift()
+    h.d.submit([a], [a])
+    assert h.d.deliver_due() == 1
+    clock.advance(5)
+    assert h.d.deliver_due() == 1
+    assert sorted(h.results) == [
+        ("ds", "file", "sent"),
+        ("ds", "webhook", "retry"),
+        ("ds", "webhook", "sent"),
+    ]
+    assert [orjson.loads(x)["fingerprint"] for x in out.read_bytes().splitlines()] == [
+        a.fingerprint
+    ]
+
+
+def test_without_notifiers_alerts_are_routed_but_not_queued(
+    server: FakeReceiver, clock: Clock
+) -> None:
+    h = Harness(server, clock, {})
+    a = drift()
+    assert h.d.submit([a], [a]) == [a]
+    assert a.receivers == ["ds"]
+    assert h.outbox.pending() == 0
+
+
+class Exploding:
+    name = "webhook"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def send(self, alerts: list[Alert], group: GroupInfo) -> DeliveryResult:
+        self.calls += 1
+        if self.calls == 1:
+            raise RuntimeError("bug with https://secret.example/token")
+        return DeliveryResult.success(200)
+
+
+def test_a_notifier_that_raises_is_retried(server: FakeReceiver, clock: Clock) -> None:
+    boom = Exploding()
+    h = Harness(server, clock, {"ds": [boom]})
+    h.d.submit([drift()], [])
+    assert h.d.deliver_due() == 0
+    assert "secret" not in h.outbox.queued()[0].last_error
+    clock.advance(2)
+    assert h.d.deliver_due() == 1
+    assert h.outcomes() == ["retry", "sent"]
+
+
+def test_an_item_for_a_removed_integration_fails(h: Harness) -> None:
+    h.outbox.put(OutboxItem.new("ds", 3, "slack", drift(), GroupInfo("ds", "{}:{}"), T0))
+    h.outbox.put(OutboxItem.new("gone", 0, "slack", latency(), GroupInfo("gone", "{}:{}"), T0))
+    h.d.deliver_due()
+    assert h.outcomes() == ["failed", "failed"]
+    assert h.server.received() == []
+
+
+def test_secrets_stay_out_of_logs(
+    server: FakeReceiver, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret_path = "/services/T0SECRET1/B0SECRET2/XXXXsecretTOKENXXXX"
+    h = Harness(server, clock, {"ds": [SlackNotifier({"url": server.url(secret_path)})]})
+    server.script(Reply(500, echo=True), Reply(404, echo=True))
+    h.d.submit([drift()], [])
+    with caplog.at_level(logging.DEBUG, logger="driftwatch"):
+        h.d.deliver_due()
+        clock.advance(5)
+        h.d.deliver_due()
+    assert h.outcomes() == ["retry", "failed"]
+    assert len(caplog.records) == 2
+    for record in caplog.records:
+        dump = repr(record.__dict__) + record.getMessage()
+        assert "SECRET" not in dump and "secretTOKEN" not in dump
+
+
+def test_background_thread_delivers_and_stop_joins(server: FakeReceiver) -> None:
+    h = Harness(server, Clock())
+    h.d.clock = time.time  # real time for the thread
+    h.d.start()
+    h.d.start()  # idempotent
+    try:
+        a = drift()
+        h.d.submit([a], [a])
+        deadline = time.monotonic() + 5
+        while not h.server.received() and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        h.d.stop(flush_timeout=1)
+    assert h.paths() == ["/ds"]
+    assert h.outcomes() == ["sent"]
+
+
+def test_stop_flushes_what_is_due(h: Harness) -> None:
+    h.d.submit([drift(), latency()], [])
+    h.d.stop(flush_timeout=2)
+    assert sorted(h.paths()) == ["/ds", "/mle"]
+    assert h.outbox.pending() == 0
+
+
+def test_stop_does_not_wait_for_retries_beyond_the_timeout(h: Harness) -> None:
+    h.server.script(Reply(429, headers={"Retry-After": "60"}))
+    h.d.submit([drift()], [])
+    start = time.monotonic()
+    h.d.stop(flush_timeout=1)
+    assert time.monotonic() - start < 0.5
+    assert h.outbox.pending() == 1  # kept: a durable outbox delivers it after restart

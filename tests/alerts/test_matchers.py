@@ -1,0 +1,82 @@
+"""Matcher parse and match tables (Alertmanager's matcher semantics)."""
+
+from __future__ import annotations
+
+import pytest
+
+from alerts.matchers import Matcher, match_all, parse_all
+
+
+@pytest.mark.parametrize(
+    ("text", "name", "op", "value"),
+    [
+        ('team="data-science"', "team", "=", "data-science"),
+        ('model!="churn"', "model", "!=", "churn"),
+        ('model=~"churn.*"', "model", "=~", "churn.*"),
+        ('kind!~"latency_.*|error_rate"', "kind", "!~", "latency_.*|error_rate"),
+        ("severity=critical", "severity", "=", "critical"),  # unquoted value
+        ('  team =  "x"  ', "team", "=", "x"),  # surrounding blanks
+        ('feature=""', "feature", "=", ""),  # empty value
+        (r'summary="say \"hi\"\n"', "summary", "=", 'say "hi"\n'),  # escapes
+        ('_private="1"', "_private", "=", "1"),
+    ],
+)
+def test_parse_valid(text: str, name: str, op: str, value: str) -> None:
+    m = Matcher.parse(text)
+    assert (m.name, m.op, m.value) == (name, op, value)
+    assert Matcher.parse(str(m)) == m  # str() round-trips
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("team", "is not of the form"),
+        ('="x"', "is not of the form"),
+        ('1team="x"', "is not of the form"),
+        ('team=="x"', "is not of the form"),
+        ('team="x" model="y"', "is not of the form"),
+        ('team="unterminated', "is not of the form"),
+        ('model=~"("', "invalid regex"),
+        (r'team="bad \q escape"', "bad escape"),
+    ],
+)
+def test_parse_invalid(text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message) as exc:
+        Matcher.parse(text)
+    assert repr(text) in str(exc.value)  # the error quotes what was given
+
+
+@pytest.mark.parametrize(
+    ("text", "labels", "expected"),
+    [
+        ('team="data-science"', {"team": "data-science"}, True),
+        ('team="data-science"', {"team": "data-science-2"}, False),
+        ('team!="data-science"', {"team": "ml-engineering"}, True),
+        ('team!="data-science"', {}, True),
+        # regexes are anchored at both ends
+        ('model=~"churn"', {"model": "churn"}, True),
+        ('model=~"churn"', {"model": "churn-eu"}, False),
+        ('model=~"churn"', {"model": "old-churn"}, False),
+        ('model=~"churn.*"', {"model": "churn-eu"}, True),
+        ('model=~"a|b"', {"model": "a"}, True),
+        ('model=~"a|b"', {"model": "ab"}, False),
+        ('model!~"churn.*"', {"model": "fraud"}, True),
+        ('model!~"churn.*"', {"model": "churn-eu"}, False),
+        # a missing label matches as ""
+        ('feature=""', {}, True),
+        ('feature=""', {"feature": "age"}, False),
+        ('feature!=""', {}, False),
+        ('feature=~".*"', {}, True),
+        ('feature=~".+"', {}, False),
+        ('feature!~".+"', {}, True),
+    ],
+)
+def test_match(text: str, labels: dict[str, str], expected: bool) -> None:
+    assert Matcher.parse(text).matches(labels) is expected
+
+
+def test_match_all_needs_every_matcher() -> None:
+    ms = parse_all(['team="data-science"', 'model=~"churn|fraud"'])
+    assert match_all(ms, {"team": "data-science", "model": "fraud"})
+    assert not match_all(ms, {"team": "data-science", "model": "eta"})
+    assert match_all((), {"anything": "x"})

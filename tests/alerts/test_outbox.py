@@ -1,0 +1,103 @@
+"""The outbox interface (run over every implementation; only memory so far)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import orjson
+import pytest
+
+from alerts.outbox import MemoryOutbox, Outbox, OutboxItem, alert_from_json
+from alerts.receivers import GroupInfo
+from tests.alerts.support import T0, alert
+
+GROUP = GroupInfo("ds", "{}:{}", {})
+IMPLEMENTATIONS: list[Callable[[], Outbox]] = [MemoryOutbox]
+
+
+def item(
+    receiver: str = "ds",
+    integration: int = 0,
+    status: str = "firing",
+    feature: str = "age",
+    now: float = T0,
+) -> OutboxItem:
+    return OutboxItem.new(
+        receiver, integration, "webhook", alert("data_drift", status, feature=feature), GROUP, now
+    )
+
+
+@pytest.fixture(params=IMPLEMENTATIONS, ids=lambda f: f.__name__)
+def outbox(request: pytest.FixtureRequest) -> Outbox:
+    return request.param()
+
+
+def test_put_due_ack(outbox: Outbox) -> None:
+    a, b = item(feature="age"), item(feature="plan", now=T0 + 1)
+    assert outbox.put(a) and outbox.put(b)
+    assert outbox.pending() == 2
+    assert [i.id for i in outbox.due(T0)] == [a.id]
+    assert [i.id for i in outbox.due(T0 + 1)] == [a.id, b.id]
+    outbox.ack(a.id)
+    assert outbox.pending() == 1 and outbox.next_attempt_at() == T0 + 1
+
+
+def test_dedup_while_queued_and_after_delivery(outbox: Outbox) -> None:
+    first = item()
+    assert outbox.put(first)
+    assert not outbox.put(item())  # same receiver, integration, fingerprint, status, startsAt
+    assert outbox.put(item(integration=1))
+    assert outbox.put(item(receiver="mle"))
+    assert outbox.put(item(status="resolved"))
+    assert outbox.pending() == 4
+    outbox.ack(first.id)
+    assert not outbox.put(item())  # already delivered
+    assert outbox.pending() == 3
+
+
+def test_reschedule_and_fail(outbox: Outbox) -> None:
+    a = item()
+    outbox.put(a)
+    outbox.reschedule(a.id, T0 + 8, "HTTP 429")
+    assert outbox.due(T0 + 7.9) == []
+    (again,) = outbox.due(T0 + 8)
+    assert (again.attempts, again.last_error) == (1, "HTTP 429")
+    outbox.fail(a.id, "HTTP 400")
+    assert outbox.pending() == 0 and outbox.due(T0 + 1e6) == [] and outbox.next_attempt_at() is None
+    (failed,) = outbox.failed()  # type: ignore[attr-defined]
+    assert (failed.attempts, failed.last_error) == (2, "HTTP 400")
+    assert outbox.put(item())  # a failed item is not "delivered": it may be queued again
+
+
+def test_due_returns_copies(outbox: Outbox) -> None:
+    a = item()
+    outbox.put(a)
+    outbox.due(T0)[0].next_attempt_at = T0 + 100
+    assert len(outbox.due(T0)) == 1
+
+
+def test_items_are_plain_json() -> None:
+    a = item()
+    text = orjson.dumps(a.to_json())
+    back = OutboxItem.from_json(orjson.loads(text))
+    assert back == a
+    assert back.to_alert().to_json() == a.alert
+    assert back.group_info() == GROUP
+
+
+def test_alert_from_json_round_trip() -> None:
+    for status in ("firing", "resolved"):
+        a = alert("latency_regression", status)
+        a.receivers = ["mle"]
+        back = alert_from_json(orjson.loads(orjson.dumps(a.to_json())))
+        assert back == a
+
+
+def test_memory_outbox_forgets_oldest_delivered_keys() -> None:
+    box = MemoryOutbox(remember=1)
+    a, b = item(feature="a"), item(feature="b")
+    for i in (a, b):
+        box.put(i)
+        box.ack(i.id)
+    assert box.put(item(feature="a"))  # forgotten
+    assert not box.put(item(feature="b"))
