@@ -1,0 +1,203 @@
+"""``[[receivers]]`` and secrets: where alerts go, and the keys that open the doors.
+
+A secret option ``X`` is given as exactly one of ``X_env`` (an environment
+variable, set and non-empty), ``X_file`` (a readable file, contents stripped)
+or ``X`` inline (allowed, with a warning).  Secret values never appear in a
+problem message: rules that see them report without the value.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from monitor.config_check import Bad, Problems, Table, duration, integer, string
+from monitor.config_types import IntegrationConfig, ReceiverConfig
+
+SUPPORTED_KINDS = ("file", "pagerduty", "slack", "webhook")
+PLANNED_KINDS = ("alertmanager", "email", "msteams", "opsgenie")  # in DESIGN, not built yet
+PAGERDUTY_SEVERITIES = ("critical", "error", "warning", "info")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+@dataclass(frozen=True)
+class Context:
+    """What validation may look at outside the TOML: the environment and the config's folder."""
+
+    problems: Problems
+    env: Mapping[str, str]
+    base_dir: Path
+
+    def path(self, value: str) -> Path:
+        """``value`` as a path; relative paths are taken from the config file's folder."""
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else self.base_dir / p
+
+    def secret(self, t: Table, key: str, *, required: bool, warn_inline: bool = True) -> str | None:
+        """Resolve secret ``key`` of table ``t`` from ``key_env``, ``key_file`` or ``key``."""
+        given = [k for k in (f"{key}_env", f"{key}_file", key) if t.has(k)]
+        raw = {k: t.raw(k) for k in given}
+        if len(given) > 1:
+            self.problems.error(
+                t.path, f"give only one of {key}_env, {key}_file or {key} (got {', '.join(given)})"
+            )
+            return None
+        if not given:
+            if required:
+                self.problems.error(t.at(key), f"required: give {key}_env, {key}_file or {key}")
+            return None
+        name, value = given[0], raw[given[0]]
+        if name == key:
+            if not isinstance(value, str) or not value.strip():
+                self.problems.error(t.at(key), "must be a non-empty string")
+                return None
+            if warn_inline:
+                self.problems.warn(t.at(key), f"inline secret; prefer {key}_env or {key}_file")
+            return value
+        if name.endswith("_env"):
+            return self._from_env(t.at(name), value)
+        return self._from_file(t.at(name), value)
+
+    def _from_env(self, where: str, var: Any) -> str | None:
+        if not isinstance(var, str) or not _ENV_NAME.fullmatch(var):
+            self.problems.error(where, "must be an environment variable name", var)
+            return None
+        value = self.env.get(var)
+        if value is None:
+            self.problems.error(where, f"environment variable {var} is not set")
+        elif not value.strip():
+            self.problems.error(where, f"environment variable {var} is empty")
+        else:
+            return value
+        return None
+
+    def _from_file(self, where: str, name: Any) -> str | None:
+        if not isinstance(name, str) or not name:
+            self.problems.error(where, "must be a file path", name)
+            return None
+        path = self.path(name)
+        try:
+            value = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            self.problems.error(where, f"cannot read secret file {path}: {reason}")
+            return None
+        if not value:
+            self.problems.error(where, f"secret file {path} is empty")
+            return None
+        return value
+
+
+def http_url(value: Any) -> str:
+    parts = urlsplit(value) if isinstance(value, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+        raise Bad("must be an http:// or https:// URL")
+    return str(value)
+
+
+def _check_secret_url(ctx: Context, t: Table, url: str | None) -> None:
+    if url is not None:
+        try:
+            http_url(url)
+        except Bad as bad:  # a secret: rule only, never the value
+            ctx.problems.error(t.at("url"), bad.rule)
+
+
+def _slack(t: Table, ctx: Context) -> IntegrationConfig:
+    url = ctx.secret(t, "url", required=True)
+    _check_secret_url(ctx, t, url)
+    opts = {
+        "url": url,
+        "channel": t.take("channel", string()),
+        "username": t.take("username", string()),
+        "timeout": t.take("timeout", duration(gt=0)),
+    }
+    return IntegrationConfig("slack", _present(opts), ("url",))
+
+
+def _webhook(t: Table, ctx: Context) -> IntegrationConfig:
+    url = ctx.secret(t, "url", required=True)
+    _check_secret_url(ctx, t, url)
+    opts = {
+        "url": url,
+        "timeout": t.take("timeout", duration(gt=0)),
+        "max_alerts": t.take("max_alerts", integer(ge=0)),
+        "external_url": t.take("external_url", http_url),
+    }
+    return IntegrationConfig("webhook", _present(opts), ("url",))
+
+
+def _pagerduty(t: Table, ctx: Context) -> IntegrationConfig:
+    opts = {
+        "routing_key": ctx.secret(t, "routing_key", required=True),
+        "url": t.take("url", http_url),
+        "severity": t.take("severity", string(choices=PAGERDUTY_SEVERITIES)),
+        "timeout": t.take("timeout", duration(gt=0)),
+    }
+    return IntegrationConfig("pagerduty", _present(opts), ("routing_key",))
+
+
+def _file(t: Table, ctx: Context) -> IntegrationConfig:
+    if not t.has("path"):
+        ctx.problems.error(t.at("path"), "required: the JSON-lines file alerts are appended to")
+    path = t.take("path", string(what="a file path"))
+    return IntegrationConfig("file", _present({"path": path and str(ctx.path(path))}))
+
+
+def _present(opts: dict[str, Any]) -> dict[str, object]:
+    return {k: v for k, v in opts.items() if v is not None}
+
+
+_KINDS = {"file": _file, "pagerduty": _pagerduty, "slack": _slack, "webhook": _webhook}
+
+
+def _receiver(t: Table, ctx: Context) -> ReceiverConfig | None:
+    if not t.has("name"):
+        ctx.problems.error(t.at("name"), "required: a receiver needs a name")
+    name = t.take("name", string())
+    integrations: list[IntegrationConfig] = []
+    for kind in [k for k in t.data if k in _KINDS]:
+        value = t.raw(kind)
+        if not isinstance(value, list):
+            ctx.problems.error(
+                t.at(kind), f"must be an array of tables ([[receivers.{kind}]])", value
+            )
+            continue
+        for j, item in enumerate(value):
+            sub = Table.of(item, f"{t.at(kind)}[{j}]", ctx.problems)
+            if sub is not None:
+                integrations.append(_KINDS[kind](sub, ctx))
+                sub.finish()
+    planned = f"receiver kind not supported yet (supported: {', '.join(SUPPORTED_KINDS)})"
+    t.finish({k: planned for k in PLANNED_KINDS})
+    if not integrations and name is not None:
+        ctx.problems.warn(t.path, f'receiver "{name}" has no integrations: its alerts go nowhere')
+    return ReceiverConfig(name, tuple(integrations)) if name is not None else None
+
+
+def parse_receivers(value: Any, ctx: Context) -> tuple[ReceiverConfig, ...] | None:
+    """The receivers of ``[[receivers]]``; None if the value is not an array of tables."""
+    if not isinstance(value, list):
+        ctx.problems.error("receivers", "must be an array of tables ([[receivers]])", value)
+        return None
+    out: list[ReceiverConfig] = []
+    seen: dict[str, int] = {}
+    for i, item in enumerate(value):
+        t = Table.of(item, f"receivers[{i}]", ctx.problems)
+        receiver = _receiver(t, ctx) if t is not None else None
+        if receiver is None:
+            continue
+        if receiver.name in seen:
+            ctx.problems.error(
+                f"receivers[{i}].name",
+                f"duplicate receiver name (also receivers[{seen[receiver.name]}])",
+                receiver.name,
+            )
+            continue
+        seen[receiver.name] = i
+        out.append(receiver)
+    return tuple(out)
