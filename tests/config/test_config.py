@@ -58,8 +58,8 @@ def test_repo_config_loads_without_environment() -> None:
     ]
     files = {r.name: r.integrations[0].options["path"] for r in config.receivers}
     assert files == {
-        "data-science": str(ROOT / "alerts" / "data-science.jsonl"),
-        "ml-engineering": str(ROOT / "alerts" / "ml-engineering.jsonl"),
+        "data-science": str(ROOT / "out" / "data-science.jsonl"),
+        "ml-engineering": str(ROOT / "out" / "ml-engineering.jsonl"),
     }
     churn = config.model("churn")
     assert churn.task == "binary_classification"
