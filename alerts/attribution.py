@@ -76,15 +76,15 @@ def _default_reason(f: Finding, drifting: Sequence[str]) -> str:
     k = f.kind
     if k == "data_drift":
         return (
-            f"input distribution of {feat} shifted with no data-quality break and on "
-            f"every segment: the world changed, {_OWNERS}"
+            f"input distribution of {feat} shifted and nothing seen points at a broken "
+            f"feed: by default the world changed, {_OWNERS}"
         )
     if k == "prediction_drift":
         if drifting:
             inputs = ", ".join(f"'{d}'" for d in drifting)
             return f"outputs shifted along with the inputs ({inputs}): the world changed, {_OWNERS}"
         return (
-            f"predictions shifted with no input drift, no data-quality break and no new "
+            f"predictions shifted with no input drift and no new "
             f"model version: the model's behaviour changed, {_OWNERS}"
         )
     if k == "label_drift":

@@ -96,20 +96,29 @@ class AlertBook:
                 continue
             entry.clean += 1
             if entry.clean >= self.resolve_after:
-                del self._entries[key]
-                fired = entry.alert
-                changes.append(
-                    Alert(
-                        labels=dict(fired.labels),
-                        annotations=dict(fired.annotations),
-                        status="resolved",
-                        starts_at=fired.starts_at,
-                        ends_at=now,
-                        evidence=dict(fired.evidence),
-                        receivers=list(fired.receivers),
-                    )
-                )
+                changes += self.resolve(key, now)
         return changes
+
+    def resolve(self, key: Key, now: float) -> list[Alert]:
+        """Resolve ``key`` at once, for conditions seen to end (traffic resumed)."""
+        entry = self._entries.pop(key, None)
+        if entry is None:
+            return []
+        fired = entry.alert
+        return [
+            Alert(
+                labels=dict(fired.labels),
+                annotations=dict(fired.annotations),
+                status="resolved",
+                starts_at=fired.starts_at,
+                ends_at=now,
+                evidence=dict(fired.evidence),
+                receivers=list(fired.receivers),
+            )
+        ]
+
+    def is_firing(self, key: Key) -> bool:
+        return key in self._entries
 
     def firing(self) -> list[Alert]:
         """Firing alerts, oldest first.  These are the book's own objects."""

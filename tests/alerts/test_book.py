@@ -37,6 +37,17 @@ def test_fire_stay_resolve() -> None:
     assert book.update("churn", [AGE], [], now=T0 + 240) == []
 
 
+def test_resolve_ends_a_firing_alert_at_once() -> None:
+    book = AlertBook(resolve_after=5)
+    (fired,) = book.update("churn", [AGE], attribute([drift()]), now=T0)
+    assert book.is_firing(AGE) and not book.is_firing(PLAN)
+    assert book.resolve(PLAN, now=T0 + 1) == []
+    (resolved,) = book.resolve(AGE, now=T0 + 30)
+    assert resolved.status == "resolved" and resolved.fingerprint == fired.fingerprint
+    assert (resolved.starts_at, resolved.ends_at) == (T0, T0 + 30)
+    assert not book.is_firing(AGE) and book.resolve(AGE, now=T0 + 60) == []
+
+
 def test_seen_again_resets_the_clean_count() -> None:
     book = AlertBook(resolve_after=2)
     book.update("churn", [AGE], attribute([drift()]), now=T0)
