@@ -1,0 +1,574 @@
+"""Event contract v1 decoder: raw Kafka values or replay lines -> columnar batches.
+
+This is the hot path, so events are never materialised as objects: orjson
+parses whole messages or lines, each field is validated and appended to a
+plain per-model list, and every list becomes one numpy array at the end of the
+batch.  Bad input is never fatal and never takes good data down with it: each
+rejected event (or undecodable line/message) is counted under one short reason.
+Feature types are fixed per model on first sight (or by config) so that a feed
+that starts sending strings where numbers were expected shows up as
+``type_mismatches`` instead of silently changing a column's meaning.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import orjson
+
+from monitor.batch import DecodedBatch, LabelColumns, PredictionColumns
+
+INVALID_REASONS = (
+    "message_too_large",
+    "invalid_utf8",
+    "invalid_json",
+    "not_an_object",
+    "unknown_type",
+    "missing_model",
+    "bad_model",
+    "missing_id",
+    "bad_id",
+    "missing_ts",
+    "bad_ts",
+    "missing_prediction",
+    "bad_prediction",
+    "bad_version",
+    "bad_latency",
+    "bad_status",
+    "bad_features",
+    "bad_segment",
+    "missing_label",
+    "bad_label",
+)
+
+NUMERIC = "numeric"
+CATEGORICAL = "categorical"
+FEATURE_TYPES = (NUMERIC, CATEGORICAL)
+EVENT_TYPES = ("prediction", "label")
+
+MAX_MODEL_CHARS = 200
+MAX_SAMPLES_PER_REASON = 3
+SAMPLE_BYTES = 500
+TS_MIN = 946_684_800.0  # 2000-01-01T00:00:00Z
+TS_MAX = 4_133_980_800.0  # 2101-01-01T00:00:00Z (exclusive)
+
+_NAN = math.nan
+_EMPTY: dict[str, Any] = {}
+_UNPARSED = object()
+_NUMERIC_OK = frozenset((float, int, bool, type(None)))
+_CATEGORICAL_OK = frozenset((str, type(None)))
+_BOM = b"\xef\xbb\xbf"
+_JSONDecodeError = orjson.JSONDecodeError
+_loads = orjson.loads
+
+
+class _Reject(Exception):
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+class _Predictions:
+    __slots__ = ("ts", "ids", "versions", "pred", "pred_class", "latency", "error",
+                 "feats", "segs", "seg_keys")
+
+    def __init__(self) -> None:
+        self.ts: list[float] = []
+        self.ids: list[str] = []
+        self.versions: list[str] = []
+        self.pred: list[float] = []
+        self.pred_class: list[str | None] = []
+        self.latency: list[float] = []
+        self.error: list[bool] = []
+        # one dict per row (shared empty dict when absent); columns are cut at the end
+        self.feats: list[dict[str, Any]] = []
+        self.segs: list[dict[str, str]] = []
+        self.seg_keys: dict[str, None] = {}
+
+
+class _Labels:
+    __slots__ = ("ts", "ids", "label", "label_class")
+
+    def __init__(self) -> None:
+        self.ts: list[float] = []
+        self.ids: list[str] = []
+        self.label: list[float] = []
+        self.label_class: list[str | None] = []
+
+
+def _parse_ts(v: Any) -> float:
+    tv = type(v)
+    if tv is float or tv is int:
+        t = float(v)
+    elif tv is str:
+        if len(v) < 20 or v[4] != "-" or v[10] not in "Tt ":
+            raise _Reject("bad_ts")
+        try:
+            d = datetime.fromisoformat(v)
+        except ValueError:
+            try:
+                d = datetime.fromisoformat(v.upper())
+            except ValueError:
+                raise _Reject("bad_ts") from None
+        if d.tzinfo is None:
+            raise _Reject("bad_ts")
+        t = d.timestamp()
+    elif v is None:
+        raise _Reject("missing_ts")
+    else:
+        raise _Reject("bad_ts")
+    if not TS_MIN <= t < TS_MAX:
+        raise _Reject("bad_ts")
+    return t
+
+
+def _parse_id(v: Any) -> str:
+    tv = type(v)
+    if tv is str:
+        if v:
+            return v
+        raise _Reject("bad_id")
+    if tv is int:
+        return str(v)
+    if v is None:
+        raise _Reject("missing_id")
+    raise _Reject("bad_id")
+
+
+def _parse_version(v: Any) -> str:
+    if v is None or v == "":
+        return "unknown"
+    if type(v) is int or type(v) is float:
+        return str(v)
+    raise _Reject("bad_version")
+
+
+def _parse_latency(v: Any) -> float:
+    if v is None:
+        return _NAN
+    if type(v) is int:
+        latency = float(v)
+        if latency >= 0.0:
+            return latency
+    raise _Reject("bad_latency")
+
+
+def _coerce_segment(seg: dict[str, Any]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for k, v in seg.items():
+        tv = type(v)
+        if tv is str:
+            out[k] = v
+        elif tv is bool:
+            out[k] = "true" if v else "false"
+        elif tv is int or tv is float:
+            out[k] = str(v)
+        elif v is not None:
+            raise _Reject("bad_segment")
+    return out
+
+
+class Decoder:
+    """Stateful batch decoder; one per pipeline (it remembers feature types)."""
+
+    def __init__(self, feature_types: dict[str, dict[str, str]] | None = None,
+                 max_features: int = 100, max_message_bytes: int = 4_000_000) -> None:
+        self.configured: dict[str, dict[str, str]] = {}
+        for model, types in (feature_types or {}).items():
+            for name, kind in types.items():
+                if kind not in FEATURE_TYPES:
+                    raise ValueError(f"{model}.{name}: feature type must be one of "
+                                     f"{FEATURE_TYPES}, got {kind!r}")
+            self.configured[model] = dict(types)
+        self.max_features = max_features
+        self.max_message_bytes = max_message_bytes
+        self._types: dict[str, dict[str, str]] = {m: dict(t) for m, t in self.configured.items()}
+        self.dropped_features: dict[str, set[str]] = {}
+        self.type_mismatches: Counter[tuple[str, str]] = Counter()
+
+    # -- state ---------------------------------------------------------------
+    def feature_types(self, model: str) -> dict[str, str]:
+        """Configured and inferred types of the tracked features of ``model``."""
+        return dict(self._types.get(model, {}))
+
+    def to_state(self) -> dict[str, Any]:
+        inferred = {
+            model: {k: t for k, t in types.items() if k not in self.configured.get(model, {})}
+            for model, types in self._types.items()
+        }
+        return {
+            "version": 1,
+            "feature_types": {m: t for m, t in inferred.items() if t},
+            "dropped_features": {m: sorted(s) for m, s in self.dropped_features.items() if s},
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        if state.get("version") != 1:
+            raise ValueError(f"unsupported decoder state version {state.get('version')!r}")
+        self._types = {m: dict(t) for m, t in self.configured.items()}
+        for model, types in state.get("feature_types", {}).items():
+            mine = self._types.setdefault(model, {})
+            for name, kind in types.items():
+                if kind in FEATURE_TYPES:
+                    mine.setdefault(name, kind)
+        self.dropped_features = {
+            m: {n for n in names if n not in self._types.get(m, {})}
+            for m, names in state.get("dropped_features", {}).items()
+        }
+
+    # -- decoding ------------------------------------------------------------
+    def decode_messages(self, values: Iterable[bytes], default_type: str | None) -> DecodedBatch:
+        """Kafka message values: one object, an array of objects, or ndjson each."""
+        if default_type is not None and default_type not in EVENT_TYPES:
+            raise ValueError(f"default_type must be one of {EVENT_TYPES} or None")
+        is_label = default_type == "label"
+        batch = DecodedBatch()
+        preds: dict[str, _Predictions] = {}
+        labels: dict[str, _Labels] = {}
+        limit = self.max_message_bytes
+        for value in values:
+            if not value:
+                continue
+            if len(value) > limit:
+                self._invalid(batch, "message_too_large", value)
+                continue
+            if value[:1] in b"[{" and b"\n{" not in value:
+                try:
+                    doc = _loads(value)
+                except _JSONDecodeError:
+                    if b"\n" not in value or not self._lines(value, batch, preds, labels,
+                                                              is_label, quiet=True):
+                        self._undecodable(batch, value)
+                    continue
+                if type(doc) is list:
+                    for ev in doc:
+                        self._event(ev, None, batch, preds, labels, is_label)
+                else:
+                    self._event(doc, value, batch, preds, labels, is_label)
+            else:
+                self._lines(value, batch, preds, labels, is_label, quiet=False)
+        self._finish(batch, preds, labels)
+        return batch
+
+    def decode_lines(self, lines: Iterable[bytes]) -> DecodedBatch:
+        """Replay input: one JSON object per line; blank lines are skipped."""
+        batch = DecodedBatch()
+        preds: dict[str, _Predictions] = {}
+        labels: dict[str, _Labels] = {}
+        limit = self.max_message_bytes
+        event = self._event
+        for line in lines:
+            if len(line) > limit:
+                self._invalid(batch, "message_too_large", line)
+                continue
+            try:
+                ev = _loads(line)
+            except _JSONDecodeError:
+                if not line or line.isspace():
+                    continue
+                ev = self._retry(line, batch)
+                if ev is None:
+                    continue
+            event(ev, line, batch, preds, labels, False)
+        self._finish(batch, preds, labels)
+        return batch
+
+    def _lines(self, value: bytes, batch: DecodedBatch, preds: dict[str, _Predictions],
+               labels: dict[str, _Labels], is_label: bool, quiet: bool) -> bool:
+        """Decode an ndjson message line by line.  With ``quiet`` (a failed whole
+        parse of what may be one pretty-printed document) nothing is recorded
+        unless some line holds an object, so a broken document counts once."""
+        event = self._event
+        if quiet:
+            parsed: list[tuple[Any, bytes]] = []
+            for line in value.split(b"\n"):
+                if line and not line.isspace():
+                    try:
+                        parsed.append((_loads(line), line))
+                    except _JSONDecodeError:
+                        parsed.append((_UNPARSED, line))
+            if not any(type(d) is dict for d, _ in parsed):
+                return False
+        else:
+            for line in value.split(b"\n"):
+                try:
+                    doc = _loads(line)
+                except _JSONDecodeError:
+                    if not line or line.isspace():
+                        continue
+                    doc = self._retry(line, batch)
+                    if doc is None:
+                        continue
+                if type(doc) is list:
+                    for ev in doc:
+                        event(ev, None, batch, preds, labels, is_label)
+                else:
+                    event(doc, line, batch, preds, labels, is_label)
+            return True
+        for doc, line in parsed:
+            if doc is _UNPARSED:
+                doc = self._retry(line, batch)
+                if doc is None:
+                    continue
+            if type(doc) is list:
+                for ev in doc:
+                    event(ev, None, batch, preds, labels, is_label)
+            else:
+                event(doc, line, batch, preds, labels, is_label)
+        return True
+
+    def _retry(self, raw: bytes, batch: DecodedBatch) -> Any:
+        """Error path of a parse: tolerate a BOM, else count why it failed."""
+        if raw.startswith(_BOM):
+            try:
+                return _loads(raw[3:])
+            except _JSONDecodeError:
+                pass
+        self._undecodable(batch, raw)
+        return None
+
+    def _undecodable(self, batch: DecodedBatch, raw: bytes) -> None:
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            self._invalid(batch, "invalid_utf8", raw)
+        else:
+            self._invalid(batch, "invalid_json", raw)
+
+    @staticmethod
+    def _invalid(batch: DecodedBatch, reason: str, raw: bytes | None, ev: Any = None) -> None:
+        batch.invalid[reason] += 1
+        if batch.invalid[reason] <= MAX_SAMPLES_PER_REASON:
+            if raw is None:
+                try:
+                    raw = orjson.dumps(ev)
+                except TypeError:
+                    raw = repr(ev).encode()
+            batch.invalid_samples.append((reason, bytes(raw[:SAMPLE_BYTES])))
+
+    def _event(self, ev: Any, raw: bytes | None, batch: DecodedBatch,
+               preds: dict[str, _Predictions], labels: dict[str, _Labels],
+               is_label: bool) -> None:
+        if type(ev) is not dict:
+            self._invalid(batch, "not_an_object", raw, ev)
+            return
+        get = ev.get
+        try:
+            kind = get("type")
+            if kind is None:
+                label = is_label
+            elif kind == "prediction":
+                label = False
+            elif kind == "label":
+                label = True
+            else:
+                raise _Reject("unknown_type")
+
+            model = get("model")
+            if type(model) is not str or not 0 < len(model) <= MAX_MODEL_CHARS:
+                raise _Reject("missing_model" if model is None else "bad_model")
+            id_ = get("id")
+            if type(id_) is not str or not id_:
+                id_ = _parse_id(id_)
+            ts = get("ts")
+            if type(ts) is not float or not TS_MIN <= ts < TS_MAX:
+                ts = _parse_ts(ts)
+
+            if label:
+                self._label(ev, model, id_, ts, labels)
+                return
+
+            status = get("status")
+            if status is None or status == "ok":
+                error = False
+                p: Any = get("prediction")
+                tp = type(p)
+                if tp is float:
+                    num, cls = p, None
+                elif tp is str:
+                    num, cls = _NAN, p
+                elif tp is int or tp is bool:
+                    num, cls = float(p), None
+                elif p is None:
+                    raise _Reject("missing_prediction")
+                else:
+                    raise _Reject("bad_prediction")
+            elif status == "error":
+                error = True
+                num, cls = _NAN, None
+            else:
+                raise _Reject("bad_status")
+
+            version = get("model_version")
+            if type(version) is not str or not version:
+                version = _parse_version(version)
+
+            latency = get("latency_ms")
+            if type(latency) is not float or not 0.0 <= latency < math.inf:
+                latency = _parse_latency(latency)
+
+            seg = get("segment")
+            if seg is None:
+                seg = _EMPTY
+            elif type(seg) is not dict:
+                raise _Reject("bad_segment")
+            else:
+                for v in seg.values():
+                    if type(v) is not str:
+                        seg = _coerce_segment(seg)
+                        break
+
+            feats = get("features")
+            if feats is None:
+                feats = _EMPTY
+            elif type(feats) is not dict:
+                raise _Reject("bad_features")
+        except _Reject as r:
+            self._invalid(batch, r.reason, raw, ev)
+            return
+
+        acc = preds.get(model)
+        if acc is None:
+            acc = preds[model] = _Predictions()
+        acc.ts.append(ts)
+        acc.ids.append(id_)
+        acc.versions.append(version)
+        acc.pred.append(num)
+        acc.pred_class.append(cls)
+        acc.latency.append(latency)
+        acc.error.append(error)
+        acc.segs.append(seg)
+        if seg and not seg.keys() <= acc.seg_keys.keys():
+            acc.seg_keys.update(dict.fromkeys(seg))
+        types = self._types.get(model)
+        if types is None:
+            types = self._types[model] = {}
+        if feats and not feats.keys() <= types.keys():
+            feats = self._learn(model, feats, types)
+        acc.feats.append(feats)
+
+    def _learn(self, model: str, feats: dict[str, Any], types: dict[str, str]
+               ) -> dict[str, Any]:
+        """First sight of feature names: infer their types, or drop them past the cap.
+
+        Returns the features to keep for this row (nested values of unknown
+        features are mismatches; dropped names are removed)."""
+        dropped = self.dropped_features.get(model, ())
+        keep: dict[str, Any] | None = feats
+        for k, v in feats.items():
+            if k in types:
+                continue
+            if k in dropped:
+                keep = None
+                continue
+            tv = type(v)
+            if tv is str:
+                kind = CATEGORICAL
+            elif tv is float or tv is int or tv is bool:
+                kind = NUMERIC
+            elif v is None:
+                continue
+            else:
+                self.type_mismatches[model, k] += 1
+                continue
+            if len(types) >= self.max_features:
+                self.dropped_features.setdefault(model, set()).add(k)
+                dropped = self.dropped_features[model]
+                keep = None
+                continue
+            types[k] = kind
+        if keep is None:
+            keep = {k: v for k, v in feats.items() if k not in dropped}
+        return keep
+
+    @staticmethod
+    def _label(ev: dict[str, Any], model: str, id_: str, ts: float,
+               labels: dict[str, _Labels]) -> None:
+        v: Any = ev.get("label")
+        tv = type(v)
+        if tv is float or tv is int or tv is bool:
+            num, cls = float(v), None
+        elif tv is str:
+            num, cls = _NAN, v
+        elif v is None:
+            raise _Reject("missing_label")
+        else:
+            raise _Reject("bad_label")
+        acc = labels.get(model)
+        if acc is None:
+            acc = labels[model] = _Labels()
+        acc.ts.append(ts)
+        acc.ids.append(id_)
+        acc.label.append(num)
+        acc.label_class.append(cls)
+
+    def _column(self, model: str, name: str, kind: str, rows: list[dict[str, Any]]
+                ) -> np.ndarray:
+        vals = [f.get(name) for f in rows]
+        seen = set(map(type, vals))
+        if kind == NUMERIC:
+            if seen <= _NUMERIC_OK:
+                return np.array(vals, dtype=np.float64)
+            out = np.full(len(vals), _NAN)
+            bad = 0
+            for i, v in enumerate(vals):
+                tv = type(v)
+                if tv is float or tv is int or tv is bool:
+                    out[i] = v
+                elif v is not None:
+                    bad += 1
+        else:
+            if seen <= _CATEGORICAL_OK:
+                return np.array(vals, dtype=object)
+            out = np.empty(len(vals), dtype=object)
+            bad = 0
+            for i, v in enumerate(vals):
+                if type(v) is str:
+                    out[i] = v
+                elif v is not None:
+                    bad += 1
+        self.type_mismatches[model, name] += bad
+        return out
+
+    def _finish(self, batch: DecodedBatch, preds: dict[str, _Predictions],
+                labels: dict[str, _Labels]) -> None:
+        f64 = np.float64
+        for model, a in preds.items():
+            numeric: dict[str, np.ndarray] = {}
+            categorical: dict[str, np.ndarray] = {}
+            for name, kind in self._types.get(model, {}).items():
+                col = self._column(model, name, kind, a.feats)
+                (numeric if kind == NUMERIC else categorical)[name] = col
+            batch.predictions[model] = PredictionColumns(
+                model=model,
+                ts=np.array(a.ts, dtype=f64),
+                ids=np.array(a.ids, dtype=object),
+                versions=np.array(a.versions, dtype=object),
+                prediction=np.array(a.pred, dtype=f64),
+                prediction_class=np.array(a.pred_class, dtype=object),
+                latency_ms=np.array(a.latency, dtype=f64),
+                error=np.array(a.error, dtype=bool),
+                numeric=numeric,
+                categorical=categorical,
+                segments={k: _object_column([s.get(k) for s in a.segs]) for k in a.seg_keys},
+            )
+        for model, b in labels.items():
+            batch.labels[model] = LabelColumns(
+                model=model,
+                ts=np.array(b.ts, dtype=f64),
+                ids=np.array(b.ids, dtype=object),
+                label=np.array(b.label, dtype=f64),
+                label_class=np.array(b.label_class, dtype=object),
+            )
+
+
+def _object_column(vals: list[Any]) -> np.ndarray:
+    out = np.empty(len(vals), dtype=object)
+    out[:] = vals
+    return out
