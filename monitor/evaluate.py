@@ -1,0 +1,173 @@
+"""One window of one model against its reference: every test, one budget.
+
+Each closed window runs every applicable detector (feature drift, prediction
+drift, latency, error rate, and the model's contract).  The window's tests
+form one family: Holm's step-down procedure keeps the probability that a
+stationary window raises *anything* at or below ``settings.alpha``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from alerts.model import Finding
+from detectors.budget import holm
+from detectors.categorical import chi2_test
+from detectors.latency import latency_contract_test, latency_test
+from detectors.numeric import ks_test
+from detectors.rates import error_rate_contract_test, error_rate_test
+from detectors.result import TestResult
+from monitor.batch import PredictionColumns
+from monitor.config_types import ModelConfig
+
+Key = tuple[str, str, str | None, str | None]
+
+
+@dataclass
+class Evaluation:
+    """What one window concluded: the keys it tested and the findings it raised."""
+
+    model: str
+    window: tuple[float, float]
+    n: int
+    evaluated: list[Key] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    results: list[tuple[Key, TestResult]] = field(default_factory=list)
+
+
+@dataclass
+class _Test:
+    kind: str
+    feature: str | None
+    result: TestResult
+    describe: Callable[[TestResult], tuple[str, str]]
+    severity: str = "warning"
+
+
+def _dominant(versions: np.ndarray) -> str:
+    vals, counts = np.unique(versions.astype(str), return_counts=True)
+    return str(vals[int(np.argmax(counts))]) if vals.size else "unknown"
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.3g}"
+
+
+def _drift_text(kind: str, what: str, model: str) -> Callable[[TestResult], tuple[str, str]]:
+    def text(r: TestResult) -> tuple[str, str]:
+        d = r.details
+        if r.detector == "ks":
+            change = (f"mean {_fmt(d['ref_mean'])} → {_fmt(d['cur_mean'])}, "
+                      f"std {_fmt(d['ref_std'])} → {_fmt(d['cur_std'])}")
+        else:
+            change = f"total variation {_fmt(r.effect)}"
+            if d.get("new_categories"):
+                change += f", new categories {d['new_categories']}"
+        label = "Input" if kind == "data_drift" else "Prediction"
+        return (f"{label} drift in {what} of {model}",
+                f"{what} of {model} moved away from its reference ({change}; "
+                f"{r.detector} statistic {_fmt(r.statistic)}, p={r.p_value:.2g}).")
+    return text
+
+
+def _latency_text(model: str) -> Callable[[TestResult], tuple[str, str]]:
+    def text(r: TestResult) -> tuple[str, str]:
+        d = r.details
+        if r.detector == "latency_contract":
+            return (f"{model} breaks its latency contract",
+                    f"p95 latency {_fmt(d.get('cur_p95', float('nan')))} ms exceeds the "
+                    f"contract of {_fmt(d.get('p95_max_ms', float('nan')))} ms.")
+        return (f"{model} serves slower than its reference",
+                f"latency p50 {_fmt(d['ref_p50'])} → {_fmt(d['cur_p50'])} ms, p95 "
+                f"{_fmt(d['ref_p95'])} → {_fmt(d['cur_p95'])} ms, p99 {_fmt(d['ref_p99'])} → "
+                f"{_fmt(d['cur_p99'])} ms ({d.get('subtest', 'shift')} test, "
+                f"p={r.p_value:.2g}).")
+    return text
+
+
+def _error_text(model: str) -> Callable[[TestResult], tuple[str, str]]:
+    def text(r: TestResult) -> tuple[str, str]:
+        d = r.details
+        if r.detector == "error_rate_contract":
+            return (f"{model} breaks its error-rate contract",
+                    f"error rate {d['cur_rate']:.2%} exceeds the contract of "
+                    f"{d['max_rate']:.2%}.")
+        return (f"{model} fails more requests than its reference",
+                f"error rate {d['ref_rate']:.2%} → {d['cur_rate']:.2%} (p={r.p_value:.2g}).")
+    return text
+
+
+def _tests(model: ModelConfig, ref: PredictionColumns, cur: PredictionColumns) -> list[_Test]:
+    s, name = model.settings, model.name
+    tests: list[_Test] = []
+    for feat, values in ref.numeric.items():
+        if feat in cur.numeric:
+            r = ks_test(values, cur.numeric[feat], min_effect=s.drift_min_effect)
+            tests.append(_Test("data_drift", feat, r, _drift_text("data_drift", f"'{feat}'", name)))
+    for feat, values in ref.categorical.items():
+        if feat in cur.categorical:
+            r = chi2_test(values, cur.categorical[feat], min_effect=s.drift_min_effect)
+            tests.append(_Test("data_drift", feat, r, _drift_text("data_drift", f"'{feat}'", name)))
+    pred_text = _drift_text("prediction_drift", "the predictions", name)
+    if np.isfinite(ref.prediction).any():
+        r = ks_test(ref.prediction, cur.prediction, min_effect=s.drift_min_effect)
+        tests.append(_Test("prediction_drift", None, r, pred_text))
+    elif any(v is not None for v in ref.prediction_class):
+        r = chi2_test(ref.prediction_class, cur.prediction_class, min_effect=s.drift_min_effect)
+        tests.append(_Test("prediction_drift", None, r, pred_text))
+    ref_lat, cur_lat = ref.latency_ms, cur.latency_ms
+    if np.isfinite(ref_lat).any():
+        lat_text = _latency_text(name)
+        tests.append(_Test("latency_regression", None,
+                           latency_test(ref_lat, cur_lat, min_ratio=s.latency_min_ratio), lat_text))
+        if model.contract.latency_p95_ms is not None:
+            r = latency_contract_test(cur_lat, p95_max_ms=model.contract.latency_p95_ms)
+            tests.append(_Test("latency_regression", None, r, lat_text, "critical"))
+    err_text = _error_text(name)
+    tests.append(_Test("error_rate", None, error_rate_test(
+        int(ref.error.sum()), ref.n, int(cur.error.sum()), cur.n,
+        min_increase=s.error_rate_min_increase), err_text))
+    if model.contract.error_rate_max is not None:
+        r = error_rate_contract_test(int(cur.error.sum()), cur.n,
+                                     max_rate=model.contract.error_rate_max)
+        tests.append(_Test("error_rate", None, r, err_text, "critical"))
+    return tests
+
+
+def evaluate_window(model: ModelConfig, ref: PredictionColumns,
+                    cur: PredictionColumns) -> Evaluation:
+    """Test ``cur`` against ``ref`` under the model's family-wise budget."""
+    window = (float(np.min(cur.ts)), float(np.max(cur.ts)))
+    ev = Evaluation(model.name, window, cur.n)
+    if cur.n < model.settings.min_window_events:
+        return ev
+    tests = [t for t in _tests(model, ref, cur) if not t.result.insufficient]
+    rejected = holm([t.result.p_value for t in tests], model.settings.alpha)
+    version = _dominant(cur.versions)
+    new_version = version if version not in set(ref.versions.astype(str).tolist()) else None
+    best: dict[Key, tuple[_Test, TestResult]] = {}
+    for t, rej in zip(tests, rejected, strict=True):
+        key: Key = (model.name, t.kind, t.feature, None)
+        if key not in ev.evaluated:
+            ev.evaluated.append(key)
+        ev.results.append((key, t.result))
+        if rej and t.result.effect >= t.result.min_effect:
+            prev = best.get(key)
+            if prev is None or t.result.p_value < prev[1].p_value:
+                best[key] = (t, t.result)
+    for key, (t, r) in best.items():
+        summary, description = t.describe(r)
+        details = dict(r.details)
+        if new_version is not None:
+            details["new_version"] = new_version
+        ev.findings.append(Finding(
+            kind=t.kind, model=model.name, model_version=version, detector=r.detector,
+            statistic=float(r.statistic), p_value=float(r.p_value),
+            threshold=model.settings.alpha, reference_n=r.reference_n, current_n=r.current_n,
+            window=window, summary=summary, description=description, severity=t.severity,
+            feature=key[2], details=details,
+        ))
+    return ev

@@ -1,0 +1,123 @@
+"""Prometheus metrics.  Every metric takes the injected ``registry``.
+
+Counters are updated once per batch (``inc(n)``), never per event.  The
+serving-latency histogram is accumulated with numpy per batch and exposed by a
+collector at scrape time; so are drift statistics and firing alerts, which are
+read from the pipeline's state when Prometheus asks.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.registry import Collector
+
+LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class LatencyHistograms(Collector):
+    """``driftwatch_serving_latency_seconds{model,model_version}`` filled in batches."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._edges = np.array(LATENCY_BUCKETS_S)
+        self._data: dict[tuple[str, str], list[Any]] = {}  # -> [bucket counts, sum, count]
+
+    def observe_many(self, model: str, versions: np.ndarray, latency_ms: np.ndarray) -> None:
+        ok = np.isfinite(latency_ms)
+        if not ok.any():
+            return
+        secs, vers = latency_ms[ok] / 1000.0, versions[ok]
+        for version in set(vers.tolist()):
+            v = secs[vers == version]
+            counts = np.bincount(np.searchsorted(self._edges, v, side="left"),
+                                 minlength=len(self._edges) + 1)
+            with self._lock:
+                entry = self._data.setdefault((model, str(version)),
+                                              [np.zeros(len(self._edges) + 1, np.int64), 0.0, 0])
+                entry[0] += counts
+                entry[1] += float(v.sum())
+                entry[2] += int(v.size)
+
+    def collect(self) -> Iterable[HistogramMetricFamily]:
+        fam = HistogramMetricFamily("driftwatch_serving_latency_seconds",
+                                    "Serving latency reported in prediction events.",
+                                    labels=["model", "model_version"])
+        with self._lock:
+            items = [(k, v[0].copy(), v[1]) for k, v in self._data.items()]
+        for (model, version), counts, total in items:
+            cum = np.cumsum(counts)
+            buckets = [(repr(e), float(c))
+                       for e, c in zip(LATENCY_BUCKETS_S, cum[:-1], strict=True)]
+            buckets.append(("+Inf", float(cum[-1])))
+            fam.add_metric([model, version], buckets, total)
+        yield fam
+
+
+class StateCollector(Collector):
+    """Gauges read from the pipeline at scrape time through callbacks."""
+
+    def __init__(self, drift: Callable[[], Iterable[tuple[str, str, str, float]]],
+                 firing: Callable[[], Iterable[tuple[str, str, str]]]) -> None:
+        self._drift = drift
+        self._firing = firing
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        stat = GaugeMetricFamily(
+            "driftwatch_drift_statistic",
+            "Latest drift statistic per model and feature (KS distance or total variation).",
+            labels=["model", "feature", "detector"])
+        for model, feature, detector, value in self._drift():
+            stat.add_metric([model, feature, detector], value)
+        yield stat
+        firing = GaugeMetricFamily("driftwatch_alerts_firing",
+                                   "Alerts currently firing, by fault class, team and kind.",
+                                   labels=["fault", "team", "kind"])
+        counts: dict[tuple[str, str, str], int] = {}
+        for key in self._firing():
+            counts[key] = counts.get(key, 0) + 1
+        for key, n in sorted(counts.items()):
+            firing.add_metric(list(key), n)
+        yield firing
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.events = Counter("driftwatch_events", "Valid events consumed.",
+                              ["model", "type"], registry=r)
+        self.invalid = Counter("driftwatch_events_invalid", "Events rejected, by reason.",
+                               ["reason"], registry=r)
+        self.windows = Counter("driftwatch_windows_evaluated", "Windows evaluated.",
+                               ["model"], registry=r)
+        self.alert_changes = Counter("driftwatch_alert_state_changes",
+                                     "Alert state changes after inhibition.",
+                                     ["kind", "team", "status"], registry=r)
+        self.inhibited = Counter("driftwatch_alerts_inhibited",
+                                 "Firing alerts muted by an inhibit rule.", ["kind"], registry=r)
+        self.notifications = Counter("driftwatch_notifications",
+                                     "Notification attempts by receiver, integration and outcome.",
+                                     ["receiver", "integration", "outcome"], registry=r)
+        self.last_event = Gauge("driftwatch_last_event_timestamp_seconds",
+                                "Event time of the newest event per model.", ["model"],
+                                registry=r)
+        self.batches = Counter("driftwatch_batches", "Batches processed.", ["source"],
+                               registry=r)
+        self.batch_errors = Counter(
+            "driftwatch_batch_errors",
+            "Batches the pipeline failed on (logged with a traceback; the daemon goes on).",
+            ["source"], registry=r)
+        self.latency = LatencyHistograms()
+        r.register(self.latency)
+
+    def attach_state(self, collector: StateCollector) -> None:
+        self.registry.register(collector)
+
+    def notification_result(self, receiver: str, integration: str, outcome: str) -> None:
+        self.notifications.labels(receiver, integration, outcome).inc()

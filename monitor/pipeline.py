@@ -1,0 +1,251 @@
+"""The one pipeline behind `run` and `replay`: batches in, alert state changes out.
+
+decode -> per-model windows (event time) -> detectors -> findings ->
+attribution -> alert lifecycle -> inhibition + routing -> sink / outbox.
+
+Event time only: the pipeline never reads the wall clock, so replaying a file
+gives the same alerts as living through it.  A model that goes silent while
+the rest of the stream goes on is found against the stream's watermark.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from alerts.attribution import attribute
+from alerts.book import AlertBook
+from alerts.dispatch import Dispatcher
+from alerts.model import Alert, Finding
+from detectors.traffic import silence_test, silence_threshold
+from monitor.batch import DecodedBatch, PredictionColumns
+from monitor.config_types import Config
+from monitor.evaluate import Evaluation, evaluate_window
+from monitor.events import Decoder
+from monitor.metrics import Metrics, StateCollector
+from monitor.windows import ModelWindows
+
+log = logging.getLogger("driftwatch.pipeline")
+
+AlertSink = Callable[[Sequence[Alert]], None]
+
+
+@dataclass
+class ModelState:
+    windows: ModelWindows
+    first_ts: float = math.inf
+    last_ts: float = -math.inf
+    rate_per_s: float | None = None  # reference arrival rate, once the reference is full
+    drift: dict[tuple[str, str], float] = field(default_factory=dict)
+
+    def to_state(self) -> dict[str, Any]:
+        return {"windows": self.windows.to_state(), "first_ts": _finite_or_none(self.first_ts),
+                "last_ts": _finite_or_none(self.last_ts), "rate_per_s": self.rate_per_s,
+                "drift": [[f, d, v] for (f, d), v in self.drift.items()]}
+
+    @classmethod
+    def from_state(cls, s: dict[str, Any]) -> ModelState:
+        return cls(windows=ModelWindows.from_state(s["windows"]),
+                   first_ts=_or(s["first_ts"], math.inf),
+                   last_ts=_or(s["last_ts"], -math.inf), rate_per_s=s["rate_per_s"],
+                   drift={(f, d): v for f, d, v in s["drift"]})
+
+
+def _finite_or_none(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
+
+def _or(x: float | None, default: float) -> float:
+    return default if x is None else float(x)
+
+
+def _batch_time(ts: np.ndarray) -> float:
+    """A model's clock for this batch: the median, so one bogus timestamp moves nothing."""
+    return float(np.median(ts))
+
+
+class Pipeline:
+    def __init__(self, config: Config, metrics: Metrics, dispatcher: Dispatcher,
+                 sink: AlertSink | None = None) -> None:
+        self.config = config
+        self.metrics = metrics
+        self.dispatcher = dispatcher
+        self.sink = sink
+        self.decoder = Decoder(
+            feature_types={m.name: dict(m.features) for m in config.models},
+            max_features=config.defaults.max_features,
+        )
+        self.book = AlertBook(resolve_after=config.defaults.resolve_after_windows)
+        self.models: dict[str, ModelState] = {}
+        self.watermark = -math.inf
+        metrics.attach_state(StateCollector(self._drift_samples, self._firing_samples))
+
+    # -- inputs ------------------------------------------------------------
+    def process_messages(self, values: Iterable[bytes], default_type: str | None) -> list[Alert]:
+        return self.process(self.decoder.decode_messages(values, default_type))
+
+    def process_lines(self, lines: Iterable[bytes]) -> list[Alert]:
+        return self.process(self.decoder.decode_lines(lines))
+
+    def process(self, batch: DecodedBatch) -> list[Alert]:
+        """Fold one decoded batch in; returns the alert state changes it caused."""
+        m = self.metrics
+        for reason, n in batch.invalid.items():
+            m.invalid.labels(reason).inc(n)
+        for reason, raw in batch.invalid_samples:
+            log.warning("invalid event", extra={"reason": reason, "sample": raw[:200]})
+        for model, labels in batch.labels.items():
+            m.events.labels(model, "label").inc(labels.n)
+        changes: list[Alert] = []
+        for model, cols in batch.predictions.items():
+            if cols.n == 0:
+                continue
+            m.events.labels(model, "prediction").inc(cols.n)
+            m.latency.observe_many(model, cols.versions, cols.latency_ms)
+            changes += self._ingest(model, cols)
+        changes += self._check_silence(set(batch.predictions))
+        return self._emit(changes)
+
+    # -- per model ---------------------------------------------------------
+    def _state(self, model: str) -> ModelState:
+        st = self.models.get(model)
+        if st is None:
+            s = self.config.model(model).settings
+            st = ModelState(ModelWindows(s.reference_events, s.window_events, s.window_seconds))
+            self.models[model] = st
+        return st
+
+    def _ingest(self, model: str, cols: PredictionColumns) -> list[Alert]:
+        st = self._state(model)
+        prev_ts = st.last_ts
+        st.first_ts = min(st.first_ts, float(cols.ts.min()))
+        st.last_ts = max(st.last_ts, float(cols.ts.max()))
+        self.metrics.last_event.labels(model).set(st.last_ts)
+        self.watermark = max(self.watermark, _batch_time(cols.ts))
+        was_ready = st.windows.reference_ready
+        closed = st.windows.add(cols)
+        if not was_ready and st.windows.reference_ready:
+            st.rate_per_s = self._reference_rate(st)
+        changes = self._traffic(model, st, cols.ts, prev_ts)
+        mcfg = self.config.model(model)
+        for window in closed:
+            ref = st.windows.reference.compact()
+            assert ref is not None
+            ev = evaluate_window(mcfg, ref, window)
+            self.metrics.windows.labels(model).inc()
+            self._record(st, ev)
+            changes += self.book.update(model, ev.evaluated, attribute(ev.findings),
+                                        now=ev.window[1])
+        return changes
+
+    @staticmethod
+    def _reference_rate(st: ModelState) -> float | None:
+        ref = st.windows.reference.compact()
+        if ref is None or ref.n < 2:
+            return None
+        span = float(ref.ts.max() - ref.ts.min())
+        return (ref.n - 1) / span if span > 0 else None
+
+    @staticmethod
+    def _record(st: ModelState, ev: Evaluation) -> None:
+        for (_, kind, feature, _), r in ev.results:
+            if kind in ("data_drift", "prediction_drift"):
+                st.drift[(feature or "__prediction__", r.detector)] = float(r.statistic)
+        log.info("window evaluated", extra={
+            "model": ev.model, "n": ev.n, "window": ev.window,
+            "tests": len(ev.results), "findings": [f.kind for f in ev.findings]})
+
+    def _traffic(self, model: str, st: ModelState, ts: np.ndarray,
+                 prev_ts: float) -> list[Alert]:
+        """traffic_drop from the model's own events: a gap seen inside its
+        timestamps fires (at gap start + limit); events arriving resolve."""
+        key = (model, "traffic_drop", None, None)
+        pts = np.sort(ts if not math.isfinite(prev_ts) else np.append(ts, prev_ts))
+        if pts.size < 2 or st.rate_per_s is None:
+            return []
+        gaps = np.diff(pts)
+        i = int(np.argmax(gaps))
+        gap, start = float(gaps[i]), float(pts[i])
+        changes: list[Alert] = []
+        limit = self._silence_limit(model, st.rate_per_s)
+        if gap >= limit and not self.book.is_firing(key):
+            changes += self._drop(model, st.rate_per_s, start, gap, limit)
+        if self.book.is_firing(key):
+            changes += self.book.resolve(key, now=float(pts[i + 1]) if gap >= limit
+                                         else float(ts.min()))
+        return changes
+
+    def _silence_limit(self, model: str, rate_per_s: float) -> float:
+        s = self.config.model(model).settings
+        return silence_threshold(rate_per_s, s.alpha, s.traffic_gap_min_seconds)
+
+    def _check_silence(self, active: set[str]) -> list[Alert]:
+        """traffic_drop: a model silent, in event time, while the stream goes on."""
+        changes: list[Alert] = []
+        for model, st in self.models.items():
+            if st.rate_per_s is None or model in active:
+                continue
+            gap = self.watermark - st.last_ts
+            limit = self._silence_limit(model, st.rate_per_s)
+            if gap >= limit and not self.book.is_firing((model, "traffic_drop", None, None)):
+                changes += self._drop(model, st.rate_per_s, st.last_ts, gap, limit)
+        return changes
+
+    def _drop(self, model: str, rate: float, start: float, gap: float,
+              limit: float) -> list[Alert]:
+        s = self.config.model(model).settings
+        r = silence_test(gap, rate, min_seconds=s.traffic_gap_min_seconds)
+        finding = Finding(
+            kind="traffic_drop", model=model, model_version="unknown", detector=r.detector,
+            statistic=gap, p_value=r.p_value, threshold=s.alpha, reference_n=0,
+            current_n=0, window=(start, start + limit), severity="critical",
+            summary=f"{model} stopped sending predictions",
+            description=(f"no prediction from {model} for {gap:.0f}s of event time while "
+                         f"other models kept sending (reference rate {rate:.3g}/s; "
+                         f"silences over {limit:.0f}s are alerts)."),
+            details={"gap_seconds": gap, "rate_per_s": rate},
+        )
+        return self.book.update(model, [], attribute([finding]), now=start + limit)
+
+    # -- outputs -----------------------------------------------------------
+    def _emit(self, changes: list[Alert]) -> list[Alert]:
+        if not changes:
+            return []
+        kept = self.dispatcher.submit(changes, self.book.firing())
+        for a in changes:
+            if a not in kept and a.status == "firing":
+                self.metrics.inhibited.labels(a.labels.get("kind", "")).inc()
+        for a in kept:
+            self.metrics.alert_changes.labels(a.labels.get("kind", ""), a.labels.get("team", ""),
+                                              a.status).inc()
+            log.info("alert", extra={"status": a.status, "labels": a.labels})
+        if self.sink is not None and kept:
+            self.sink(kept)
+        return kept
+
+    def _drift_samples(self) -> Iterable[tuple[str, str, str, float]]:
+        for model, st in list(self.models.items()):
+            for (feature, detector), value in list(st.drift.items()):
+                yield model, feature, detector, value
+
+    def _firing_samples(self) -> Iterable[tuple[str, str, str]]:
+        for a in self.book.firing():
+            yield (a.labels.get("fault", ""), a.labels.get("team", ""), a.labels.get("kind", ""))
+
+    # -- state -------------------------------------------------------------
+    def to_state(self) -> dict[str, Any]:
+        return {"version": 1, "watermark": _finite_or_none(self.watermark),
+                "decoder": self.decoder.to_state(),
+                "book": self.book.to_state(),
+                "models": {k: v.to_state() for k, v in self.models.items()}}
+
+    def load_state(self, s: dict[str, Any]) -> None:
+        self.watermark = _or(s["watermark"], -math.inf)
+        self.decoder.load_state(s["decoder"])
+        self.book = AlertBook.from_state(s["book"])
+        self.models = {k: ModelState.from_state(v) for k, v in s["models"].items()}
