@@ -1,0 +1,132 @@
+"""The `driftwatch` command line (DESIGN.md section 5)."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from collections.abc import Sequence
+
+EXIT_CONFIG = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="driftwatch", description=__doc__)
+    p.add_argument("--log-level", default="INFO")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="consume Kafka and alert (the daemon)")
+    run.add_argument("--config", required=True)
+
+    rp = sub.add_parser("replay", help="run the pipeline over JSONL(.gz) files in event time")
+    rp.add_argument("files", nargs="+")
+    rp.add_argument("--config")
+    rp.add_argument("--alerts-out", help="write every alert state change here as JSON lines")
+    rp.add_argument("--notify", action="store_true",
+                    help="also deliver alerts to the configured receivers")
+
+    demo = sub.add_parser("demo", help="embedded broker + traffic with injected faults")
+    demo.add_argument("--timeout", type=float, default=110.0)
+
+    cc = sub.add_parser("check-config", help="validate a config file")
+    cc.add_argument("file")
+
+    routes = sub.add_parser("routes", help="routing tools")
+    rsub = routes.add_subparsers(dest="routes_command", required=True)
+    rt = rsub.add_parser("test", help="which receivers a label set reaches")
+    rt.add_argument("--config")
+    rt.add_argument("labels", nargs="*", metavar="label=value")
+    return p
+
+
+def _load(path: str | None):  # type: ignore[no-untyped-def]
+    from monitor.config import ConfigError, load_config
+
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        print(f"driftwatch: invalid config {path}:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from None
+    except FileNotFoundError:
+        print(f"driftwatch: config file not found: {path}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from None
+
+
+def cmd_check_config(path: str) -> int:
+    from monitor.config import check_config
+
+    errors, warnings = check_config(path)
+    for w in warnings:
+        print(f"warning: {w}")
+    for e in errors:
+        print(f"error: {e}")
+    if errors:
+        print(f"{path}: {len(errors)} error(s)")
+        return 1
+    print(f"{path}: OK")
+    return 0
+
+
+def cmd_routes_test(config_path: str | None, labels: Sequence[str]) -> int:
+    from alerts.routing import RouteTree
+
+    parsed: dict[str, str] = {}
+    for item in labels:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            print(f"driftwatch: label {item!r} is not of the form name=value", file=sys.stderr)
+            return EXIT_CONFIG
+        parsed[name] = value.strip('"')
+    config = _load(config_path)
+    print(",".join(RouteTree(config.route).receivers_for(parsed)))
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from monitor.replay import replay
+
+    config = _load(args.config)
+    result = replay(config, args.files, alerts_out=args.alerts_out, notify=args.notify)
+    for a in result.alerts:
+        lab = a.labels
+        where = " ".join(f"{k}={lab[k]}" for k in ("feature", "segment") if k in lab)
+        print(f"{a.to_json()['startsAt']} {a.status:8} {lab['alertname']:22} "
+              f"model={lab['model']} team={lab['team']} {where}".rstrip())
+    print(f"replayed {result.events} events ({result.invalid} invalid), "
+          f"{len(result.alerts)} alert state changes", file=sys.stderr)
+    return 0
+
+
+def cmd_run(config_path: str) -> int:
+    from monitor.daemon import Daemon
+
+    daemon = Daemon(_load(config_path))
+    signal.signal(signal.SIGTERM, daemon.request_stop)
+    signal.signal(signal.SIGINT, daemon.request_stop)
+    return daemon.run()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from monitor import logs
+
+    logs.setup(args.log_level)
+    if args.command == "check-config":
+        return cmd_check_config(args.file)
+    if args.command == "routes":
+        return cmd_routes_test(args.config, args.labels)
+    if args.command == "replay":
+        return cmd_replay(args)
+    if args.command == "run":
+        return cmd_run(args.config)
+    if args.command == "demo":
+        from monitor.demo import run_demo
+
+        return run_demo(timeout=args.timeout)
+    raise AssertionError(args.command)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
