@@ -24,11 +24,12 @@ from alerts.dispatch import Dispatcher
 from alerts.model import Alert, Finding
 from detectors.traffic import silence_test, silence_threshold
 from monitor.batch import DecodedBatch, PredictionColumns
-from monitor.config_types import Config
+from monitor.config_types import Config, ModelConfig, MonitorSettings
 from monitor.evaluate import Evaluation, evaluate_window
 from monitor.events import Decoder
 from monitor.metrics import Metrics, StateCollector
-from monitor.windows import ModelWindows
+from monitor.sequential import SeqAlarm, SequentialWatch, alarm_finding
+from monitor.windows import ModelWindows, take
 
 log = logging.getLogger("driftwatch.pipeline")
 
@@ -42,18 +43,28 @@ class ModelState:
     last_ts: float = -math.inf
     rate_per_s: float | None = None  # reference arrival rate, once the reference is full
     drift: dict[tuple[str, str], float] = field(default_factory=dict)
+    seq: SequentialWatch | None = None
+    seq_alarms: list[SeqAlarm] = field(default_factory=list)  # until their window closes
 
     def to_state(self) -> dict[str, Any]:
         return {"windows": self.windows.to_state(), "first_ts": _finite_or_none(self.first_ts),
                 "last_ts": _finite_or_none(self.last_ts), "rate_per_s": self.rate_per_s,
-                "drift": [[f, d, v] for (f, d), v in self.drift.items()]}
+                "drift": [[f, d, v] for (f, d), v in self.drift.items()],
+                "seq": self.seq.to_state() if self.seq is not None else None,
+                "seq_alarms": [a.to_state() for a in self.seq_alarms]}
 
     @classmethod
     def from_state(cls, s: dict[str, Any]) -> ModelState:
         return cls(windows=ModelWindows.from_state(s["windows"]),
                    first_ts=_or(s["first_ts"], math.inf),
                    last_ts=_or(s["last_ts"], -math.inf), rate_per_s=s["rate_per_s"],
-                   drift={(f, d): v for f, d, v in s["drift"]})
+                   drift={(f, d): v for f, d, v in s["drift"]},
+                   seq_alarms=[SeqAlarm(*a) for a in s.get("seq_alarms", [])])
+
+    def restore_seq(self, s: dict[str, Any], settings: MonitorSettings) -> None:
+        ref = self.windows.reference.compact()
+        if s.get("seq") is not None and ref is not None:
+            self.seq = SequentialWatch.from_state(s["seq"], ref, settings)
 
 
 def _finite_or_none(x: float) -> float | None:
@@ -62,6 +73,11 @@ def _finite_or_none(x: float) -> float | None:
 
 def _or(x: float | None, default: float) -> float:
     return default if x is None else float(x)
+
+
+def _dominant_version(versions: np.ndarray) -> str:
+    vals, counts = np.unique(versions.astype(str), return_counts=True)
+    return str(vals[int(np.argmax(counts))]) if vals.size else "unknown"
 
 
 def _batch_time(ts: np.ndarray) -> float:
@@ -128,20 +144,48 @@ class Pipeline:
         self.metrics.last_event.labels(model).set(st.last_ts)
         self.watermark = max(self.watermark, _batch_time(cols.ts))
         was_ready = st.windows.reference_ready
+        to_reference = 0 if was_ready else st.windows.reference_events - st.windows.reference.n
         closed = st.windows.add(cols)
+        mcfg = self.config.model(model)
         if not was_ready and st.windows.reference_ready:
             st.rate_per_s = self._reference_rate(st)
+            ref = st.windows.reference.compact()
+            assert ref is not None
+            st.seq = SequentialWatch.build(ref, mcfg.settings)
         changes = self._traffic(model, st, cols.ts, prev_ts)
-        mcfg = self.config.model(model)
+        if st.seq is not None and to_reference < cols.n:
+            changes += self._sequential(mcfg, st, take(cols, max(0, to_reference), cols.n))
         for window in closed:
             ref = st.windows.reference.compact()
             assert ref is not None
             ev = evaluate_window(mcfg, ref, window)
             self.metrics.windows.labels(model).inc()
             self._record(st, ev)
-            changes += self.book.update(model, ev.evaluated, attribute(ev.findings),
+            # a key the CUSUMs alarmed on inside this window was not tested clean
+            seen = [a for a in st.seq_alarms if a.ts <= ev.window[1]]
+            st.seq_alarms = [a for a in st.seq_alarms if a.ts > ev.window[1]]
+            findings = ev.findings + [self._alarm_finding(mcfg, a) for a in seen]
+            changes += self.book.update(model, ev.evaluated, attribute(findings),
                                         now=ev.window[1])
         return changes
+
+    def _alarm_finding(self, mcfg: ModelConfig, a: SeqAlarm) -> Finding:
+        version = "unknown"
+        return alarm_finding(mcfg.name, version, a, mcfg.settings.alpha,
+                             mcfg.settings.window_events)
+
+    def _sequential(self, mcfg: ModelConfig, st: ModelState,
+                    cols: PredictionColumns) -> list[Alert]:
+        assert st.seq is not None
+        alarms = st.seq.update(cols)
+        if not alarms:
+            return []
+        st.seq_alarms += alarms
+        version = _dominant_version(cols.versions)
+        findings = [alarm_finding(mcfg.name, version, a, mcfg.settings.alpha,
+                                  mcfg.settings.window_events) for a in alarms]
+        return self.book.update(mcfg.name, [], attribute(findings),
+                                now=min(a.ts for a in alarms))
 
     @staticmethod
     def _reference_rate(st: ModelState) -> float | None:
@@ -248,4 +292,8 @@ class Pipeline:
         self.watermark = _or(s["watermark"], -math.inf)
         self.decoder.load_state(s["decoder"])
         self.book = AlertBook.from_state(s["book"])
-        self.models = {k: ModelState.from_state(v) for k, v in s["models"].items()}
+        self.models = {}
+        for name, ms in s["models"].items():
+            st = ModelState.from_state(ms)
+            st.restore_seq(ms, self.config.model(name).settings)
+            self.models[name] = st
