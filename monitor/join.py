@@ -1,0 +1,419 @@
+"""Joining delayed labels to the predictions they belong to.
+
+Labels join predictions on (``model``, ``id``) (DESIGN §3).  Either side may
+arrive first:
+
+- a prediction waits (``pending``) until its label arrives, or until it is older
+  than ``watermark - ttl_seconds`` -- then it is *expired* and counted as
+  unlabelled;
+- a label whose prediction has not been seen yet is *held* (an orphan) and
+  joined as soon as the prediction arrives -- so :meth:`LabelJoin.add_predictions`
+  returns joined pairs too.  Orphans older than ``watermark - ttl_seconds`` are
+  dropped and counted.
+
+Duplicates: the first prediction and the first label of an id win.  Joined ids
+are remembered (as small tombstones) until the prediction would have expired,
+so a late repeated label is counted in ``duplicate_labels`` rather than held as
+an orphan.
+
+Memory is bounded: ``max_pending`` caps the remembered prediction ids (pending
+plus tombstones, over all models) and, separately, the held labels.  Over the
+cap the oldest (by event time) entries are evicted; evicted *pending*
+predictions and evicted held labels are counted.  Evicted predictions are left
+out of the coverage denominator: we do not know whether they would have been
+labelled.
+
+Per model the join tracks label coverage (joined / (joined + expired
+unlabelled)) and the label delay (``label_ts - pred_ts``) of the most recent
+``delay_window`` joins, for p50/p95.
+
+Cost: one Python-level pass per input row (dict lookups and a heap push);
+expiry and eviction pop from per-model heaps ordered by event time, so they
+touch only the rows they remove.
+"""
+
+from __future__ import annotations
+
+import base64
+import heapq
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import numpy as np
+
+from monitor.batch import LabelColumns, PredictionColumns
+
+_COUNTERS = ("predictions", "labels", "joined", "unlabelled", "orphan_labels", "evicted",
+             "evicted_labels", "duplicate_labels", "duplicate_predictions")
+
+
+def _f64(values: Any) -> str:
+    return base64.b64encode(np.ascontiguousarray(values, dtype="<f8").tobytes()).decode()
+
+
+def _from_f64(text: str) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(text), dtype="<f8").copy()
+
+
+def _obj(values: list[Any]) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
+
+
+def _rows(entries: list[tuple[float, float, Any]]) -> np.ndarray:
+    """(n, 3) object array of (ts, value, class) entries, without a Python loop."""
+    out = np.empty((len(entries), 3), dtype=object)
+    out[:] = entries
+    return out
+
+
+@dataclass
+class Joined:
+    """Newly joined (prediction, label) pairs of one model, as columns."""
+
+    model: str
+    ids: np.ndarray  # object: the joined ids
+    pred_ts: np.ndarray  # float64
+    label_ts: np.ndarray  # float64
+    prediction: np.ndarray  # float64 (NaN where the prediction is a class)
+    prediction_class: np.ndarray  # object: str or None
+    label: np.ndarray  # float64 (NaN where the label is a class)
+    label_class: np.ndarray  # object: str or None
+
+    @property
+    def n(self) -> int:
+        return int(self.pred_ts.shape[0])
+
+    @property
+    def delay(self) -> np.ndarray:
+        return self.label_ts - self.pred_ts
+
+    @classmethod
+    def empty(cls, model: str) -> Joined:
+        f, o = np.empty(0, dtype=np.float64), np.empty(0, dtype=object)
+        return cls(model, o, f, f.copy(), f.copy(), o.copy(), f.copy(), o.copy())
+
+
+@dataclass
+class ExpiryStats:
+    """What :meth:`LabelJoin.expire` dropped for one model, plus the evictions since
+    the previous ``expire`` call (so the pipeline finds every loss in one place)."""
+
+    unlabelled: int = 0  # predictions expired without a label
+    orphan_labels: int = 0  # labels expired without a prediction
+    evicted: int = 0  # pending predictions evicted by the memory bound
+    evicted_labels: int = 0  # held labels evicted by the memory bound
+
+
+@dataclass(frozen=True)
+class DelaySummary:
+    n: int  # delays in the summary (the most recent ``delay_window`` joins)
+    p50: float | None
+    p95: float | None
+
+
+@dataclass
+class _ModelJoin:
+    # id -> (pred_ts, prediction, prediction_class) while waiting for a label, then
+    # id -> pred_ts (a float tombstone) once joined, to recognise duplicate labels
+    preds: dict[Any, tuple[float, float, Any] | float] = field(default_factory=dict)
+    n_pending: int = 0  # tuple values in preds
+    # (pred_ts, id) for every key of preds, exactly once
+    pheap: list[tuple[float, Any]] = field(default_factory=list)
+    # id -> (label_ts, label, label_class): labels waiting for their prediction
+    held: dict[Any, tuple[float, float, Any]] = field(default_factory=dict)
+    # (label_ts, id) for held labels; may contain stale entries (joined since)
+    lheap: list[tuple[float, Any]] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_COUNTERS, 0))
+    since_expire: ExpiryStats = field(default_factory=ExpiryStats)
+    delays: np.ndarray | None = None  # ring buffer
+    delay_pos: int = 0
+    delay_n: int = 0
+
+    def record_delays(self, delays: np.ndarray, window: int) -> None:
+        if self.delays is None:
+            self.delays = np.zeros(window, dtype=np.float64)
+        d = delays[-window:]
+        k = d.shape[0]
+        idx = (self.delay_pos + np.arange(k)) % window
+        self.delays[idx] = d
+        self.delay_pos = (self.delay_pos + k) % window
+        self.delay_n = min(window, self.delay_n + k)
+
+    def pop_oldest_prediction(self) -> bool:
+        """Drop the oldest remembered prediction id; True if it was still pending."""
+        _, pid = heapq.heappop(self.pheap)
+        if type(self.preds.pop(pid)) is tuple:
+            self.n_pending -= 1
+            return True
+        return False
+
+    def pop_oldest_label(self) -> bool:
+        """Drop the oldest live held label (True), skipping stale heap entries."""
+        while self.lheap:
+            ts, lid = heapq.heappop(self.lheap)
+            entry = self.held.get(lid)
+            if entry is not None and entry[0] == ts:
+                del self.held[lid]
+                return True
+        return False
+
+    def compact_labels(self) -> None:
+        if len(self.lheap) > 2 * len(self.held) + 1024:
+            self.lheap = [(v[0], k) for k, v in self.held.items()]
+            heapq.heapify(self.lheap)
+
+
+class LabelJoin:
+    """Joins each model's labels to its predictions; see the module docstring."""
+
+    def __init__(self, ttl_seconds: float = 86400, max_pending: int = 1_000_000, *,
+                 delay_window: int = 10_000) -> None:
+        if not ttl_seconds > 0:
+            raise ValueError(f"ttl_seconds must be > 0, got {ttl_seconds!r}")
+        if not max_pending >= 1:
+            raise ValueError(f"max_pending must be >= 1, got {max_pending!r}")
+        if not delay_window >= 1:
+            raise ValueError(f"delay_window must be >= 1, got {delay_window!r}")
+        self.ttl_seconds = float(ttl_seconds)
+        self.max_pending = int(max_pending)
+        self.delay_window = int(delay_window)
+        self._models: dict[str, _ModelJoin] = {}
+
+    # -- input --------------------------------------------------------------------------
+
+    def _model(self, model: str) -> _ModelJoin:
+        m = self._models.get(model)
+        if m is None:
+            m = self._models[model] = _ModelJoin()
+        return m
+
+    def add_predictions(self, model: str, cols: PredictionColumns) -> Joined:
+        """Remember the model's predictions (error rows carry no prediction and, like
+        rows without a finite event time, are skipped); returns the pairs joined with
+        labels that were already held."""
+        m = self._model(model)
+        keep = ~np.asarray(cols.error, dtype=bool) & np.isfinite(cols.ts)
+        ts = cols.ts[keep].tolist()
+        ids = cols.ids[keep].tolist()
+        pred = cols.prediction[keep].tolist()
+        pcls = cols.prediction_class[keep].tolist()
+        remembered, held, pheap, push = m.preds, m.held, m.pheap, heapq.heappush
+        out_rows: list[int] = []
+        out_labels: list[tuple[float, float, Any]] = []
+        dup = 0
+        for i, (pid, t, p, c) in enumerate(zip(ids, ts, pred, pcls, strict=True)):
+            if pid in remembered:
+                dup += 1
+                continue
+            lab = held.pop(pid, None)
+            if lab is None:
+                remembered[pid] = (t, p, c)
+            else:  # the label came first: join now
+                remembered[pid] = t
+                out_rows.append(i)
+                out_labels.append(lab)
+            push(pheap, (t, pid))
+        m.n_pending += len(ids) - dup - len(out_rows)
+        m.counts["predictions"] += len(ids) - dup
+        m.counts["duplicate_predictions"] += dup
+        if out_rows:
+            m.compact_labels()
+        self._enforce_prediction_bound()
+        rows = np.asarray(out_rows, dtype=np.int64)
+        if not out_labels:
+            return Joined.empty(model)
+        held_cols = _rows(out_labels)
+        return self._emit(model, m, _obj(ids)[rows], np.asarray(ts, dtype=np.float64)[rows],
+                          held_cols[:, 0].astype(np.float64),
+                          np.asarray(pred, dtype=np.float64)[rows], _obj(pcls)[rows],
+                          held_cols[:, 1].astype(np.float64), held_cols[:, 2].copy())
+
+    def add_labels(self, model: str, labels: LabelColumns) -> Joined:
+        """Join labels to pending predictions; hold the ones that came first."""
+        m = self._model(model)
+        keep = np.isfinite(labels.ts)
+        if not keep.all():
+            labels = LabelColumns(model, labels.ts[keep], labels.ids[keep], labels.label[keep],
+                                  labels.label_class[keep])
+        ts = labels.ts.tolist()
+        ids = labels.ids.tolist()
+        lab = labels.label.tolist()
+        lcls = labels.label_class.tolist()
+        remembered, held, lheap, push = m.preds, m.held, m.lheap, heapq.heappush
+        rows: list[int] = []
+        preds: list[tuple[float, float, Any]] = []
+        dup = 0
+        for i, (lid, t) in enumerate(zip(ids, ts, strict=True)):
+            p = remembered.get(lid)
+            if p is None:
+                if lid in held:
+                    dup += 1
+                else:
+                    held[lid] = (t, lab[i], lcls[i])
+                    push(lheap, (t, lid))
+            elif type(p) is tuple:
+                remembered[lid] = p[0]  # tombstone; its heap entry (pred_ts, id) stays valid
+                rows.append(i)
+                preds.append(p)
+            else:
+                dup += 1
+        m.n_pending -= len(rows)
+        m.counts["labels"] += len(ids)
+        m.counts["duplicate_labels"] += dup
+        self._enforce_label_bound()
+        if not preds:
+            return Joined.empty(model)
+        idx = np.asarray(rows, dtype=np.int64)
+        pred_cols = _rows(preds)
+        return self._emit(model, m, np.asarray(labels.ids, dtype=object)[idx],
+                          pred_cols[:, 0].astype(np.float64),
+                          np.asarray(labels.ts, dtype=np.float64)[idx],
+                          pred_cols[:, 1].astype(np.float64), pred_cols[:, 2].copy(),
+                          np.asarray(labels.label, dtype=np.float64)[idx],
+                          np.asarray(labels.label_class, dtype=object)[idx])
+
+    def _emit(self, model: str, m: _ModelJoin, ids: np.ndarray, pred_ts: np.ndarray,
+              label_ts: np.ndarray, prediction: np.ndarray, prediction_class: np.ndarray,
+              label: np.ndarray, label_class: np.ndarray) -> Joined:
+        j = Joined(model, ids, pred_ts, label_ts, prediction, prediction_class, label,
+                   label_class)
+        m.counts["joined"] += j.n
+        m.record_delays(j.delay, self.delay_window)
+        return j
+
+    # -- expiry and memory bound --------------------------------------------------------
+
+    def expire(self, watermark: float) -> dict[str, ExpiryStats]:
+        """Drop predictions and held labels with event time < ``watermark - ttl``.
+
+        Returns, per model, what was dropped now and what was evicted since the
+        previous call."""
+        cutoff = float(watermark) - self.ttl_seconds
+        out: dict[str, ExpiryStats] = {}
+        for name, m in self._models.items():
+            s, m.since_expire = m.since_expire, ExpiryStats()
+            while m.pheap and m.pheap[0][0] < cutoff:
+                s.unlabelled += m.pop_oldest_prediction()
+            while m.lheap and m.lheap[0][0] < cutoff:
+                s.orphan_labels += m.pop_oldest_label()
+            m.compact_labels()
+            m.counts["unlabelled"] += s.unlabelled
+            m.counts["orphan_labels"] += s.orphan_labels
+            out[name] = s
+        return out
+
+    def _enforce_prediction_bound(self) -> None:
+        excess = sum(len(m.pheap) for m in self._models.values()) - self.max_pending
+        while excess > 0:
+            m = min((m for m in self._models.values() if m.pheap), key=lambda m: m.pheap[0])
+            if m.pop_oldest_prediction():
+                m.counts["evicted"] += 1
+                m.since_expire.evicted += 1
+            excess -= 1
+
+    def _enforce_label_bound(self) -> None:
+        excess = sum(len(m.held) for m in self._models.values()) - self.max_pending
+        while excess > 0:
+            m = min((m for m in self._models.values() if m.held),
+                    key=lambda m: m.lheap[0])
+            if m.pop_oldest_label():
+                m.counts["evicted_labels"] += 1
+                m.since_expire.evicted_labels += 1
+                excess -= 1
+
+    # -- what the pipeline exposes ------------------------------------------------------
+
+    @property
+    def models(self) -> list[str]:
+        return list(self._models)
+
+    def counts(self, model: str) -> dict[str, int]:
+        """Cumulative counters of ``model`` plus current ``pending`` / ``held`` sizes."""
+        m = self._models.get(model)
+        if m is None:
+            return {**dict.fromkeys(_COUNTERS, 0), "pending": 0, "held": 0}
+        return {**m.counts, "pending": m.n_pending, "held": len(m.held)}
+
+    def coverage(self, model: str) -> float | None:
+        """joined / (joined + expired unlabelled); None before any prediction resolved."""
+        m = self._models.get(model)
+        if m is None:
+            return None
+        resolved = m.counts["joined"] + m.counts["unlabelled"]
+        return m.counts["joined"] / resolved if resolved else None
+
+    def delay_summary(self, model: str) -> DelaySummary:
+        """p50/p95 of ``label_ts - pred_ts`` over the most recent joins."""
+        m = self._models.get(model)
+        if m is None or m.delays is None or m.delay_n == 0:
+            return DelaySummary(0, None, None)
+        d = m.delays[:m.delay_n]
+        p50, p95 = np.quantile(d, [0.5, 0.95])
+        return DelaySummary(m.delay_n, float(p50), float(p95))
+
+    # -- state --------------------------------------------------------------------------
+
+    def to_state(self) -> dict[str, Any]:
+        models: dict[str, Any] = {}
+        for name, m in self._models.items():
+            p_ids = [k for k, v in m.preds.items() if type(v) is tuple]
+            p_vals = [v for v in m.preds.values() if type(v) is tuple]
+            done = {k: v for k, v in m.preds.items() if type(v) is not tuple}
+            h_ids = list(m.held)
+            h_vals = list(m.held.values())
+            delays = None
+            if m.delays is not None:  # oldest first, so the ring restarts at 0
+                order = (m.delay_pos - m.delay_n + np.arange(m.delay_n)) % self.delay_window
+                delays = _f64(m.delays[order])
+            models[name] = {
+                "pending_ids": p_ids,
+                "pending_ts": _f64([v[0] for v in p_vals]),
+                "pending_prediction": _f64([v[1] for v in p_vals]),
+                "pending_class": [v[2] for v in p_vals],
+                "done_ids": list(done),
+                "done_ts": _f64(list(done.values())),
+                "held_ids": h_ids,
+                "held_ts": _f64([v[0] for v in h_vals]),
+                "held_label": _f64([v[1] for v in h_vals]),
+                "held_class": [v[2] for v in h_vals],
+                "counts": dict(m.counts),
+                "since_expire": {f.name: getattr(m.since_expire, f.name)
+                                 for f in fields(ExpiryStats)},
+                "delays": delays,
+            }
+        return {"ttl_seconds": self.ttl_seconds, "max_pending": self.max_pending,
+                "delay_window": self.delay_window, "models": models}
+
+    @classmethod
+    def from_state(cls, s: dict[str, Any]) -> LabelJoin:
+        j = cls(s["ttl_seconds"], s["max_pending"], delay_window=s["delay_window"])
+        for name, ms in s["models"].items():
+            m = _ModelJoin()
+            p_ts = _from_f64(ms["pending_ts"]).tolist()
+            p_pred = _from_f64(ms["pending_prediction"]).tolist()
+            m.preds = dict(zip(ms["pending_ids"],
+                               zip(p_ts, p_pred, ms["pending_class"], strict=True),
+                               strict=True))
+            m.n_pending = len(m.preds)
+            m.preds.update(zip(ms["done_ids"], _from_f64(ms["done_ts"]).tolist(), strict=True))
+            m.pheap = list(zip(p_ts, ms["pending_ids"], strict=True))
+            m.pheap += zip(_from_f64(ms["done_ts"]).tolist(), ms["done_ids"], strict=True)
+            heapq.heapify(m.pheap)
+            h_ts = _from_f64(ms["held_ts"]).tolist()
+            h_lab = _from_f64(ms["held_label"]).tolist()
+            m.held = dict(zip(ms["held_ids"], zip(h_ts, h_lab, ms["held_class"], strict=True),
+                              strict=True))
+            m.lheap = [(v[0], k) for k, v in m.held.items()]
+            heapq.heapify(m.lheap)
+            m.counts = {**dict.fromkeys(_COUNTERS, 0), **ms["counts"]}
+            m.since_expire = ExpiryStats(**ms["since_expire"])
+            if ms["delays"] is not None:
+                d = _from_f64(ms["delays"])
+                m.delays = np.zeros(j.delay_window, dtype=np.float64)
+                m.delays[:d.shape[0]] = d
+                m.delay_n = int(d.shape[0])
+                m.delay_pos = m.delay_n % j.delay_window
+            j._models[name] = m
+        return j

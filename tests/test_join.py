@@ -1,0 +1,260 @@
+"""Label join: delayed and early labels, TTL expiry, duplicates, memory bound, state."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from monitor.batch import LabelColumns, PredictionColumns
+from monitor.join import Joined, LabelJoin
+
+
+def _obj(values) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    out[:] = list(values)
+    return out
+
+
+def preds(ids, ts, prediction=None, classes=None, error=None, model="m") -> PredictionColumns:
+    n = len(ids)
+    ts = np.asarray(ts, dtype=np.float64)
+    prediction = (np.full(n, np.nan) if prediction is None
+                  else np.asarray(prediction, dtype=np.float64))
+    classes = _obj([None] * n) if classes is None else _obj(classes)
+    return PredictionColumns(
+        model=model, ts=ts, ids=_obj(ids), versions=_obj(["v1"] * n), prediction=prediction,
+        prediction_class=classes, latency_ms=np.full(n, np.nan),
+        error=np.zeros(n, dtype=bool) if error is None else np.asarray(error, dtype=bool))
+
+
+def labels(ids, ts, label=None, classes=None, model="m") -> LabelColumns:
+    n = len(ids)
+    label = np.full(n, np.nan) if label is None else np.asarray(label, dtype=np.float64)
+    classes = _obj([None] * n) if classes is None else _obj(classes)
+    return LabelColumns(model, np.asarray(ts, dtype=np.float64), _obj(ids), label, classes)
+
+
+def as_pairs(j: Joined) -> dict[str, tuple]:
+    return {i: (pt, lt, p, pc, lab, lc) for i, pt, lt, p, pc, lab, lc in zip(
+        j.ids, j.pred_ts, j.label_ts, j.prediction, j.prediction_class, j.label, j.label_class,
+        strict=True)}
+
+
+def test_in_order_join_returns_columns_and_tracks_coverage_and_delay():
+    j = LabelJoin(ttl_seconds=100)
+    out = j.add_predictions("m", preds(["a", "b", "c"], [1, 2, 3], [0.9, 0.2, 0.6]))
+    assert out.n == 0
+    got = j.add_labels("m", labels(["a", "c"], [11, 33], [1, 0]))
+    assert got.model == "m" and got.n == 2
+    assert as_pairs(got) == {"a": (1.0, 11.0, 0.9, None, 1.0, None),
+                             "c": (3.0, 33.0, 0.6, None, 0.0, None)}
+    assert got.pred_ts.dtype == np.float64 and got.label.dtype == np.float64
+    assert np.array_equal(got.delay, [10.0, 30.0])
+    assert j.coverage("m") == 1.0  # nothing expired yet: 2 joined of 2 resolved
+    stats = j.expire(watermark=150)  # cutoff 50: b is unlabelled
+    assert stats["m"].unlabelled == 1 and stats["m"].orphan_labels == 0
+    assert j.coverage("m") == pytest.approx(2 / 3)
+    d = j.delay_summary("m")
+    assert d.n == 2 and d.p50 == pytest.approx(20.0) and d.p95 == pytest.approx(29.0)
+    assert j.counts("m")["pending"] == 0
+
+
+def test_out_of_order_labels_across_batches_and_class_models():
+    j = LabelJoin(ttl_seconds=1000)
+    ids = [f"id{i}" for i in range(10)]
+    j.add_predictions("m", preds(ids, np.arange(10.0), classes=[f"c{i % 3}" for i in range(10)]))
+    order = [7, 2, 9, 0]
+    first = j.add_labels("m", labels([ids[i] for i in order], [50.0] * 4,
+                                     classes=[f"c{i % 2}" for i in order]))
+    assert list(first.ids) == [ids[i] for i in order]
+    assert list(first.pred_ts) == [7.0, 2.0, 9.0, 0.0]
+    assert list(first.prediction_class) == ["c1", "c2", "c0", "c0"]
+    assert list(first.label_class) == ["c1", "c0", "c1", "c0"]
+    assert np.isnan(first.prediction).all()
+    rest = j.add_labels("m", labels(ids[::-1], [60.0] * 10, [1.0] * 10))
+    assert sorted(rest.ids) == sorted(set(ids) - {ids[i] for i in order})
+    assert j.counts("m")["duplicate_labels"] == 4  # the first label of an id wins
+    assert j.counts("m")["joined"] == 10
+
+
+def test_labels_before_predictions_are_held_and_joined_on_arrival():
+    j = LabelJoin(ttl_seconds=100)
+    early = j.add_labels("m", labels(["x", "y"], [5.0, 6.0], [1.0, 0.0]))
+    assert early.n == 0 and j.counts("m")["held"] == 2
+    got = j.add_predictions("m", preds(["y", "z"], [4.0, 4.5], [0.3, 0.8]))
+    assert as_pairs(got) == {"y": (4.0, 6.0, 0.3, None, 0.0, None)}
+    assert j.counts("m")["held"] == 1 and j.counts("m")["pending"] == 1
+    # another label for y after the join is a duplicate, not a new orphan
+    assert j.add_labels("m", labels(["y"], [7.0], [1.0])).n == 0
+    assert j.counts("m")["duplicate_labels"] == 1 and j.counts("m")["held"] == 1
+    # a repeated prediction id is ignored (first wins) and counted
+    assert j.add_predictions("m", preds(["y"], [9.0], [0.9])).n == 0
+    assert j.counts("m")["duplicate_predictions"] == 1
+    # the held label of x expires as an orphan; z as unlabelled
+    stats = j.expire(watermark=200)
+    assert (stats["m"].orphan_labels, stats["m"].unlabelled) == (1, 1)
+    c = j.counts("m")
+    assert (c["held"], c["pending"], c["orphan_labels"], c["unlabelled"]) == (0, 0, 1, 1)
+
+
+def test_ttl_expiry_is_by_event_time_and_counts_each_row_once():
+    j = LabelJoin(ttl_seconds=10)
+    # arrival order is not event-time order
+    j.add_predictions("m", preds(["late", "a", "b", "c"], [1.0, 5.0, 12.0, 20.0]))
+    j.add_labels("m", labels(["o1", "o2"], [3.0, 25.0]))
+    s = j.expire(watermark=15.0)  # cutoff 5: "late" (ts 1) and orphan o1 (ts 3)
+    assert (s["m"].unlabelled, s["m"].orphan_labels) == (1, 1)
+    assert j.add_labels("m", labels(["late"], [16.0])).n == 0  # too late: held as orphan
+    assert j.add_labels("m", labels(["a"], [16.0])).n == 1  # ts 5 is not < cutoff 5
+    s = j.expire(watermark=15.0)  # idempotent
+    assert (s["m"].unlabelled, s["m"].orphan_labels) == (0, 0)
+    s = j.expire(watermark=40.0)  # cutoff 30: b, c, orphans late and o2; a's tombstone
+    assert (s["m"].unlabelled, s["m"].orphan_labels) == (2, 2)
+    c = j.counts("m")
+    assert (c["joined"], c["unlabelled"], c["orphan_labels"]) == (1, 3, 3)
+    assert j.coverage("m") == pytest.approx(1 / 4)
+    # after the tombstone expired, the id may be reused
+    j.add_predictions("m", preds(["a"], [50.0]))
+    assert j.add_labels("m", labels(["a"], [51.0])).n == 1
+
+
+def test_error_rows_are_not_remembered():
+    j = LabelJoin()
+    j.add_predictions("m", preds(["a", "b"], [1.0, 2.0], [0.5, np.nan], error=[False, True]))
+    assert j.counts("m")["predictions"] == 1
+    assert list(j.add_labels("m", labels(["a", "b"], [3.0, 3.0])).ids) == ["a"]
+
+
+def test_eviction_bounds_memory_and_drops_the_oldest_first():
+    j = LabelJoin(ttl_seconds=1e9, max_pending=100)
+    ts = np.arange(150.0)
+    rng = np.random.default_rng(0)
+    perm = rng.permutation(150)  # arrival order shuffled: eviction goes by event time
+    j.add_predictions("m", preds([f"p{i}" for i in perm], ts[perm]))
+    c = j.counts("m")
+    assert c["pending"] == 100 and c["evicted"] == 50
+    got = j.add_labels("m", labels([f"p{i}" for i in range(150)], np.full(150, 200.0)))
+    assert sorted(got.ids) == sorted(f"p{i}" for i in range(50, 150))
+    # the bound is global over models; tombstones count but are not "evicted"
+    j.add_predictions("n", preds([f"q{i}" for i in range(60)], 300.0 + np.arange(60),
+                                 model="n"))
+    assert j.counts("m")["evicted"] == 50  # model m's 60 oldest entries were tombstones
+    assert sum(len(m.pheap) for m in j._models.values()) == 100
+    # held labels are bounded too
+    j.add_labels("n", labels([f"orphan{i}" for i in range(150)], np.arange(150.0), model="n"))
+    assert j.counts("n")["held"] + j.counts("m")["held"] <= 100
+    assert j.counts("n")["evicted_labels"] >= 50
+    assert j.expire(1.0)["n"].evicted_labels == j.counts("n")["evicted_labels"]
+    assert j.expire(1.0)["n"].evicted_labels == 0  # reported once
+
+
+def test_invalid_parameters_refused():
+    for kwargs in ({"ttl_seconds": 0}, {"max_pending": 0}, {"delay_window": 0}):
+        with pytest.raises(ValueError):
+            LabelJoin(**kwargs)
+
+
+def test_delay_summary_is_bounded_to_the_recent_window():
+    j = LabelJoin(delay_window=100)
+    ids = [str(i) for i in range(1000)]
+    j.add_predictions("m", preds(ids, np.zeros(1000)))
+    # old joins had delay 1000; the 100 most recent have delay 10
+    j.add_labels("m", labels(ids[:900], np.full(900, 1000.0)))
+    j.add_labels("m", labels(ids[900:], np.full(100, 10.0)))
+    d = j.delay_summary("m")
+    assert (d.n, d.p50, d.p95) == (100, 10.0, 10.0)
+    assert j.delay_summary("unknown").n == 0 and j.coverage("unknown") is None
+
+
+# -- state round trip and invariants over random streams ----------------------------------
+
+
+def random_ops(seed: int, n_ops: int = 60, pool: int = 80):
+    """Interleaved prediction/label batches of two models, plus watermarks."""
+    rng = np.random.default_rng(seed)
+    ops, clock, counter = [], 0.0, 0
+    for _ in range(n_ops):
+        clock += float(rng.exponential(5.0))
+        model = str(rng.choice(["m", "n"]))
+        k = int(rng.integers(1, 12))
+        ids = [f"i{v}" for v in rng.integers(0, pool, size=k)]
+        ts = clock - rng.uniform(0, 20, size=k)
+        vals = counter + np.arange(k, dtype=np.float64)
+        counter += k
+        kind = rng.choice(["pred", "label", "expire"], p=[0.45, 0.45, 0.1])
+        if kind == "pred":
+            ops.append(("pred", model, preds(ids, ts, vals, model=model)))
+        elif kind == "label":
+            ops.append(("label", model, labels(ids, ts, vals, model=model)))
+        else:
+            ops.append(("expire", None, clock))
+    return ops
+
+
+def apply(j: LabelJoin, op):
+    kind, model, arg = op
+    if kind == "pred":
+        return as_pairs_list(j.add_predictions(model, arg))
+    if kind == "label":
+        return as_pairs_list(j.add_labels(model, arg))
+    return {k: vars(v) for k, v in j.expire(arg).items()}
+
+
+def as_pairs_list(j: Joined):
+    return [(j.model, *row) for row in zip(j.ids, j.pred_ts, j.label_ts, j.prediction,
+                                            j.label, strict=True)]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_state_round_trip_mid_stream_gives_identical_results(seed):
+    ops = random_ops(seed, n_ops=120)
+    a = LabelJoin(ttl_seconds=30, max_pending=40, delay_window=16)
+    for op in ops[:60]:
+        apply(a, op)
+    b = LabelJoin.from_state(json.loads(json.dumps(a.to_state())))
+    assert b.to_state() == a.to_state()
+    for op in ops[60:]:
+        assert apply(a, op) == apply(b, op)
+    for model in ("m", "n"):
+        assert a.counts(model) == b.counts(model)
+        assert a.coverage(model) == b.coverage(model)
+        assert a.delay_summary(model) == b.delay_summary(model)
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), ttl=st.sampled_from([5.0, 30.0, 1e9]),
+       max_pending=st.sampled_from([5, 50, 10_000]))
+def test_every_label_joins_at_most_one_prediction_and_totals_add_up(seed, ttl, max_pending):
+    j = LabelJoin(ttl_seconds=ttl, max_pending=max_pending)
+    # prediction and label values are unique per event, so each pair names its two events
+    pred_id, label_id = {}, {}
+    joined = []
+    for op in random_ops(seed):
+        kind, model, arg = op
+        if kind == "pred":
+            pred_id.update((v, (model, i)) for v, i in zip(arg.prediction.tolist(), arg.ids,
+                                                           strict=True))
+        elif kind == "label":
+            label_id.update((v, (model, i)) for v, i in zip(arg.label.tolist(), arg.ids,
+                                                            strict=True))
+        out = apply(j, op)
+        if kind != "expire":
+            joined += out
+    used_labels = [row[5] for row in joined]
+    used_preds = [row[4] for row in joined]
+    assert len(set(used_labels)) == len(used_labels)  # a label event joins at most once
+    assert len(set(used_preds)) == len(used_preds)  # so does a prediction event
+    for model, jid, _pts, _lts, p, lab in joined:
+        assert pred_id[p] == (model, jid) == label_id[lab]
+    for model in ("m", "n"):
+        c = j.counts(model)
+        assert c["predictions"] == c["joined"] + c["unlabelled"] + c["evicted"] + c["pending"]
+        assert c["labels"] == (c["joined"] + c["duplicate_labels"] + c["orphan_labels"]
+                               + c["evicted_labels"] + c["held"])
+        assert c["joined"] == sum(row[0] == model for row in joined)
+    assert sum(len(m.pheap) for m in j._models.values()) <= max_pending
+    assert sum(len(m.held) for m in j._models.values()) <= max_pending
