@@ -83,6 +83,7 @@ class Alarm:
     direction: int  # +1: the mean went up, -1: down
     statistic: float
     threshold: float
+    run_length: int  # rows since the statistic last left zero: where the change began
 
 
 class CusumBank:
@@ -108,6 +109,7 @@ class CusumBank:
         self.directions = np.asarray(dirs, dtype=int)
         # state[d, s, j]: d=0 upward, d=1 downward CUSUM of stream s with ks[j]
         self.state = np.zeros((2, streams, len(ks)))
+        self.run = np.zeros((2, streams, len(ks)), dtype=np.int64)  # current excursion length
         self.n = 0
 
     @property
@@ -136,7 +138,7 @@ class CusumBank:
              sign: int) -> list[Alarm]:
         h = self.h[j]
         out: list[Alarm] = []
-        start, s0 = 0, self.state[d, s, j]
+        start, s0, run = 0, self.state[d, s, j], int(self.run[d, s, j])
         while start < col.size:
             # bounded blocks: a restart after an alarm re-scans at most one block
             seg = col[start:start + BLOCK]
@@ -144,24 +146,28 @@ class CusumBank:
             c = np.cumsum(inc)
             stat = c - np.minimum(np.minimum.accumulate(c), -s0)
             hit = np.flatnonzero(stat > h)
+            end = int(hit[0]) if hit.size else seg.size - 1
+            zeros = np.flatnonzero(stat[: end + 1] <= 0.0)
+            run = end - int(zeros[-1]) if zeros.size else run + end + 1
             if hit.size == 0:
                 s0 = float(stat[-1])
                 start += seg.size
                 continue
-            row = start + int(hit[0])
-            out.append(Alarm(row, s, float(k), sign, float(stat[hit[0]]), float(h)))
-            start, s0 = row + 1, 0.0
+            out.append(Alarm(start + end, s, float(k), sign, float(stat[end]), float(h), run))
+            start, s0, run = start + end + 1, 0.0, 0
         self.state[d, s, j] = s0
+        self.run[d, s, j] = run
         return out
 
     def to_state(self) -> dict[str, Any]:
         return {"ks": self.ks.tolist(), "arl0": self.arl0,
                 "directions": self.directions.tolist(),
-                "state": self.state.tolist(), "n": self.n}
+                "state": self.state.tolist(), "run": self.run.tolist(), "n": self.n}
 
     @classmethod
     def from_state(cls, s: dict[str, Any]) -> CusumBank:
         bank = cls(len(s["directions"]), s["ks"], s["arl0"], s["directions"])
         bank.state = np.asarray(s["state"], dtype=float)
+        bank.run = np.asarray(s["run"], dtype=np.int64)
         bank.n = int(s["n"])
         return bank

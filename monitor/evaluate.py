@@ -18,6 +18,7 @@ from detectors.budget import holm
 from detectors.categorical import chi2_test
 from detectors.latency import latency_contract_test, latency_test
 from detectors.numeric import ks_test
+from detectors.quality import null_rate_test, out_of_range_test, stuck_value_test
 from detectors.rates import error_rate_contract_test, error_rate_test
 from detectors.result import TestResult
 from monitor.batch import PredictionColumns
@@ -100,6 +101,49 @@ def _error_text(model: str) -> Callable[[TestResult], tuple[str, str]]:
     return text
 
 
+# A numeric feature is "stuck" when one exact value it (almost) never took in the
+# reference -- a default like 0 or -1 -- gains 10 points of share.  Categorical
+# features have no stuck test: a category gaining share is drift (chi-square).
+STUCK_MIN_SHARE = 0.10
+STUCK_MAX_REF_SHARE = 0.01
+# Out of range means broken units or sentinels, not a shifted world: a fifth of the
+# window outside the reference's 0.1 %-99.9 % range (a 1 sigma shift puts ~2 % there).
+OUT_OF_RANGE_MIN_INCREASE = 0.20
+
+
+def _nulls(values: np.ndarray) -> int:
+    if values.dtype == object:
+        return int(np.equal(values, None).sum())
+    return int(np.isnan(values).sum())
+
+
+def quality_results(ref: np.ndarray, cur: np.ndarray) -> list[TestResult]:
+    """Data-quality tests of one feature: null spikes, stuck values, out-of-range floods."""
+    results = [null_rate_test(_nulls(ref), ref.size, _nulls(cur), cur.size)]
+    if ref.dtype != object:
+        stuck = stuck_value_test(ref, cur, min_share=STUCK_MIN_SHARE)
+        if stuck.insufficient or stuck.details.get("ref_share", 1.0) < STUCK_MAX_REF_SHARE:
+            results.append(stuck)
+        results.append(out_of_range_test(ref, cur, min_increase=OUT_OF_RANGE_MIN_INCREASE))
+    return results
+
+
+def _quality_text(feat: str, model: str) -> Callable[[TestResult], tuple[str, str]]:
+    def text(r: TestResult) -> tuple[str, str]:
+        d = r.details
+        if r.detector == "null_rate":
+            what = f"null rate {d['ref_rate']:.1%} → {d['cur_rate']:.1%}"
+        elif r.detector == "stuck_value":
+            what = (f"value {d['value']!r} went from {d['ref_share']:.1%} to "
+                    f"{d['cur_share']:.1%} of events")
+        else:
+            what = (f"{d['cur_share']:.1%} of values outside the reference range "
+                    f"[{d['low']:.3g}, {d['high']:.3g}]")
+        return (f"Data-quality break in '{feat}' of {model}",
+                f"'{feat}' of {model}: {what} ({r.detector}, p={r.p_value:.2g}).")
+    return text
+
+
 def _tests(model: ModelConfig, ref: PredictionColumns, cur: PredictionColumns) -> list[_Test]:
     s, name = model.settings, model.name
     tests: list[_Test] = []
@@ -111,6 +155,12 @@ def _tests(model: ModelConfig, ref: PredictionColumns, cur: PredictionColumns) -
         if feat in cur.categorical:
             r = chi2_test(values, cur.categorical[feat], min_effect=s.drift_min_effect)
             tests.append(_Test("data_drift", feat, r, _drift_text("data_drift", f"'{feat}'", name)))
+    for feats in (ref.numeric, ref.categorical):
+        cur_feats = cur.numeric if feats is ref.numeric else cur.categorical
+        for feat, values in feats.items():
+            if feat in cur_feats:
+                tests += [_Test("data_quality", feat, r, _quality_text(feat, name))
+                          for r in quality_results(values, cur_feats[feat])]
     pred_text = _drift_text("prediction_drift", "the predictions", name)
     if np.isfinite(ref.prediction).any():
         r = ks_test(ref.prediction, cur.prediction, min_effect=s.drift_min_effect)

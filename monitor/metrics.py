@@ -86,6 +86,43 @@ class StateCollector(Collector):
         yield firing
 
 
+class LabelStateCollector(Collector):
+    """Label and model-quality gauges, read from the pipeline at scrape time.
+
+    ``samples()`` yields ``(model, coverage, delay_p50, delay_p95, {metric: value})``;
+    None values are left out."""
+
+    def __init__(self, samples: Callable[[], Iterable[
+            tuple[str, float | None, float | None, float | None, dict[str, float]]]]) -> None:
+        self._samples = samples
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        coverage = GaugeMetricFamily(
+            "driftwatch_label_coverage",
+            "Share of resolved predictions that got a label (latest coverage window; "
+            "cumulative before the first).", labels=["model"])
+        delay = GaugeMetricFamily(
+            "driftwatch_label_delay_seconds",
+            "Label delay (label ts - prediction ts) quantiles over the most recent joins.",
+            labels=["model", "quantile"])
+        perf = GaugeMetricFamily(
+            "driftwatch_performance",
+            "Model quality against ground truth in the latest performance window.",
+            labels=["model", "metric"])
+        for model, cov, p50, p95, values in self._samples():
+            if cov is not None:
+                coverage.add_metric([model], cov)
+            if p50 is not None:
+                delay.add_metric([model, "0.5"], p50)
+            if p95 is not None:
+                delay.add_metric([model, "0.95"], p95)
+            for metric, value in sorted(values.items()):
+                perf.add_metric([model, metric], value)
+        yield coverage
+        yield delay
+        yield perf
+
+
 class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
@@ -113,10 +150,18 @@ class Metrics:
             "driftwatch_batch_errors",
             "Batches the pipeline failed on (logged with a traceback; the daemon goes on).",
             ["source"], registry=r)
+        self.labels_joined = Counter("driftwatch_labels_joined",
+                                     "Labels joined to their prediction.", ["model"],
+                                     registry=r)
+        self.labels_expired = Counter(
+            "driftwatch_labels_expired",
+            "Join entries dropped: predictions never labelled (unlabelled), labels whose "
+            "prediction never came (orphan), entries evicted by the memory bound (evicted).",
+            ["model", "reason"], registry=r)
         self.latency = LatencyHistograms()
         r.register(self.latency)
 
-    def attach_state(self, collector: StateCollector) -> None:
+    def attach_state(self, collector: Collector) -> None:
         self.registry.register(collector)
 
     def notification_result(self, receiver: str, integration: str, outcome: str) -> None:

@@ -27,8 +27,14 @@ from monitor.batch import DecodedBatch, PredictionColumns
 from monitor.config_types import Config, ModelConfig, MonitorSettings
 from monitor.evaluate import Evaluation, evaluate_window
 from monitor.events import Decoder
-from monitor.metrics import Metrics, StateCollector
-from monitor.sequential import SeqAlarm, SequentialWatch, alarm_finding
+from monitor.join import ExpiryStats, LabelJoin
+from monitor.metrics import LabelStateCollector, Metrics, StateCollector
+from monitor.performance_watch import (
+    DEFAULT_LABEL_TTL_SECONDS,
+    PerformanceWatch,
+    WatchEvaluation,
+)
+from monitor.sequential import SeqAlarm, SequentialWatch, alarm_findings
 from monitor.windows import ModelWindows, take
 
 log = logging.getLogger("driftwatch.pipeline")
@@ -99,7 +105,13 @@ class Pipeline:
         self.book = AlertBook(resolve_after=config.defaults.resolve_after_windows)
         self.models: dict[str, ModelState] = {}
         self.watermark = -math.inf
+        # labels: joined to predictions by (model, id); a model's predictions enter the
+        # join from its first label event on (models without labels cost nothing)
+        self.join = LabelJoin(ttl_seconds=DEFAULT_LABEL_TTL_SECONDS)
+        self.perf: dict[str, PerformanceWatch] = {}
+        self._expired_at = -math.inf  # watermark of the last join.expire
         metrics.attach_state(StateCollector(self._drift_samples, self._firing_samples))
+        metrics.attach_state(LabelStateCollector(self._label_samples))
 
     # -- inputs ------------------------------------------------------------
     def process_messages(self, values: Iterable[bytes], default_type: str | None) -> list[Alert]:
@@ -124,8 +136,69 @@ class Pipeline:
             m.events.labels(model, "prediction").inc(cols.n)
             m.latency.observe_many(model, cols.versions, cols.latency_ms)
             changes += self._ingest(model, cols)
+        changes += self._labels(batch)
         changes += self._check_silence(set(batch.predictions))
         return self._emit(changes)
+
+    # -- labels --------------------------------------------------------------------------
+    def _watch(self, model: str) -> PerformanceWatch:
+        w = self.perf.get(model)
+        if w is None:
+            w = self.perf[model] = PerformanceWatch.build(self.config.model(model))
+        return w
+
+    def _labels(self, batch: DecodedBatch) -> list[Alert]:
+        """Join the batch's predictions and labels, evaluate closed performance
+        windows, then expire the join at the watermark and test label coverage."""
+        changes: list[Alert] = []
+        joined_now: dict[str, int] = {}
+        known = set(self.join.models)
+        for model in list(batch.predictions) + [m for m in batch.labels
+                                                if m not in batch.predictions]:
+            cols = batch.predictions.get(model)
+            labels = batch.labels.get(model)
+            if model not in known and (labels is None or labels.n == 0):
+                continue  # never labelled: its predictions need no join
+            mcfg = self.config.model(model)
+            w = self._watch(model)
+            parts = []
+            if cols is not None and cols.n:
+                w.version = _dominant_version(cols.versions)
+                ok = np.isfinite(cols.ts) & ~np.asarray(cols.error, dtype=bool)
+                if ok.any():
+                    w.saw_predictions(float(cols.ts[ok].min()), self.join.ttl_seconds)
+                parts.append(self.join.add_predictions(model, cols))
+            if labels is not None and labels.n:
+                parts.append(self.join.add_labels(model, labels))
+            for j in parts:
+                if j.n == 0:
+                    continue
+                joined_now[model] = joined_now.get(model, 0) + j.n
+                self.metrics.labels_joined.labels(model).inc(j.n)
+                for ev in w.add(j, mcfg):
+                    changes += self._watch_update(ev)
+        expired: dict[str, ExpiryStats] = {}
+        if self.watermark > self._expired_at:
+            self._expired_at = self.watermark
+            expired = self.join.expire(self.watermark)
+            for model, st in expired.items():
+                for reason, n in (("unlabelled", st.unlabelled), ("orphan", st.orphan_labels),
+                                  ("evicted", st.evicted + st.evicted_labels)):
+                    if n:
+                        self.metrics.labels_expired.labels(model, reason).inc(n)
+        for model in set(joined_now) | set(expired):
+            lost = expired.get(model)
+            w = self._watch(model)
+            for ev in w.resolved(joined_now.get(model, 0), lost.unlabelled if lost else 0,
+                                 self.watermark, self.config.model(model),
+                                 self.join.delay_summary(model).p95, self.join.ttl_seconds):
+                changes += self._watch_update(ev)
+        return changes
+
+    def _watch_update(self, ev: WatchEvaluation) -> list[Alert]:
+        if not ev.evaluated and not ev.findings:
+            return []
+        return self.book.update(ev.model, ev.evaluated, attribute(ev.findings), now=ev.now)
 
     # -- per model ---------------------------------------------------------
     def _state(self, model: str) -> ModelState:
@@ -153,9 +226,17 @@ class Pipeline:
             assert ref is not None
             st.seq = SequentialWatch.build(ref, mcfg.settings)
         changes = self._traffic(model, st, cols.ts, prev_ts)
+        # sequential alarms and window closes are folded in event-time order, so a
+        # window that ended before an alarm cannot count as a clean test after it
+        fresh: list[SeqAlarm] = []
         if st.seq is not None and to_reference < cols.n:
-            changes += self._sequential(mcfg, st, take(cols, max(0, to_reference), cols.n))
+            fresh = st.seq.update(take(cols, max(0, to_reference), cols.n))
+            st.seq_alarms += fresh
+        version = _dominant_version(cols.versions)
         for window in closed:
+            end = float(window.ts.max())
+            changes += self._fire(mcfg, version, [a for a in fresh if a.ts <= end])
+            fresh = [a for a in fresh if a.ts > end]
             ref = st.windows.reference.compact()
             assert ref is not None
             ev = evaluate_window(mcfg, ref, window)
@@ -164,28 +245,19 @@ class Pipeline:
             # a key the CUSUMs alarmed on inside this window was not tested clean
             seen = [a for a in st.seq_alarms if a.ts <= ev.window[1]]
             st.seq_alarms = [a for a in st.seq_alarms if a.ts > ev.window[1]]
-            findings = ev.findings + [self._alarm_finding(mcfg, a) for a in seen]
+            findings = ev.findings + [f for a in seen for f in alarm_findings(
+                mcfg.name, version, a, mcfg.settings.alpha, mcfg.settings.window_events)]
             changes += self.book.update(model, ev.evaluated, attribute(findings),
                                         now=ev.window[1])
+        return changes + self._fire(mcfg, version, fresh)
+
+    def _fire(self, mcfg: ModelConfig, version: str, alarms: list[SeqAlarm]) -> list[Alert]:
+        changes: list[Alert] = []
+        for a in alarms:
+            findings = alarm_findings(mcfg.name, version, a, mcfg.settings.alpha,
+                                      mcfg.settings.window_events)
+            changes += self.book.update(mcfg.name, [], attribute(findings), now=a.ts)
         return changes
-
-    def _alarm_finding(self, mcfg: ModelConfig, a: SeqAlarm) -> Finding:
-        version = "unknown"
-        return alarm_finding(mcfg.name, version, a, mcfg.settings.alpha,
-                             mcfg.settings.window_events)
-
-    def _sequential(self, mcfg: ModelConfig, st: ModelState,
-                    cols: PredictionColumns) -> list[Alert]:
-        assert st.seq is not None
-        alarms = st.seq.update(cols)
-        if not alarms:
-            return []
-        st.seq_alarms += alarms
-        version = _dominant_version(cols.versions)
-        findings = [alarm_finding(mcfg.name, version, a, mcfg.settings.alpha,
-                                  mcfg.settings.window_events) for a in alarms]
-        return self.book.update(mcfg.name, [], attribute(findings),
-                                now=min(a.ts for a in alarms))
 
     @staticmethod
     def _reference_rate(st: ModelState) -> float | None:
@@ -277,6 +349,14 @@ class Pipeline:
             for (feature, detector), value in list(st.drift.items()):
                 yield model, feature, detector, value
 
+    def _label_samples(self) -> Iterable[
+            tuple[str, float | None, float | None, float | None, dict[str, float]]]:
+        for model, w in list(self.perf.items()):
+            d = self.join.delay_summary(model)
+            cov = w.latest_coverage if w.latest_coverage is not None else \
+                self.join.coverage(model)
+            yield model, cov, d.p50, d.p95, dict(w.latest)
+
     def _firing_samples(self) -> Iterable[tuple[str, str, str]]:
         for a in self.book.firing():
             yield (a.labels.get("fault", ""), a.labels.get("team", ""), a.labels.get("kind", ""))
@@ -286,7 +366,9 @@ class Pipeline:
         return {"version": 1, "watermark": _finite_or_none(self.watermark),
                 "decoder": self.decoder.to_state(),
                 "book": self.book.to_state(),
-                "models": {k: v.to_state() for k, v in self.models.items()}}
+                "models": {k: v.to_state() for k, v in self.models.items()},
+                "join": self.join.to_state(), "expired_at": _finite_or_none(self._expired_at),
+                "performance": {k: w.to_state() for k, w in self.perf.items()}}
 
     def load_state(self, s: dict[str, Any]) -> None:
         self.watermark = _or(s["watermark"], -math.inf)
@@ -297,3 +379,8 @@ class Pipeline:
             st = ModelState.from_state(ms)
             st.restore_seq(ms, self.config.model(name).settings)
             self.models[name] = st
+        if s.get("join") is not None:  # states saved before labels were joined lack these
+            self.join = LabelJoin.from_state(s["join"])
+        self._expired_at = _or(s.get("expired_at"), -math.inf)
+        self.perf = {k: PerformanceWatch.from_state(w)
+                     for k, w in s.get("performance", {}).items()}

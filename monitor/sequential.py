@@ -23,11 +23,14 @@ from alerts.model import Finding
 from detectors.cusum import Alarm, CusumBank, normal_scores
 from monitor.batch import PredictionColumns
 from monitor.config_types import MonitorSettings
+from monitor.evaluate import quality_results
 
 KS = (0.125, 0.25, 0.5)  # tuned to shifts of 0.25, 0.5 and 1 standard deviation
 LATENCY = "__latency__"
 MIN_REFERENCE = 100  # a feature with fewer reference values is not watched
 RECENT = 500  # rows before an alarm used to describe the shift
+TAIL = 2_000  # raw values kept per stream, for the data-quality check at an alarm
+MIN_RUN = 50  # the quality check looks at no fewer rows than this
 
 
 @dataclass(frozen=True)
@@ -43,10 +46,12 @@ class SeqAlarm:
     direction: int
     ref_mean: float
     recent_mean: float
+    # a data-quality break seen in the alarm's own rows: [detector, p_value, effect, details]
+    quality: list[Any] | None = None
 
     def to_state(self) -> list[Any]:
         return [self.kind, self.feature, self.ts, self.statistic, self.threshold, self.k,
-                self.direction, self.ref_mean, self.recent_mean]
+                self.direction, self.ref_mean, self.recent_mean, self.quality]
 
 
 class SequentialWatch:
@@ -56,6 +61,9 @@ class SequentialWatch:
         self._sorted = [np.sort(self._raw(reference, s)[np.isfinite(self._raw(reference, s))])
                         for s in streams]
         self._ref_mean = [float(v.mean()) for v in self._sorted]
+        self._ref_raw = [np.asarray(self._raw(reference, s), dtype=float) for s in streams]
+        self._tail = [np.empty(0) for _ in streams]
+        self.alpha = settings.alpha
         per_model_arl = settings.window_events / settings.alpha
         directions = [1 if s == LATENCY else 0 for s in streams]
         cusums = len(KS) * sum(1 if d else 2 for d in directions)
@@ -81,11 +89,31 @@ class SequentialWatch:
         raws = [self._raw(cols, s) for s in self.streams]
         z = np.column_stack([normal_scores(ref, np.asarray(raw, dtype=float))
                              for ref, raw in zip(self._sorted, raws, strict=True)])
-        return [self._describe(a, cols, raws[a.stream]) for a in self.bank.update(z)]
+        alarms = [self._describe(a, cols, raws[a.stream]) for a in self.bank.update(z)]
+        self._tail = [np.concatenate([t, np.asarray(r, dtype=float)])[-TAIL:]
+                      for t, r in zip(self._tail, raws, strict=True)]
+        return alarms
+
+    def _upto(self, a: Alarm, raw: np.ndarray) -> np.ndarray:
+        """The stream's raw values up to the alarm row, across batches (at most TAIL)."""
+        return np.concatenate([self._tail[a.stream],
+                               np.asarray(raw[: a.row + 1], dtype=float)])[-TAIL:]
+
+    def _quality(self, a: Alarm, rows: np.ndarray) -> list[Any] | None:
+        """Is the alarm a broken feed (nulls, a stuck default, out-of-range values)?
+        Checked on the rows of the CUSUM's own excursion, where the change began."""
+        rows = rows[-min(TAIL, max(MIN_RUN, a.run_length)):]
+        broken = [r for r in quality_results(self._ref_raw[a.stream], rows)
+                  if r.significant(self.alpha)]
+        if not broken:
+            return None
+        r = min(broken, key=lambda r: r.p_value)
+        return [r.detector, float(r.p_value), float(r.effect), dict(r.details)]
 
     def _describe(self, a: Alarm, cols: PredictionColumns, raw: np.ndarray) -> SeqAlarm:
         stream = self.streams[a.stream]
-        recent = raw[max(0, a.row - RECENT + 1): a.row + 1]
+        rows = self._upto(a, raw)
+        recent = rows[-RECENT:]
         recent = recent[np.isfinite(recent)]
         return SeqAlarm(
             kind="latency_regression" if stream == LATENCY else "data_drift",
@@ -93,20 +121,27 @@ class SequentialWatch:
             ts=float(cols.ts[a.row]), statistic=a.statistic, threshold=a.threshold,
             k=a.k, direction=a.direction, ref_mean=self._ref_mean[a.stream],
             recent_mean=float(recent.mean()) if recent.size else float("nan"),
+            quality=None if stream == LATENCY else self._quality(a, rows),
         )
 
     def to_state(self) -> dict[str, Any]:
-        return {"streams": self.streams, "bank": self.bank.to_state()}
+        return {"streams": self.streams, "bank": self.bank.to_state(),
+                "tail": [t.tolist() for t in self._tail]}
 
     @classmethod
     def from_state(cls, s: dict[str, Any], reference: PredictionColumns,
                    settings: MonitorSettings) -> SequentialWatch:
-        return cls(list(s["streams"]), reference, settings, CusumBank.from_state(s["bank"]))
+        watch = cls(list(s["streams"]), reference, settings, CusumBank.from_state(s["bank"]))
+        watch._tail = [np.asarray([np.nan if v is None else v for v in t], dtype=float)
+                       for t in s["tail"]]
+        return watch
 
 
-def alarm_finding(model: str, version: str, alarm: SeqAlarm, alpha: float,
-                  window_events: int) -> Finding:
-    """The alert-side view of an alarm: same key as the window tests' finding."""
+def alarm_findings(model: str, version: str, alarm: SeqAlarm, alpha: float,
+                   window_events: int) -> list[Finding]:
+    """The alert-side view of an alarm: the same keys as the window tests' findings,
+    plus the data-quality break when the alarm's rows show one (attribution then
+    sends the drift to ML engineering: a broken feed, not a changed world)."""
     what = "latency" if alarm.feature is None else f"'{alarm.feature}'"
     unit = " ms" if alarm.feature is None else ""
     way = "up" if alarm.direction > 0 else "down"
@@ -121,11 +156,20 @@ def alarm_finding(model: str, version: str, alarm: SeqAlarm, alpha: float,
         f"{shift:g} standard-deviation shift crossed its threshold: {alarm.statistic:.3g} > "
         f"{alarm.threshold:.3g})."
     )
-    return Finding(
-        kind=alarm.kind, model=model, model_version=version, detector="cusum",
-        statistic=alarm.statistic, p_value=alpha / window_events, threshold=alarm.threshold,
-        reference_n=0, current_n=0, window=(alarm.ts, alarm.ts), summary=summary,
-        description=description, severity="warning", feature=alarm.feature,
+    common = {"model": model, "model_version": version, "threshold": alarm.threshold,
+              "reference_n": 0, "current_n": 0, "window": (alarm.ts, alarm.ts),
+              "severity": "warning", "feature": alarm.feature}
+    findings = [Finding(
+        kind=alarm.kind, detector="cusum", statistic=alarm.statistic,
+        p_value=alpha / window_events, summary=summary, description=description,
         details={"k": alarm.k, "direction": way, "ref_mean": alarm.ref_mean,
-                 "recent_mean": alarm.recent_mean},
-    )
+                 "recent_mean": alarm.recent_mean}, **common)]
+    if alarm.quality is not None:
+        detector, p, effect, details = alarm.quality
+        findings.append(Finding(
+            kind="data_quality", detector=detector, statistic=effect, p_value=p,
+            summary=f"Data-quality break in {what} of {model}",
+            description=(f"{what} of {model} broke as it drifted ({detector}, "
+                         f"p={p:.2g}): {details}"),
+            details=details, **common))
+    return findings

@@ -26,7 +26,7 @@ class Fault:
     kinds: ``shift`` (params: feature, sigmas), ``latency`` (factor, and/or
     tail_fraction + tail_ms), ``errors`` (rate), ``silence`` (events dropped
     from ``start`` to ``end``), ``stuck`` (feature, value, host: one replica
-    sends a constant).
+    sends a constant), ``nulls`` (feature, rate: the feed drops the value).
     """
 
     model: str
@@ -99,6 +99,7 @@ def model_events(
     errors = rng.random(n) < spec.error_rate
     keep = np.ones(n, dtype=bool)
     version = np.full(n, spec.version, dtype=object)
+    nulls: dict[str, np.ndarray] = {}
     for fault in faults:
         if fault.model != spec.name:
             continue
@@ -119,6 +120,10 @@ def model_events(
         elif fault.kind == "stuck":
             mask = on & (hosts == p["host"])
             feats[str(p["feature"])] = np.where(mask, p["value"], feats[str(p["feature"])])
+        elif fault.kind == "nulls":
+            name = str(p["feature"])
+            hit = on & (rng.random(n) < float(p["rate"]))
+            nulls[name] = nulls.get(name, np.zeros(n, dtype=bool)) | hit
         elif fault.kind == "version":
             version = np.where(on, str(p["version"]), version)
         else:
@@ -126,7 +131,8 @@ def model_events(
     preds = _predict(spec.shape, feats, rng)
     ts = start_ts + idx * interval_s
     names = list(feats)
-    cols = {k: feats[k].tolist() for k in names}
+    cols = {k: np.where(nulls[k], None, feats[k]).tolist() if k in nulls else feats[k].tolist()
+            for k in names}
     events: list[dict[str, object]] = []
     for i in np.flatnonzero(keep).tolist():
         ev: dict[str, object] = {

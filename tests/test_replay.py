@@ -108,3 +108,40 @@ def test_cli_replay_writes_alerts_out(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "ErrorRate" in printed and "team=ml-engineering" in printed
     assert any(orjson.loads(x)["labels"]["kind"] == "error_rate"
                for x in out.read_bytes().splitlines())
+
+
+def test_null_flood_is_a_data_quality_break_for_ml_engineering(tmp_path: Path) -> None:
+    result = run(tmp_path, [Fault("churn", "nulls", 4_000, {"feature": "age", "rate": 0.3})])
+    dq = firing(result, kind="data_quality", model="churn", feature="age")
+    assert dq and dq[0].labels["team"] == "ml-engineering"
+    assert "null" in dq[0].annotations["description"]
+    assert not firing(result, team="data-science")
+
+
+def test_stuck_default_on_one_host_never_pages_data_science(tmp_path: Path) -> None:
+    # pod-2 (a quarter of churn's traffic) sends age = 0: a broken replica, not a changed world
+    result = run(tmp_path, [Fault("churn", "stuck", 4_000,
+                                  {"feature": "age", "value": 0.0, "host": "pod-2"})])
+    dq = firing(result, kind="data_quality", model="churn", feature="age")
+    assert dq and dq[0].labels["team"] == "ml-engineering"
+    assert not firing(result, team="data-science"), [a.labels for a in result.alerts]
+
+
+@pytest.mark.parametrize("fault", [
+    Fault("churn", "stuck", 4_000, {"feature": "age", "value": 0.0, "host": "pod-2"}),
+    Fault("eta", "latency", 4_000, {"factor": 1.3}),
+])
+def test_alerts_do_not_depend_on_how_the_stream_is_batched(tmp_path: Path, fault) -> None:
+    path = tmp_path / "events.jsonl"
+    write_jsonl(str(path), stream(DEMO_MODELS, 8_000, [fault], seed=2))
+
+    def rounded(x):  # batch sizes may change the last bits of a cumulative sum
+        if isinstance(x, float):
+            return float(f"{x:.9g}")
+        if isinstance(x, dict):
+            return {k: rounded(v) for k, v in x.items()}
+        return [rounded(v) for v in x] if isinstance(x, list) else x
+
+    runs = [[rounded(a.to_json()) for a in replay(SMALL, [path], chunk_lines=chunk).alerts]
+            for chunk in (250, 3_000, 50_000)]
+    assert runs[0] and runs[0] == runs[1] == runs[2]

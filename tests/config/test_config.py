@@ -72,7 +72,7 @@ def test_repo_config_loads_without_environment() -> None:
 
 def test_repo_config_documents_the_false_alarm_budget() -> None:
     text = (ROOT / "config.toml").read_text()
-    assert "0.005 expected" in text
+    assert "0.01 expected" in text
     for kind in ("receivers.slack", "receivers.pagerduty", "receivers.webhook"):
         assert re.search(rf"^# \[\[{re.escape(kind)}\]\]", text, re.M), kind
 

@@ -113,3 +113,13 @@ def test_long_batches_across_blocks_equal_the_recursion():
     bank = CusumBank(1, [0.5], arl0=200)
     rows = [a.row for a in bank.update(z[:, None]) if a.direction == 1]
     assert len(rows) > 50 and rows == naive(z, 0.5, bank.h[0], 1)
+
+
+def test_run_length_points_back_at_the_change_even_across_batches():
+    rng = np.random.default_rng(5)
+    z = rng.normal(size=(6000, 1))
+    z[5000:] += 1.0
+    bank = CusumBank(1, [0.5], arl0=1e8, directions=[1])
+    assert bank.update(z[:5020]) == []  # the excursion starts in this batch ...
+    alarm = bank.update(z[5020:])[0]  # ... and alarms in the next
+    assert abs(5020 + alarm.row - alarm.run_length - 5000) < 60

@@ -1,0 +1,264 @@
+"""Delayed labels through the real pipeline: performance_degradation and label_delay.
+
+Streams are generated JSON lines (predictions and label events interleaved in
+event-time order) fed to ``Pipeline.process_lines`` of an app from
+``monitor.app.build``.  The prediction distribution never changes: only the
+labels do, so no drift or serving detector has anything to say.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime
+
+import numpy as np
+import pytest
+from prometheus_client import CollectorRegistry
+
+from monitor.app import App, build
+from monitor.config_types import Config, Contract, ModelConfig, MonitorSettings
+from monitor.join import Joined, LabelJoin
+from monitor.performance_watch import (
+    BINARY,
+    MULTICLASS,
+    REGRESSION,
+    Pairs,
+    PerformanceWatch,
+    infer_task,
+    reference_size,
+    window_size,
+)
+
+T0 = 1_800_000_000.0
+INTERVAL = 0.1  # seconds of event time between predictions
+
+
+def stream(n: int, accuracy: Callable[[np.ndarray], np.ndarray], *, seed: int = 0,
+           delay: float = 60.0, label_frac: float = 1.0, label_stop: int | None = None,
+           model: str = "churn") -> list[bytes]:
+    """Binary classifier traffic: P(positive) ~ Beta(2, 2) (stationary), the label
+    agrees with the thresholded prediction with probability ``accuracy(i)``; labels
+    follow their prediction after an exponential delay (mean ``delay``; negative:
+    the label comes first) and are merged into the stream in event-time order."""
+    rng = np.random.default_rng(seed)
+    idx = np.arange(n)
+    ts = T0 + idx * INTERVAL
+    p = rng.beta(2.0, 2.0, n).round(4)
+    hat = p >= 0.5
+    y = np.where(rng.random(n) < accuracy(idx), hat, ~hat).astype(int)
+    labelled = rng.random(n) < label_frac
+    if label_stop is not None:
+        labelled &= idx < label_stop
+    lts = ts + (np.sign(delay) * rng.exponential(abs(delay), n) if delay else 0.0)
+    rows = [(t, 0, f'{{"id":"p{i}","model":"{model}","ts":{t!r},"prediction":{q!r},'
+                   f'"latency_ms":20.0}}')
+            for i, t, q in zip(idx.tolist(), ts.tolist(), p.tolist(), strict=True)]
+    li = np.flatnonzero(labelled)
+    rows += [(t, 1, f'{{"type":"label","id":"p{i}","model":"{model}","ts":{t!r},"label":{v}}}')
+             for i, t, v in zip(li.tolist(), lts[li].tolist(), y[li].tolist(), strict=True)]
+    rows.sort(key=lambda r: (r[0], r[1]))
+    return [r[2].encode() for r in rows]
+
+
+def app_for(config: Config, ttl: float | None = None) -> App:
+    app = build(config, registry=CollectorRegistry(), notify=False)
+    if ttl is not None:  # no config key for the join's TTL yet
+        app.pipeline.join = LabelJoin(ttl_seconds=ttl)
+    return app
+
+
+def run(app: App, lines: list[bytes], chunk: int = 2_000) -> list[dict]:
+    out = []
+    for k in range(0, len(lines), chunk):
+        out += [a.to_json() for a in app.pipeline.process_lines(lines[k:k + chunk])]
+    return out
+
+
+def sample(app: App, name: str, **labels: str) -> float | None:
+    return app.metrics.registry.get_sample_value(name, labels)
+
+
+def _epoch(rfc: str) -> float:
+    return datetime.fromisoformat(rfc.replace("Z", "+00:00")).timestamp()
+
+
+def step(before: float, after: float, at: int) -> Callable[[np.ndarray], np.ndarray]:
+    return lambda i: np.where(i < at, before, after)
+
+
+CONFIG = Config()  # reference_events=5000, window_events=2000: 2500-pair reference, 1000 windows
+DROP = stream(30_000, step(0.9, 0.75, 15_000), seed=1)
+
+
+def test_accuracy_drop_with_delayed_labels_fires_for_data_science() -> None:
+    app = app_for(CONFIG, ttl=600)
+    alerts = run(app, DROP)
+    assert [(a["status"], a["labels"]["kind"]) for a in alerts] == [
+        ("firing", "performance_degradation")]
+    a = alerts[0]
+    assert a["labels"]["team"] == "data-science" and a["labels"]["fault"] == "model"
+    assert a["labels"]["severity"] == "warning"
+    assert a["evidence"]["detector"] in ("accuracy", "auc")
+    assert "→" in a["annotations"]["description"]
+    assert "ground truth" in a["annotations"]["attribution"]
+    # fired after the change point, within a few windows of labels
+    change = T0 + 15_000 * INTERVAL
+    assert change <= _epoch(a["startsAt"]) <= change + 3 * 1_000 * INTERVAL + 600
+    assert a["labels"]["model"] == "churn"
+    # metrics
+    acc = sample(app, "driftwatch_performance", model="churn", metric="accuracy")
+    assert acc is not None and 0.70 < acc < 0.80
+    joined = sample(app, "driftwatch_labels_joined_total", model="churn")
+    assert joined is not None and joined > 29_000
+    p50 = sample(app, "driftwatch_label_delay_seconds", model="churn", quantile="0.5")
+    p95 = sample(app, "driftwatch_label_delay_seconds", model="churn", quantile="0.95")
+    assert p50 is not None and p95 is not None
+    assert 35 < p50 < 50 and 150 < p95 < 215  # exponential, mean 60 s
+    cov = sample(app, "driftwatch_label_coverage", model="churn")
+    assert cov is not None and cov > 0.99
+
+
+def test_stationary_labelled_stream_raises_nothing() -> None:
+    app = app_for(CONFIG, ttl=600)
+    lines = stream(200_000, lambda i: np.full(i.size, 0.85), seed=2, label_frac=0.8)
+    assert run(app, lines, chunk=5_000) == []
+    w = app.pipeline.perf["churn"]
+    assert w.task == BINARY and w.windows >= 150
+    # label coverage was tested too (partial labelling is not a label delay)
+    assert w.expected_rate is not None and 0.78 < w.expected_rate < 0.82
+    expired = sample(app, "driftwatch_labels_expired_total", model="churn", reason="unlabelled")
+    assert expired is not None and expired > 30_000
+
+
+def test_labels_that_stop_fire_label_delay_for_ml_engineering() -> None:
+    app = app_for(CONFIG, ttl=600)
+    lines = stream(40_000, lambda i: np.full(i.size, 0.9), seed=3, label_stop=20_000)
+    alerts = run(app, lines)
+    assert [(a["status"], a["labels"]["kind"]) for a in alerts] == [("firing", "label_delay")]
+    a = alerts[0]
+    assert a["labels"]["team"] == "ml-engineering" and a["labels"]["fault"] == "infrastructure"
+    stop = T0 + 20_000 * INTERVAL
+    # seen about one TTL after the labels stopped
+    assert stop + 600 <= _epoch(a["startsAt"]) <= stop + 600 + 300
+    assert a["evidence"]["cur_rate"] < 0.1
+    cov = sample(app, "driftwatch_label_coverage", model="churn")
+    assert cov is not None and cov < 0.1
+
+
+def test_labels_that_resume_resolve_label_delay() -> None:
+    app = app_for(CONFIG, ttl=600)
+    lines = stream(40_000, lambda i: np.full(i.size, 0.9), seed=4, label_stop=20_000)
+    # labels come back for the last 10k predictions
+    later = stream(50_000, lambda i: np.full(i.size, 0.9), seed=4)
+    resumed = [ln for ln in later if b'"type":"label"' in ln and int(
+        json.loads(ln)["id"][1:]) >= 30_000]
+    mixed = sorted(lines + [ln for ln in later if b'"type":"label"' not in ln
+                            and int(json.loads(ln)["id"][1:]) >= 40_000] + resumed,
+                   key=lambda ln: json.loads(ln)["ts"])
+    alerts = run(app, mixed)
+    assert [(a["status"], a["labels"]["kind"]) for a in alerts] == [
+        ("firing", "label_delay"), ("resolved", "label_delay")]
+
+
+def test_accuracy_under_contract_is_critical() -> None:
+    churn = ModelConfig(name="churn", contract=Contract(accuracy_min=0.85),
+                        settings=MonitorSettings())
+    app = app_for(Config(models=(churn,)), ttl=600)
+    alerts = run(app, stream(8_000, lambda i: np.full(i.size, 0.78), seed=5))
+    assert alerts, "no alert"
+    a = alerts[0]
+    assert a["status"] == "firing" and a["labels"]["kind"] == "performance_degradation"
+    assert a["labels"]["severity"] == "critical"
+    assert a["evidence"]["detector"] == "accuracy_contract"
+    assert "contract" in a["annotations"]["summary"]
+    assert a["labels"]["team"] == "data-science"
+
+
+@pytest.mark.parametrize("cut", [3, 17, 30, 41])  # in the reference, mid-stream, around the drop
+def test_state_round_trip_mid_stream_gives_identical_alerts(cut: int) -> None:
+    chunk = 1_500
+    whole = run(app_for(CONFIG, ttl=600), DROP, chunk=chunk)
+    assert whole
+    app = app_for(CONFIG, ttl=600)
+    out = run(app, DROP[:cut * chunk], chunk=chunk)
+    saved = json.loads(json.dumps(app.pipeline.to_state(), allow_nan=False))
+    assert saved["join"]["ttl_seconds"] == 600
+    app = app_for(CONFIG)  # default TTL: the saved join state must bring 600 back
+    app.pipeline.load_state(saved)
+    out += run(app, DROP[cut * chunk:], chunk=chunk)
+    assert out == whole
+
+
+def test_labels_before_predictions_still_join() -> None:
+    app = app_for(CONFIG, ttl=600)
+    lines = stream(12_000, step(0.9, 0.7, 6_000), seed=6, delay=-30.0)
+    assert json.loads(lines[0]).get("type") == "label"  # the stream opens with labels
+    alerts = run(app, lines, chunk=500)
+    counts = app.pipeline.join.counts("churn")
+    assert counts["joined"] == 12_000 and counts["orphan_labels"] == 0
+    assert [(a["status"], a["labels"]["kind"]) for a in alerts] == [
+        ("firing", "performance_degradation")]
+
+
+def test_unlabelled_models_stay_out_of_the_join() -> None:
+    app = app_for(CONFIG)
+    lines = [ln for ln in stream(3_000, lambda i: np.full(i.size, 0.9), seed=7)
+             if b'"type":"label"' not in ln]
+    assert run(app, lines) == []
+    assert app.pipeline.join.models == [] and app.pipeline.perf == {}
+
+
+# -- the watch on its own: tasks --------------------------------------------------------
+
+
+def _joined(pred: np.ndarray, label: np.ndarray, pred_cls=None, label_cls=None,
+            start: int = 0) -> Joined:
+    n = len(pred)
+    ts = T0 + np.arange(start, start + n, dtype=np.float64)
+    none = np.full(n, None, dtype=object)
+    return Joined("m", np.array([f"p{i}" for i in range(n)], dtype=object), ts, ts + 5,
+                  np.asarray(pred, dtype=np.float64),
+                  none if pred_cls is None else np.asarray(pred_cls, dtype=object),
+                  np.asarray(label, dtype=np.float64),
+                  none if label_cls is None else np.asarray(label_cls, dtype=object))
+
+
+def _kinds(evs) -> list[tuple[str, str]]:
+    return [(f.kind, f.detector) for ev in evs for f in ev.findings]
+
+
+def test_regression_mae_rise_is_found() -> None:
+    mcfg = ModelConfig(name="m")
+    w = PerformanceWatch.build(mcfg)
+    rng = np.random.default_rng(8)
+    y = rng.normal(50, 10, 6_000)
+    err = rng.normal(0, 2, 6_000) * np.where(np.arange(6_000) < 4_000, 1.0, 1.5)
+    evs = w.add(_joined(y + err, y), mcfg)
+    assert w.task == REGRESSION
+    assert _kinds(evs) == [("performance_degradation", "mae")] * 2
+    assert "MAE" in evs[-1].findings[0].description
+
+
+def test_multiclass_accuracy_drop_and_invalid_rows() -> None:
+    mcfg = ModelConfig(name="m")
+    w = PerformanceWatch.build(mcfg)
+    rng = np.random.default_rng(9)
+    classes = np.array(["a", "b", "c"], dtype=object)
+    y = rng.choice(classes, 6_000)
+    right = rng.random(6_000) < np.where(np.arange(6_000) < 4_000, 0.9, 0.7)
+    pred = np.where(right, y, rng.choice(classes, 6_000))
+    pred[:10] = None  # missing predictions are dropped, never crash
+    nan = np.full(6_000, np.nan)
+    evs = w.add(_joined(nan, nan, pred, y), mcfg)
+    assert w.task == MULTICLASS and w.invalid == 10
+    assert ("performance_degradation", "accuracy") in _kinds(evs)
+
+
+def test_sizes_and_task_inference() -> None:
+    assert reference_size(5_000) == 2_500 and reference_size(100) == 200
+    assert window_size(2_000) == 1_000 and window_size(50) == 200
+    j = _joined(np.array([0.2, 0.9]), np.array([0.0, 1.0]))
+    assert infer_task(Pairs.from_joined(j)) == BINARY
+    j = _joined(np.array([0.2, 3.0]), np.array([0.0, 1.0]))
+    assert infer_task(Pairs.from_joined(j)) == REGRESSION
