@@ -22,6 +22,7 @@ import numpy as np
 import orjson
 
 from monitor.batch import DecodedBatch, LabelColumns, PredictionColumns
+from monitor.codec import object_array
 
 INVALID_REASONS = (
     "message_too_large",
@@ -556,7 +557,7 @@ class Decoder:
                 error=np.array(a.error, dtype=bool),
                 numeric=numeric,
                 categorical=categorical,
-                segments={k: _object_column([s.get(k) for s in a.segs]) for k in a.seg_keys},
+                segments={k: object_array([s.get(k) for s in a.segs]) for k in a.seg_keys},
             )
         for model, b in labels.items():
             batch.labels[model] = LabelColumns(
@@ -568,7 +569,3 @@ class Decoder:
             )
 
 
-def _object_column(vals: list[Any]) -> np.ndarray:
-    out = np.empty(len(vals), dtype=object)
-    out[:] = vals
-    return out

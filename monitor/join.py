@@ -34,7 +34,6 @@ touch only the rows they remove.
 
 from __future__ import annotations
 
-import base64
 import heapq
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -42,23 +41,13 @@ from typing import Any
 import numpy as np
 
 from monitor.batch import LabelColumns, PredictionColumns
+from monitor.codec import f64_from_text, f64_to_text, object_array
 
 _COUNTERS = ("predictions", "labels", "joined", "unlabelled", "orphan_labels", "evicted",
              "evicted_labels", "duplicate_labels", "duplicate_predictions")
 
 
-def _f64(values: Any) -> str:
-    return base64.b64encode(np.ascontiguousarray(values, dtype="<f8").tobytes()).decode()
 
-
-def _from_f64(text: str) -> np.ndarray:
-    return np.frombuffer(base64.b64decode(text), dtype="<f8").copy()
-
-
-def _obj(values: list[Any]) -> np.ndarray:
-    out = np.empty(len(values), dtype=object)
-    out[:] = values
-    return out
 
 
 def _rows(entries: list[tuple[float, float, Any]]) -> np.ndarray:
@@ -225,9 +214,9 @@ class LabelJoin:
         if not out_labels:
             return Joined.empty(model)
         held_cols = _rows(out_labels)
-        return self._emit(model, m, _obj(ids)[rows], np.asarray(ts, dtype=np.float64)[rows],
+        return self._emit(model, m, object_array(ids)[rows], np.asarray(ts, dtype=np.float64)[rows],
                           held_cols[:, 0].astype(np.float64),
-                          np.asarray(pred, dtype=np.float64)[rows], _obj(pcls)[rows],
+                          np.asarray(pred, dtype=np.float64)[rows], object_array(pcls)[rows],
                           held_cols[:, 1].astype(np.float64), held_cols[:, 2].copy())
 
     def add_labels(self, model: str, labels: LabelColumns) -> Joined:
@@ -366,17 +355,17 @@ class LabelJoin:
             delays = None
             if m.delays is not None:  # oldest first, so the ring restarts at 0
                 order = (m.delay_pos - m.delay_n + np.arange(m.delay_n)) % self.delay_window
-                delays = _f64(m.delays[order])
+                delays = f64_to_text(m.delays[order])
             models[name] = {
                 "pending_ids": p_ids,
-                "pending_ts": _f64([v[0] for v in p_vals]),
-                "pending_prediction": _f64([v[1] for v in p_vals]),
+                "pending_ts": f64_to_text([v[0] for v in p_vals]),
+                "pending_prediction": f64_to_text([v[1] for v in p_vals]),
                 "pending_class": [v[2] for v in p_vals],
                 "done_ids": list(done),
-                "done_ts": _f64(list(done.values())),
+                "done_ts": f64_to_text(list(done.values())),
                 "held_ids": h_ids,
-                "held_ts": _f64([v[0] for v in h_vals]),
-                "held_label": _f64([v[1] for v in h_vals]),
+                "held_ts": f64_to_text([v[0] for v in h_vals]),
+                "held_label": f64_to_text([v[1] for v in h_vals]),
                 "held_class": [v[2] for v in h_vals],
                 "counts": dict(m.counts),
                 "since_expire": {f.name: getattr(m.since_expire, f.name)
@@ -391,18 +380,18 @@ class LabelJoin:
         j = cls(s["ttl_seconds"], s["max_pending"], delay_window=s["delay_window"])
         for name, ms in s["models"].items():
             m = _ModelJoin()
-            p_ts = _from_f64(ms["pending_ts"]).tolist()
-            p_pred = _from_f64(ms["pending_prediction"]).tolist()
+            p_ts = f64_from_text(ms["pending_ts"]).tolist()
+            p_pred = f64_from_text(ms["pending_prediction"]).tolist()
             m.preds = dict(zip(ms["pending_ids"],
                                zip(p_ts, p_pred, ms["pending_class"], strict=True),
                                strict=True))
             m.n_pending = len(m.preds)
-            m.preds.update(zip(ms["done_ids"], _from_f64(ms["done_ts"]).tolist(), strict=True))
+            m.preds.update(zip(ms["done_ids"], f64_from_text(ms["done_ts"]).tolist(), strict=True))
             m.pheap = list(zip(p_ts, ms["pending_ids"], strict=True))
-            m.pheap += zip(_from_f64(ms["done_ts"]).tolist(), ms["done_ids"], strict=True)
+            m.pheap += zip(f64_from_text(ms["done_ts"]).tolist(), ms["done_ids"], strict=True)
             heapq.heapify(m.pheap)
-            h_ts = _from_f64(ms["held_ts"]).tolist()
-            h_lab = _from_f64(ms["held_label"]).tolist()
+            h_ts = f64_from_text(ms["held_ts"]).tolist()
+            h_lab = f64_from_text(ms["held_label"]).tolist()
             m.held = dict(zip(ms["held_ids"], zip(h_ts, h_lab, ms["held_class"], strict=True),
                               strict=True))
             m.lheap = [(v[0], k) for k, v in m.held.items()]
@@ -410,7 +399,7 @@ class LabelJoin:
             m.counts = {**dict.fromkeys(_COUNTERS, 0), **ms["counts"]}
             m.since_expire = ExpiryStats(**ms["since_expire"])
             if ms["delays"] is not None:
-                d = _from_f64(ms["delays"])
+                d = f64_from_text(ms["delays"])
                 m.delays = np.zeros(j.delay_window, dtype=np.float64)
                 m.delays[:d.shape[0]] = d
                 m.delay_n = int(d.shape[0])

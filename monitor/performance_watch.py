@@ -42,7 +42,6 @@ Everything round-trips through plain JSON (:meth:`PerformanceWatch.to_state`).
 
 from __future__ import annotations
 
-import base64
 import logging
 import math
 from dataclasses import dataclass, field
@@ -62,6 +61,7 @@ from detectors.performance import (
     regression_metrics,
 )
 from detectors.result import TestResult
+from monitor.codec import f64_from_text, f64_to_text, object_array
 from monitor.config_types import ModelConfig
 from monitor.join import Joined
 
@@ -93,18 +93,7 @@ def window_size(window_events: int) -> int:
 # -- JSON helpers ---------------------------------------------------------------------------
 
 
-def _f64(values: np.ndarray) -> str:
-    return base64.b64encode(np.ascontiguousarray(values, dtype="<f8").tobytes()).decode()
 
-
-def _from_f64(text: str) -> np.ndarray:
-    return np.frombuffer(base64.b64decode(text), dtype="<f8").copy()
-
-
-def _obj(values: list[Any]) -> np.ndarray:
-    out = np.empty(len(values), dtype=object)
-    out[:] = values
-    return out
 
 
 def _clean(v: Any) -> Any:
@@ -185,16 +174,16 @@ class Pairs:
                                  "label", "label_class")))
 
     def to_state(self) -> dict[str, Any]:
-        return {"pred_ts": _f64(self.pred_ts), "label_ts": _f64(self.label_ts),
-                "prediction": _f64(self.prediction),
+        return {"pred_ts": f64_to_text(self.pred_ts), "label_ts": f64_to_text(self.label_ts),
+                "prediction": f64_to_text(self.prediction),
                 "prediction_class": self.prediction_class.tolist(),
-                "label": _f64(self.label), "label_class": self.label_class.tolist()}
+                "label": f64_to_text(self.label), "label_class": self.label_class.tolist()}
 
     @classmethod
     def from_state(cls, s: dict[str, Any]) -> Pairs:
-        return cls(_from_f64(s["pred_ts"]), _from_f64(s["label_ts"]),
-                   _from_f64(s["prediction"]), _obj(s["prediction_class"]),
-                   _from_f64(s["label"]), _obj(s["label_class"]))
+        return cls(f64_from_text(s["pred_ts"]), f64_from_text(s["label_ts"]),
+                   f64_from_text(s["prediction"]), object_array(s["prediction_class"]),
+                   f64_from_text(s["label"]), object_array(s["label_class"]))
 
 
 def infer_task(p: Pairs) -> str:

@@ -10,13 +10,13 @@ for evaluation.  All state round-trips through JSON-able dicts.
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from monitor.batch import PredictionColumns
+from monitor.codec import f64_from_text, f64_to_text, object_array
 
 _FLOAT_COLS = ("ts", "prediction", "latency_ms")
 _OBJ_COLS = ("versions", "prediction_class")
@@ -108,50 +108,39 @@ def take(cols: PredictionColumns, start: int, stop: int) -> PredictionColumns:
     )
 
 
-def _f64(arr: np.ndarray) -> str:
-    return base64.b64encode(np.ascontiguousarray(arr, dtype="<f8").tobytes()).decode()
-
-
-def _from_f64(text: str) -> np.ndarray:
-    return np.frombuffer(base64.b64decode(text), dtype="<f8").copy()
 
 
 def columns_to_state(c: PredictionColumns) -> dict[str, Any]:
     """JSON-able form: float columns as base64 little-endian f8, strings as lists."""
     return {
         "model": c.model,
-        **{k: _f64(getattr(c, k)) for k in _FLOAT_COLS},
+        **{k: f64_to_text(getattr(c, k)) for k in _FLOAT_COLS},
         **{k: getattr(c, k).tolist() for k in _OBJ_COLS},
         "ids": c.ids.tolist(),
         "error": np.flatnonzero(c.error).tolist(),
-        "numeric": {k: _f64(v) for k, v in c.numeric.items()},
+        "numeric": {k: f64_to_text(v) for k, v in c.numeric.items()},
         "categorical": {k: v.tolist() for k, v in c.categorical.items()},
         "segments": {k: v.tolist() for k, v in c.segments.items()},
     }
 
 
-def _obj(values: list[Any]) -> np.ndarray:
-    out = np.empty(len(values), dtype=object)
-    out[:] = values
-    return out
-
 
 def columns_from_state(s: dict[str, Any]) -> PredictionColumns:
-    ts = _from_f64(s["ts"])
+    ts = f64_from_text(s["ts"])
     error = np.zeros(ts.shape[0], dtype=bool)
     error[np.asarray(s["error"], dtype=np.int64)] = True
     return PredictionColumns(
         model=s["model"],
         ts=ts,
-        ids=_obj(s["ids"]),
-        versions=_obj(s["versions"]),
-        prediction=_from_f64(s["prediction"]),
-        prediction_class=_obj(s["prediction_class"]),
-        latency_ms=_from_f64(s["latency_ms"]),
+        ids=object_array(s["ids"]),
+        versions=object_array(s["versions"]),
+        prediction=f64_from_text(s["prediction"]),
+        prediction_class=object_array(s["prediction_class"]),
+        latency_ms=f64_from_text(s["latency_ms"]),
         error=error,
-        numeric={k: _from_f64(v) for k, v in s["numeric"].items()},
-        categorical={k: _obj(v) for k, v in s["categorical"].items()},
-        segments={k: _obj(v) for k, v in s["segments"].items()},
+        numeric={k: f64_from_text(v) for k, v in s["numeric"].items()},
+        categorical={k: object_array(v) for k, v in s["categorical"].items()},
+        segments={k: object_array(v) for k, v in s["segments"].items()},
     )
 
 

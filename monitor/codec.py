@@ -1,0 +1,24 @@
+"""JSON-safe encodings of numpy columns, shared by every piece of pipeline state."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import numpy as np
+
+
+def f64_to_text(values: Any) -> str:
+    """float64 column -> base64 of little-endian f8 (exact, NaN/inf included)."""
+    return base64.b64encode(np.ascontiguousarray(values, dtype="<f8").tobytes()).decode()
+
+
+def f64_from_text(text: str) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(text), dtype="<f8").copy()
+
+
+def object_array(values: list[Any]) -> np.ndarray:
+    """A 1-d object array of ``values`` (np.array would nest lists or infer a dtype)."""
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
