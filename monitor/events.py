@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -175,6 +175,16 @@ def _coerce_segment(seg: dict[str, Any]) -> dict[str, str]:
     return out
 
 
+def _parse_lines(value: bytes) -> Iterator[tuple[Any, bytes]]:
+    """(document or _UNPARSED, raw line) for every non-blank line of a message."""
+    for line in value.split(b"\n"):
+        try:
+            yield _loads(line), line
+        except _JSONDecodeError:
+            if line and not line.isspace():
+                yield _UNPARSED, line
+
+
 class Decoder:
     """Stateful batch decoder; one per pipeline (it remembers feature types)."""
 
@@ -286,32 +296,11 @@ class Decoder:
         parse of what may be one pretty-printed document) nothing is recorded
         unless some line holds an object, so a broken document counts once."""
         event = self._event
+        parsed: Iterable[tuple[Any, bytes]] = _parse_lines(value)
         if quiet:
-            parsed: list[tuple[Any, bytes]] = []
-            for line in value.split(b"\n"):
-                if line and not line.isspace():
-                    try:
-                        parsed.append((_loads(line), line))
-                    except _JSONDecodeError:
-                        parsed.append((_UNPARSED, line))
+            parsed = list(parsed)
             if not any(type(d) is dict for d, _ in parsed):
                 return False
-        else:
-            for line in value.split(b"\n"):
-                try:
-                    doc = _loads(line)
-                except _JSONDecodeError:
-                    if not line or line.isspace():
-                        continue
-                    doc = self._retry(line, batch)
-                    if doc is None:
-                        continue
-                if type(doc) is list:
-                    for ev in doc:
-                        event(ev, None, batch, preds, labels, is_label)
-                else:
-                    event(doc, line, batch, preds, labels, is_label)
-            return True
         for doc, line in parsed:
             if doc is _UNPARSED:
                 doc = self._retry(line, batch)
