@@ -58,7 +58,8 @@ from typing import Any
 import numpy as np
 from scipy import special, stats
 
-from detectors.result import TestResult, insufficient
+from detectors.numeric import finite_values
+from detectors.result import TestResult, check_min_n, insufficient
 
 MIN_N = 30
 MIN_EXPECTED = 5.0  # categorical cells, as in detectors.categorical
@@ -85,24 +86,11 @@ def _check_effect(min_effect: float, upper: float | None = 1.0) -> None:
         raise ValueError(f"min_effect must be {bound}, got {min_effect!r}")
 
 
-def _check_min_n(min_n: int) -> None:
-    if not (isinstance(min_n, int | np.integer) and min_n >= 2):
-        raise ValueError(f"min_n must be an integer >= 2, got {min_n!r}")
-
-
 def _check_bins(bins: int, pseudocount: float | None = None) -> None:
     if not (isinstance(bins, int | np.integer) and bins >= 2):
         raise ValueError(f"bins must be an integer >= 2, got {bins!r}")
     if pseudocount is not None and not pseudocount > 0.0:
         raise ValueError(f"pseudocount must be > 0, got {pseudocount!r}")
-
-
-def _finite(x: Any) -> np.ndarray:
-    arr = np.asarray(x)
-    if arr.dtype == object:
-        arr = np.array([np.nan if v is None else v for v in arr.ravel()], dtype=float)
-    arr = np.asarray(arr, dtype=float).ravel()
-    return arr[np.isfinite(arr)]
 
 
 def _ecdfs(ref: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -127,8 +115,8 @@ def cvm_test(reference: Any, current: Any, *, min_effect: float = 0.03,
              min_n: int = MIN_N) -> TestResult:
     """Cramér-von Mises two-sample test; effect = RMS ECDF gap (see module docstring)."""
     _check_effect(min_effect)
-    _check_min_n(min_n)
-    ref, cur = _finite(reference), _finite(current)
+    check_min_n(min_n, 2)
+    ref, cur = finite_values(reference), finite_values(current)
     n, m = int(ref.size), int(cur.size)
     if n < min_n or m < min_n:
         return insufficient("cvm", min_effect, n, m)
@@ -213,8 +201,8 @@ def ad_test(reference: Any, current: Any, *, min_effect: float = 0.1,
     shift ~0.1; under H0 the effect is about sqrt((n + m) / (n m)) (0.06 at 1000/400).
     """
     _check_effect(min_effect, upper=None)
-    _check_min_n(min_n)
-    ref, cur = _finite(reference), _finite(current)
+    check_min_n(min_n, 2)
+    ref, cur = finite_values(reference), finite_values(current)
     n, m = int(ref.size), int(cur.size)
     if n < min_n or m < min_n:
         return insufficient("ad", min_effect, n, m)
@@ -253,8 +241,8 @@ def wasserstein_test(reference: Any, current: Any, *, min_effect: float = 0.1,
     d sigma gives d.  Default floor 0.1 sigma.
     """
     _check_effect(min_effect, upper=None)
-    _check_min_n(min_n)
-    ref, cur = _finite(reference), _finite(current)
+    check_min_n(min_n, 2)
+    ref, cur = finite_values(reference), finite_values(current)
     n, m = int(ref.size), int(cur.size)
     if n < min_n or m < min_n:
         return insufficient("wasserstein", min_effect, n, m)
@@ -337,9 +325,9 @@ def _binned(name: str, reference: Any, current: Any, min_effect: float, min_n: i
             bins: int, upper: float | None, pseudocount: float | None = None
             ) -> tuple[np.ndarray, np.ndarray, int, int, int] | TestResult:
     _check_effect(min_effect, upper)
-    _check_min_n(min_n)
+    check_min_n(min_n, 2)
     _check_bins(bins, pseudocount)
-    ref, cur = _finite(reference), _finite(current)
+    ref, cur = finite_values(reference), finite_values(current)
     n, m = int(ref.size), int(cur.size)
     if n < min_n or m < min_n:
         return insufficient(name, min_effect, n, m)
@@ -446,7 +434,7 @@ def _categorical(name: str, reference: Any, current: Any, min_effect: float, min
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any],
                             int, int] | TestResult:
     _check_effect(min_effect, upper)
-    _check_min_n(min_n)
+    check_min_n(min_n, 2)
     _, rc, cc, details = category_table(reference, current)
     n, m = int(rc.sum()), int(cc.sum())
     if n < min_n or m < min_n:

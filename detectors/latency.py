@@ -16,15 +16,11 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
+from detectors.numeric import finite_values
 from detectors.result import TestResult, insufficient
 
 MIN_N = 30
 SUBTESTS = 3
-
-
-def _finite(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=float)
-    return x[np.isfinite(x)]
 
 
 def _ratio(cur: float, ref: float) -> float:
@@ -43,7 +39,7 @@ def latency_test(reference: np.ndarray, current: np.ndarray, *, min_ratio: float
                  min_n: int = MIN_N) -> TestResult:
     if not min_ratio >= 1.0:
         raise ValueError(f"min_ratio must be >= 1, got {min_ratio!r}")
-    ref, cur = _finite(reference), _finite(current)
+    ref, cur = finite_values(reference), finite_values(current)
     if ref.size < min_n or cur.size < min_n:
         return insufficient("latency", min_ratio, int(ref.size), int(cur.size))
     rq = np.quantile(ref, [0.5, 0.95, 0.99])
@@ -72,7 +68,7 @@ def latency_contract_test(current: np.ndarray, *, p95_max_ms: float,
     most 5 % of requests exceed ``p95_max_ms``."""
     if not p95_max_ms > 0:
         raise ValueError(f"p95_max_ms must be > 0, got {p95_max_ms!r}")
-    cur = _finite(current)
+    cur = finite_values(current)
     if cur.size < min_n:
         return insufficient("latency_contract", 1.0, 0, int(cur.size), p95_max_ms=p95_max_ms)
     k = int((cur > p95_max_ms).sum())

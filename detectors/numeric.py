@@ -7,6 +7,8 @@ Nulls are not drift: they are dropped here and watched by data-quality checks.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from scipy import stats
 
@@ -15,16 +17,20 @@ from detectors.result import TestResult, insufficient
 MIN_N = 30
 
 
-def _finite(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=float)
-    return x[np.isfinite(x)]
+def finite_values(x: Any) -> np.ndarray:
+    """The finite values of ``x`` as float64 (NaN, inf and None dropped), flattened."""
+    arr = np.asarray(x)
+    if arr.dtype == object:
+        arr = np.array([np.nan if v is None else v for v in arr.ravel()], dtype=float)
+    arr = np.asarray(arr, dtype=float).ravel()
+    return arr[np.isfinite(arr)]
 
 
 def ks_test(reference: np.ndarray, current: np.ndarray, *, min_effect: float = 0.05,
             min_n: int = MIN_N) -> TestResult:
     if not 0.0 <= min_effect <= 1.0:
         raise ValueError(f"min_effect must be in [0, 1], got {min_effect!r}")
-    ref, cur = _finite(reference), _finite(current)
+    ref, cur = finite_values(reference), finite_values(current)
     if ref.size < min_n or cur.size < min_n:
         return insufficient("ks", min_effect, int(ref.size), int(cur.size))
     res = stats.ks_2samp(ref, cur, method="asymp")

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from detectors.result import TestResult, insufficient
+from detectors.result import TestResult, check_min_n, insufficient
 
 MIN_N = 30
 
@@ -45,11 +45,6 @@ def _check_share(name: str, value: float, *, open_low: bool = False) -> None:
         raise ValueError(f"{name} must be in {bound}, got {value!r}")
 
 
-def _check_min_n(min_n: int) -> None:
-    if not (isinstance(min_n, int | np.integer) and min_n >= 1):
-        raise ValueError(f"min_n must be an integer >= 1, got {min_n!r}")
-
-
 def null_rate_test(ref_nulls: int, ref_n: int, cur_nulls: int, cur_n: int, *,
                    min_increase: float = 0.05, min_n: int = MIN_N) -> TestResult:
     """One-sided Fisher exact test: is the current null rate higher than the reference's?"""
@@ -57,7 +52,7 @@ def null_rate_test(ref_nulls: int, ref_n: int, cur_nulls: int, cur_n: int, *,
     _check_counts(cur_nulls, cur_n, "cur_nulls")
     ref_nulls, ref_n, cur_nulls, cur_n = int(ref_nulls), int(ref_n), int(cur_nulls), int(cur_n)
     _check_share("min_increase", min_increase)
-    _check_min_n(min_n)
+    check_min_n(min_n)
     if ref_n < min_n or cur_n < min_n:
         return insufficient("null_rate", min_increase, ref_n, cur_n)
     ref_rate, cur_rate = ref_nulls / ref_n, cur_nulls / cur_n
@@ -90,7 +85,7 @@ def stuck_value_test(reference: Any, current: Any, *, min_share: float = 0.5,
     compared as floats (NaN/inf dropped), anything else as strings (None/NaN dropped).
     """
     _check_share("min_share", min_share, open_low=True)
-    _check_min_n(min_n)
+    check_min_n(min_n)
     r_arr, c_arr = np.asarray(reference), np.asarray(current)
     numeric = _is_numeric(r_arr) and _is_numeric(c_arr)
     ref, cur = _values(r_arr, numeric), _values(c_arr, numeric)
@@ -124,7 +119,7 @@ def out_of_range_test(reference: Any, current: Any, *, tail: float = 0.001,
     if not 0.0 < tail < 0.5:
         raise ValueError(f"tail must be in (0, 0.5), got {tail!r}")
     _check_share("min_increase", min_increase)
-    _check_min_n(min_n)
+    check_min_n(min_n)
     ref = np.asarray(reference, dtype=float).ravel()
     cur = np.asarray(current, dtype=float).ravel()
     ref, cur = np.sort(ref[np.isfinite(ref)]), cur[np.isfinite(cur)]
@@ -153,7 +148,7 @@ def type_change_test(mismatches: int, n: int, *, min_share: float = 0.01,
     _check_counts(mismatches, n, "mismatches")
     mismatches, n = int(mismatches), int(n)
     _check_share("min_share", min_share)
-    _check_min_n(min_n)
+    check_min_n(min_n)
     if n < min_n:
         return insufficient("type_change", min_share, 0, n)
     share = mismatches / n

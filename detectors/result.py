@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 
 @dataclass(frozen=True)
 class TestResult:
@@ -33,3 +35,9 @@ class TestResult:
 def insufficient(detector: str, min_effect: float, ref_n: int, cur_n: int,
                  **details: Any) -> TestResult:
     return TestResult(detector, 0.0, 1.0, 0.0, min_effect, ref_n, cur_n, True, details)
+
+
+def check_min_n(min_n: int, lowest: int = 1) -> None:
+    """Refuse a ``min_n`` that is not an integer >= ``lowest``."""
+    if not (isinstance(min_n, int | np.integer) and min_n >= lowest):
+        raise ValueError(f"min_n must be an integer >= {lowest}, got {min_n!r}")

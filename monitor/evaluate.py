@@ -48,7 +48,8 @@ class _Test:
     severity: str = "warning"
 
 
-def _dominant(versions: np.ndarray) -> str:
+def dominant_version(versions: np.ndarray) -> str:
+    """The most frequent model_version in a batch or window."""
     vals, counts = np.unique(versions.astype(str), return_counts=True)
     return str(vals[int(np.argmax(counts))]) if vals.size else "unknown"
 
@@ -196,7 +197,7 @@ def evaluate_window(model: ModelConfig, ref: PredictionColumns,
         return ev
     tests = [t for t in _tests(model, ref, cur) if not t.result.insufficient]
     rejected = holm([t.result.p_value for t in tests], model.settings.alpha)
-    version = _dominant(cur.versions)
+    version = dominant_version(cur.versions)
     new_version = version if version not in set(ref.versions.astype(str).tolist()) else None
     best: dict[Key, tuple[_Test, TestResult]] = {}
     for t, rej in zip(tests, rejected, strict=True):

@@ -25,7 +25,7 @@ from alerts.model import Alert, Finding
 from detectors.traffic import silence_test, silence_threshold
 from monitor.batch import DecodedBatch, PredictionColumns
 from monitor.config_types import Config, ModelConfig, MonitorSettings
-from monitor.evaluate import Evaluation, evaluate_window
+from monitor.evaluate import Evaluation, dominant_version, evaluate_window
 from monitor.events import Decoder
 from monitor.join import ExpiryStats, LabelJoin
 from monitor.metrics import LabelStateCollector, Metrics, StateCollector
@@ -79,11 +79,6 @@ def _finite_or_none(x: float) -> float | None:
 
 def _or(x: float | None, default: float) -> float:
     return default if x is None else float(x)
-
-
-def _dominant_version(versions: np.ndarray) -> str:
-    vals, counts = np.unique(versions.astype(str), return_counts=True)
-    return str(vals[int(np.argmax(counts))]) if vals.size else "unknown"
 
 
 def _batch_time(ts: np.ndarray) -> float:
@@ -163,7 +158,7 @@ class Pipeline:
             w = self._watch(model)
             parts = []
             if cols is not None and cols.n:
-                w.version = _dominant_version(cols.versions)
+                w.version = dominant_version(cols.versions)
                 ok = np.isfinite(cols.ts) & ~np.asarray(cols.error, dtype=bool)
                 if ok.any():
                     w.saw_predictions(float(cols.ts[ok].min()), self.join.ttl_seconds)
@@ -232,7 +227,7 @@ class Pipeline:
         if st.seq is not None and to_reference < cols.n:
             fresh = st.seq.update(take(cols, max(0, to_reference), cols.n))
             st.seq_alarms += fresh
-        version = _dominant_version(cols.versions)
+        version = dominant_version(cols.versions)
         for window in closed:
             end = float(window.ts.max())
             changes += self._fire(mcfg, version, [a for a in fresh if a.ts <= end])

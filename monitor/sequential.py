@@ -58,10 +58,9 @@ class SequentialWatch:
     def __init__(self, streams: list[str], reference: PredictionColumns,
                  settings: MonitorSettings, bank: CusumBank | None = None) -> None:
         self.streams = streams
-        self._sorted = [np.sort(self._raw(reference, s)[np.isfinite(self._raw(reference, s))])
-                        for s in streams]
-        self._ref_mean = [float(v.mean()) for v in self._sorted]
         self._ref_raw = [np.asarray(self._raw(reference, s), dtype=float) for s in streams]
+        self._sorted = [np.sort(v[np.isfinite(v)]) for v in self._ref_raw]
+        self._ref_mean = [float(v.mean()) for v in self._sorted]
         self._tail = [np.empty(0) for _ in streams]
         self.alpha = settings.alpha
         per_model_arl = settings.window_events / settings.alpha
