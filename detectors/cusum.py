@@ -37,11 +37,15 @@ BLOCK = 4096
 _RHO = 0.583  # Siegmund's correction: the overshoot of a normal random walk
 
 
+def log_wald_numerator(x: float) -> float:
+    """``log(e^x - x - 1)``, the numerator of Siegmund's and Wald's ARL approximations,
+    without overflow for large ``x``."""
+    return x + math.log1p(-(x + 1) * math.exp(-x)) if x > 30 else math.log(math.expm1(x) - x)
+
+
 def log_siegmund_arl0(k: float, h: float) -> float:
     """log of the in-control ARL of a one-sided normal CUSUM (Siegmund 1985)."""
-    x = 2 * k * (h + 2 * _RHO)
-    head = x + math.log1p(-(x + 1) * math.exp(-x)) if x > 30 else math.log(math.expm1(x) - x)
-    return head - math.log(2 * k * k)
+    return log_wald_numerator(2 * k * (h + 2 * _RHO)) - math.log(2 * k * k)
 
 
 def siegmund_arl0(k: float, h: float) -> float:
@@ -73,6 +77,34 @@ def normal_scores(reference_sorted: np.ndarray, x: np.ndarray) -> np.ndarray:
     u = (0.5 * (lo + hi) + 0.5) / (n + 1)
     z = special.ndtri(u)
     return np.where(np.isnan(x), np.nan, z)
+
+
+def lindley_scan(inc: np.ndarray, s0: float, run: int,
+                 h: float) -> tuple[list[tuple[int, float, int]], float, int]:
+    """One CUSUM over a batch of increments (NaN: no observation, the statistic stays).
+
+    ``S_t = max(0, S_{t-1} + inc_t)``, alarm when ``S_t > h``, then restart at 0.
+    Returns the alarms as (row, statistic, run length), and the final statistic and
+    run length (rows since the statistic last left zero) to carry into the next batch.
+    """
+    out: list[tuple[int, float, int]] = []
+    start = 0
+    while start < inc.size:
+        # bounded blocks: a restart after an alarm re-scans at most one block
+        seg = inc[start:start + BLOCK]
+        c = np.cumsum(np.where(np.isnan(seg), 0.0, seg))
+        stat = c - np.minimum(np.minimum.accumulate(c), -s0)
+        hit = np.flatnonzero(stat > h)
+        end = int(hit[0]) if hit.size else seg.size - 1
+        zeros = np.flatnonzero(stat[: end + 1] <= 0.0)
+        run = end - int(zeros[-1]) if zeros.size else run + end + 1
+        if hit.size == 0:
+            s0 = float(stat[-1])
+            start += seg.size
+            continue
+        out.append((start + end, float(stat[end]), run))
+        start, s0, run = start + end + 1, 0.0, 0
+    return out, s0, run
 
 
 @dataclass(frozen=True)
@@ -136,28 +168,10 @@ class CusumBank:
 
     def _run(self, col: np.ndarray, d: int, s: int, j: int, k: float,
              sign: int) -> list[Alarm]:
-        h = self.h[j]
-        out: list[Alarm] = []
-        start, s0, run = 0, self.state[d, s, j], int(self.run[d, s, j])
-        while start < col.size:
-            # bounded blocks: a restart after an alarm re-scans at most one block
-            seg = col[start:start + BLOCK]
-            inc = np.where(np.isnan(seg), 0.0, seg - k)
-            c = np.cumsum(inc)
-            stat = c - np.minimum(np.minimum.accumulate(c), -s0)
-            hit = np.flatnonzero(stat > h)
-            end = int(hit[0]) if hit.size else seg.size - 1
-            zeros = np.flatnonzero(stat[: end + 1] <= 0.0)
-            run = end - int(zeros[-1]) if zeros.size else run + end + 1
-            if hit.size == 0:
-                s0 = float(stat[-1])
-                start += seg.size
-                continue
-            out.append(Alarm(start + end, s, float(k), sign, float(stat[end]), float(h), run))
-            start, s0, run = start + end + 1, 0.0, 0
-        self.state[d, s, j] = s0
-        self.run[d, s, j] = run
-        return out
+        hits, self.state[d, s, j], self.run[d, s, j] = lindley_scan(
+            col - k, float(self.state[d, s, j]), int(self.run[d, s, j]), float(self.h[j]))
+        return [Alarm(row, s, float(k), sign, stat, float(self.h[j]), run)
+                for row, stat, run in hits]
 
     def to_state(self) -> dict[str, Any]:
         return {"ks": self.ks.tolist(), "arl0": self.arl0,

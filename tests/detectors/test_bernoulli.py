@@ -1,0 +1,128 @@
+"""Bernoulli CUSUMs: exact batching, thresholds that keep their false-alarm promise,
+alternatives that tolerate exactly the effect floor, honest reference bounds."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from detectors.bernoulli import (
+    BernoulliBank,
+    alternative,
+    bernoulli_threshold,
+    kl_bernoulli,
+    rate_bound,
+)
+
+
+def naive(x: list[float], p0: float, p1: float, h: float) -> list[int]:
+    s, out = 0.0, []
+    for i, v in enumerate(x):
+        if math.isnan(v):
+            continue
+        s = max(0.0, s + (math.log(p1 / p0) if v else math.log((1 - p1) / (1 - p0))))
+        if s > h:
+            out.append(i)
+            s = 0.0
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from([0.0, 1.0, float("nan")]), min_size=1, max_size=400),
+       st.integers(1, 5), st.sampled_from([(0.1, 0.3), (0.3, 0.1), (0.02, 0.2)]))
+def test_batches_of_any_size_equal_the_textbook_recursion(xs, pieces, rates):
+    p0, p1 = rates
+    bank = BernoulliBank([p0], [[p1]], arl0=30)
+    got, start = [], 0
+    for chunk in np.array_split(np.array(xs), pieces):
+        got += [start + a.row for a in bank.update(chunk[:, None])]
+        start += chunk.size
+    assert got == naive(xs, p0, p1, bank.cusums[0][4])
+
+
+@pytest.mark.parametrize(("p0", "p1", "arl0"), [
+    (0.01, 0.03, 5_000.0), (0.1, 0.05, 5_000.0), (0.4, 0.6, 3_000.0), (0.001, 0.01, 20_000.0)])
+def test_threshold_keeps_the_promised_run_length(p0, p1, arl0):
+    rng = np.random.default_rng(0)
+    bank = BernoulliBank([p0], [[p1]], arl0)
+    n = 3_000_000
+    alarms = bank.update((rng.random(n) < p0).astype(float)[:, None])
+    observed = n / max(len(alarms), 1)
+    # Wald's approximation ignores the overshoot over h: conservative, not wasteful
+    assert arl0 * 0.9 <= observed <= arl0 * 3
+
+
+def test_alternative_tolerates_exactly_the_floor():
+    for p0, z in ((0.01, 0.015), (0.01, 0.03), (0.1, 0.05), (0.0003, 0.05)):
+        p1 = alternative(p0, z)
+        assert (p1 > z) == (z > p0)
+        llr = z * math.log(p1 / p0) + (1 - z) * math.log((1 - p1) / (1 - p0))
+        assert llr == pytest.approx(0.0, abs=1e-9)
+        beyond = z + 0.3 * (z - p0)  # a rate past the floor accumulates evidence
+        assert beyond * math.log(p1 / p0) + (1 - beyond) * math.log((1 - p1) / (1 - p0)) > 0
+
+
+def test_rate_bound_covers_the_true_rate_at_its_level():
+    rng = np.random.default_rng(1)
+    for p, n in ((0.01, 5_000), (0.3, 2_000), (0.0005, 5_000)):
+        counts = rng.binomial(n, p, size=4_000)
+        upper = np.array([rate_bound(c, n, upper=True) for c in counts])
+        lower = np.array([rate_bound(c, n, upper=False) for c in counts])
+        assert (upper < p).mean() <= 0.12  # the level is 0.9
+        assert (lower > p).mean() <= 0.12
+    assert 0 < rate_bound(0, 5_000, upper=True) < 0.001
+
+
+def test_a_rise_is_caught_fast_and_a_fall_by_its_own_cusum():
+    rng = np.random.default_rng(2)
+    x = (rng.random((6_000, 2)) < 0.01).astype(float)
+    x[3_000:, 0] = rng.random(3_000) < 0.04
+    x[3_000:, 1] = 0.0
+    bank = BernoulliBank([0.01, 0.01], [[0.03], [0.002]], arl0=1e8)
+    alarms = bank.update(x)
+    rise = [a for a in alarms if a.stream == 0]
+    fall = [a for a in alarms if a.stream == 1]
+    assert rise and 3_000 <= rise[0].row < 4_500 and rise[0].direction == 1
+    assert fall and 3_000 <= fall[0].row < 6_000 and fall[0].direction == -1
+
+
+def test_state_round_trips_and_continues_identically():
+    rng = np.random.default_rng(3)
+    a = BernoulliBank([0.05, 0.2], [[0.1, 0.2], [0.1]], arl0=500)
+    a.update((rng.random((777, 2)) < 0.08).astype(float))
+    b = BernoulliBank.from_state(json.loads(json.dumps(a.to_state())))
+    more = (rng.random((500, 2)) < 0.08).astype(float)
+    assert a.update(more) == b.update(more)
+    assert a.to_state() == b.to_state()
+
+
+def test_a_stream_at_or_below_the_reference_never_alarms_upward():
+    bank = BernoulliBank([0.01], [[0.05]], arl0=1e6)
+    assert bank.update(np.zeros((200_000, 1))) == []
+
+
+def test_threshold_grows_with_the_budget_and_shrinks_with_the_distance():
+    assert bernoulli_threshold(0.01, 0.03, 1e8) > bernoulli_threshold(0.01, 0.03, 1e6)
+    assert kl_bernoulli(0.01, 0.05) > kl_bernoulli(0.01, 0.03)
+
+
+@pytest.mark.parametrize("call", [
+    lambda: BernoulliBank([], [], 100),
+    lambda: BernoulliBank([0.1], [[0.2], [0.3]], 100),
+    lambda: BernoulliBank([0.0], [[0.2]], 100),
+    lambda: BernoulliBank([0.1], [[0.1]], 100),
+    lambda: BernoulliBank([0.1], [[1.0]], 100),
+    lambda: BernoulliBank([0.1], [[]], 100),
+    lambda: bernoulli_threshold(0.1, 0.2, 1.0),
+    lambda: alternative(0.1, 0.1),
+    lambda: rate_bound(5, 3, upper=True),
+    lambda: BernoulliBank([0.1], [[0.2]], 100).update(np.zeros((3, 2))),
+])
+def test_invalid_parameters_are_refused(call):
+    with pytest.raises(ValueError):
+        call()
