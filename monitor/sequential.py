@@ -2,9 +2,11 @@
 
 Windows give well-calibrated two-sample tests but wait for a window to fill;
 this watch scores every event against the reference as it arrives, so a
-large shift is caught within tens of events.  It watches each numeric
-feature (both directions) and the serving latency (upward only: faster is
-not a regression).
+large shift is caught within tens of events.  Normal CUSUMs watch each
+numeric feature (both directions) and the serving latency (upward only:
+faster is not a regression); Bernoulli CUSUMs watch the error rate, the
+share of very slow requests and the shares of categories
+(:mod:`monitor.rate_streams`).
 
 Budget: a model's windows spend ``alpha`` per ``window_events`` events; the
 watch spends the same rate, split evenly over its CUSUMs, so the model's
@@ -20,10 +22,13 @@ from typing import Any
 import numpy as np
 
 from alerts.model import Finding
+from detectors.bernoulli import BernoulliBank, RateAlarm
 from detectors.cusum import Alarm, CusumBank, normal_scores
 from monitor.batch import PredictionColumns
+from monitor.codec import f64_from_text, f64_to_text
 from monitor.config_types import MonitorSettings
 from monitor.evaluate import quality_results
+from monitor.rate_streams import RateStream, indicator, rate_streams
 
 KS = (0.125, 0.25, 0.5)  # tuned to shifts of 0.25, 0.5 and 1 standard deviation
 LATENCY = "__latency__"
@@ -48,25 +53,35 @@ class SeqAlarm:
     recent_mean: float
     # a data-quality break seen in the alarm's own rows: [detector, p_value, effect, details]
     quality: list[Any] | None = None
+    # rate alarms: what the 0/1 stream counts (``k`` is then the alternative rate p1)
+    what: str | None = None
 
     def to_state(self) -> list[Any]:
         return [self.kind, self.feature, self.ts, self.statistic, self.threshold, self.k,
-                self.direction, self.ref_mean, self.recent_mean, self.quality]
+                self.direction, self.ref_mean, self.recent_mean, self.quality, self.what]
 
 
 class SequentialWatch:
     def __init__(self, streams: list[str], reference: PredictionColumns,
-                 settings: MonitorSettings, bank: CusumBank | None = None) -> None:
+                 settings: MonitorSettings, bank: CusumBank | None = None,
+                 rate_bank: BernoulliBank | None = None) -> None:
         self.streams = streams
         self._ref_raw = [np.asarray(self._raw(reference, s), dtype=float) for s in streams]
         self._sorted = [np.sort(v[np.isfinite(v)]) for v in self._ref_raw]
         self._ref_mean = [float(v.mean()) for v in self._sorted]
         self._tail = [np.empty(0) for _ in streams]
+        self.rates: list[RateStream] = rate_streams(reference, settings)
+        self._rtail = [np.empty(0) for _ in self.rates]
         self.alpha = settings.alpha
         per_model_arl = settings.window_events / settings.alpha
         directions = [1 if s == LATENCY else 0 for s in streams]
-        cusums = len(KS) * sum(1 if d else 2 for d in directions)
-        self.bank = bank or CusumBank(len(streams), KS, per_model_arl * cusums, directions)
+        cusums = (len(KS) * sum(1 if d else 2 for d in directions)
+                  + sum(len(r.p1) for r in self.rates))
+        arl0 = per_model_arl * cusums
+        self.bank = bank or (CusumBank(len(streams), KS, arl0, directions) if streams else None)
+        self.rate_bank = rate_bank or (
+            BernoulliBank([r.p0 for r in self.rates], [r.p1 for r in self.rates], arl0)
+            if self.rates else None)
 
     @classmethod
     def build(cls, reference: PredictionColumns,
@@ -75,7 +90,8 @@ class SequentialWatch:
                    if np.isfinite(v).sum() >= MIN_REFERENCE]
         if np.isfinite(reference.latency_ms).sum() >= MIN_REFERENCE:
             streams.append(LATENCY)
-        return cls(streams, reference, settings) if streams else None
+        watch = cls(streams, reference, settings)
+        return watch if watch.bank is not None or watch.rate_bank is not None else None
 
     @staticmethod
     def _raw(cols: PredictionColumns, stream: str) -> np.ndarray:
@@ -85,13 +101,32 @@ class SequentialWatch:
         return v if v is not None else np.full(cols.n, np.nan)
 
     def update(self, cols: PredictionColumns) -> list[SeqAlarm]:
-        raws = [self._raw(cols, s) for s in self.streams]
-        z = np.column_stack([normal_scores(ref, np.asarray(raw, dtype=float))
-                             for ref, raw in zip(self._sorted, raws, strict=True)])
-        alarms = [self._describe(a, cols, raws[a.stream]) for a in self.bank.update(z)]
-        self._tail = [np.concatenate([t, np.asarray(r, dtype=float)])[-TAIL:]
-                      for t, r in zip(self._tail, raws, strict=True)]
+        alarms: list[SeqAlarm] = []
+        if self.bank is not None:
+            raws = [self._raw(cols, s) for s in self.streams]
+            z = np.column_stack([normal_scores(ref, np.asarray(raw, dtype=float))
+                                 for ref, raw in zip(self._sorted, raws, strict=True)])
+            alarms += [self._describe(a, cols, raws[a.stream]) for a in self.bank.update(z)]
+            self._tail = [np.concatenate([t, np.asarray(r, dtype=float)])[-TAIL:]
+                          for t, r in zip(self._tail, raws, strict=True)]
+        if self.rate_bank is not None:
+            x = np.column_stack([indicator(r, cols) for r in self.rates])
+            alarms += [self._describe_rate(a, cols, x[:, a.stream])
+                       for a in self.rate_bank.update(x)]
+            self._rtail = [np.concatenate([t, x[:, i]])[-RECENT:]
+                           for i, t in enumerate(self._rtail)]
+        alarms.sort(key=lambda a: a.ts)
         return alarms
+
+    def _describe_rate(self, a: RateAlarm, cols: PredictionColumns,
+                       x: np.ndarray) -> SeqAlarm:
+        r = self.rates[a.stream]
+        recent = np.concatenate([self._rtail[a.stream], x[: a.row + 1]])[-RECENT:]
+        recent = recent[np.isfinite(recent)]
+        return SeqAlarm(
+            kind=r.kind, feature=r.feature, ts=float(cols.ts[a.row]), statistic=a.statistic,
+            threshold=a.threshold, k=a.p1, direction=a.direction, ref_mean=r.rate,
+            recent_mean=float(recent.mean()) if recent.size else float("nan"), what=r.what)
 
     def _upto(self, a: Alarm, raw: np.ndarray) -> np.ndarray:
         """The stream's raw values up to the alarm row, across batches (at most TAIL)."""
@@ -124,15 +159,21 @@ class SequentialWatch:
         )
 
     def to_state(self) -> dict[str, Any]:
-        return {"streams": self.streams, "bank": self.bank.to_state(),
-                "tail": [t.tolist() for t in self._tail]}
+        return {"streams": self.streams,
+                "bank": self.bank.to_state() if self.bank is not None else None,
+                "tail": [f64_to_text(t) for t in self._tail],
+                "rate_bank": self.rate_bank.to_state() if self.rate_bank is not None else None,
+                "rate_tail": [f64_to_text(t) for t in self._rtail]}
 
     @classmethod
     def from_state(cls, s: dict[str, Any], reference: PredictionColumns,
                    settings: MonitorSettings) -> SequentialWatch:
-        watch = cls(list(s["streams"]), reference, settings, CusumBank.from_state(s["bank"]))
-        watch._tail = [np.asarray([np.nan if v is None else v for v in t], dtype=float)
-                       for t in s["tail"]]
+        watch = cls(list(s["streams"]), reference, settings,
+                    CusumBank.from_state(s["bank"]) if s["bank"] is not None else None,
+                    BernoulliBank.from_state(s["rate_bank"])
+                    if s["rate_bank"] is not None else None)
+        watch._tail = [f64_from_text(t) for t in s["tail"]]
+        watch._rtail = [f64_from_text(t) for t in s["rate_tail"]]
         return watch
 
 
@@ -142,33 +183,46 @@ def alarm_findings(model: str, version: str, alarm: SeqAlarm, alpha: float,
     plus the data-quality break when the alarm's rows show one (attribution then
     sends the drift to ML engineering: a broken feed, not a changed world)."""
     what = "latency" if alarm.feature is None else f"'{alarm.feature}'"
-    unit = " ms" if alarm.feature is None else ""
     way = "up" if alarm.direction > 0 else "down"
-    shift = 2 * alarm.k
-    if alarm.kind == "latency_regression":
+    if alarm.kind == "error_rate":
+        summary = f"{model} fails more often than its reference"
+    elif alarm.kind == "latency_regression":
         summary = f"{model} serves slower than its reference"
     else:
         summary = f"Input drift in {what} of {model}"
+    common = {"model": model, "model_version": version, "threshold": alarm.threshold,
+              "reference_n": 0, "current_n": 0, "window": (alarm.ts, alarm.ts),
+              "severity": "warning", "feature": alarm.feature,
+              "p_value": alpha / window_events, "summary": summary}
+    if alarm.what is not None:  # a rate
+        moved = "rose" if alarm.direction > 0 else "fell"
+        return [Finding(
+            kind=alarm.kind, detector="bernoulli_cusum", statistic=alarm.statistic,
+            description=(
+                f"{alarm.what} of {model} {moved}: {alarm.ref_mean:.2%} in the reference, "
+                f"{alarm.recent_mean:.2%} over the latest events (sequential Bernoulli CUSUM "
+                f"sized for a {'rise' if alarm.direction > 0 else 'fall'} to {alarm.k:.2%} "
+                f"crossed its threshold: {alarm.statistic:.3g} > {alarm.threshold:.3g})."),
+            details={"p1": alarm.k, "direction": way, "ref_rate": alarm.ref_mean,
+                     "cur_rate": alarm.recent_mean, "stream": alarm.what}, **common)]
+    unit = " ms" if alarm.feature is None else ""
     description = (
         f"{what} of {model} moved {way}: mean {alarm.ref_mean:.3g}{unit} in the reference, "
         f"{alarm.recent_mean:.3g}{unit} over the latest events (sequential CUSUM sized for a "
-        f"{shift:g} standard-deviation shift crossed its threshold: {alarm.statistic:.3g} > "
-        f"{alarm.threshold:.3g})."
+        f"{2 * alarm.k:g} standard-deviation shift crossed its threshold: "
+        f"{alarm.statistic:.3g} > {alarm.threshold:.3g})."
     )
-    common = {"model": model, "model_version": version, "threshold": alarm.threshold,
-              "reference_n": 0, "current_n": 0, "window": (alarm.ts, alarm.ts),
-              "severity": "warning", "feature": alarm.feature}
     findings = [Finding(
         kind=alarm.kind, detector="cusum", statistic=alarm.statistic,
-        p_value=alpha / window_events, summary=summary, description=description,
+        description=description,
         details={"k": alarm.k, "direction": way, "ref_mean": alarm.ref_mean,
                  "recent_mean": alarm.recent_mean}, **common)]
     if alarm.quality is not None:
         detector, p, effect, details = alarm.quality
         findings.append(Finding(
-            kind="data_quality", detector=detector, statistic=effect, p_value=p,
-            summary=f"Data-quality break in {what} of {model}",
+            kind="data_quality", detector=detector, statistic=effect,
             description=(f"{what} of {model} broke as it drifted ({detector}, "
                          f"p={p:.2g}): {details}"),
-            details=details, **common))
+            details=details, **{**common, "p_value": p,
+                                "summary": f"Data-quality break in {what} of {model}"}))
     return findings

@@ -1,0 +1,132 @@
+"""The 0/1 streams a model's sequential watch follows with Bernoulli CUSUMs.
+
+- errors (a rise is an ``error_rate`` alarm);
+- requests slower than ``latency_min_ratio`` x the reference p99 (a rise is a
+  tail-only ``latency_regression``: a few percent of requests much slower
+  barely move a rank statistic);
+- the share of each frequent category of each categorical feature (a rise or
+  a fall is ``data_drift``), and the share of values the reference never saw,
+  estimated Good-Turing style from the reference's singletons.
+
+Every in-control rate is a one-sided bound from the reference, not its point
+estimate, so a reference that happened to see few errors does not page, and
+every CUSUM's alternative comes from the model's effect floor: a change
+smaller than the floor is tolerated forever, on average.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from detectors.bernoulli import alternative, rate_bound
+from monitor.batch import PredictionColumns
+from monitor.config_types import MonitorSettings
+
+MIN_REFERENCE = 100  # a stream with fewer reference observations is not watched
+MAX_CATEGORIES = 8  # most frequent categories per feature followed one by one
+MIN_CATEGORY_COUNT = 20  # reference count below which a category's share is not followed
+TAIL_QUANTILE = 0.99
+MAX_RATE = 0.98  # alternatives beyond this are not worth a CUSUM
+
+
+@dataclass(frozen=True)
+class RateStream:
+    kind: str  # the alert kind an alarm raises
+    feature: str | None
+    what: str  # human wording of the indicator, e.g. "share of 'd' in 'cat'"
+    source: str  # "error", "latency" or "category"
+    rate: float  # the reference's point estimate
+    p0: float  # the in-control rate the CUSUMs assume (a bound on ``rate``)
+    p1: tuple[float, ...]  # the alternatives
+    cutoff: float = float("nan")  # latency: slower than this is a 1
+    value: str | None = None  # category: this value is a 1; None: unseen values are
+    known: frozenset[str] = field(default_factory=frozenset)
+
+
+def indicator(s: RateStream, cols: PredictionColumns) -> np.ndarray:
+    """The stream's 0/1 column for a batch; NaN where there is no observation."""
+    if s.source == "error":
+        return np.asarray(cols.error, dtype=float)
+    if s.source == "latency":
+        lat = np.asarray(cols.latency_ms, dtype=float)
+        return np.where(np.isnan(lat), np.nan, lat > s.cutoff)
+    v = cols.categorical.get(s.feature or "")
+    if v is None:
+        return np.full(cols.n, np.nan)
+    present = np.not_equal(v, None)
+    hit = v == s.value if s.value is not None else ~np.isin(v, list(s.known))
+    return np.where(present, hit, np.nan).astype(float)
+
+
+def _rise(p0: float, zeros: list[float]) -> tuple[float, ...]:
+    return tuple(alternative(p0, z) for z in zeros if p0 < z < MAX_RATE)
+
+
+def _fall(p0: float, zeros: list[float]) -> tuple[float, ...]:
+    return tuple(alternative(p0, z) for z in zeros if 0 < z < p0)
+
+
+def _error_streams(ref: PredictionColumns, s: MonitorSettings) -> list[RateStream]:
+    n, errors = ref.n, int(np.sum(ref.error))
+    if n < MIN_REFERENCE:
+        return []
+    p0 = rate_bound(errors, n, upper=True)
+    f = s.error_rate_min_increase
+    p1 = _rise(p0, [p0 + f / 2, p0 + 2 * f])
+    return [RateStream("error_rate", None, "error rate", "error", errors / n, p0, p1)] if p1 else []
+
+
+def _latency_streams(ref: PredictionColumns, s: MonitorSettings) -> list[RateStream]:
+    lat = np.asarray(ref.latency_ms, dtype=float)
+    lat = lat[np.isfinite(lat)]
+    if lat.size < MIN_REFERENCE:
+        return []
+    cutoff = float(np.quantile(lat, TAIL_QUANTILE)) * s.latency_min_ratio
+    slow = int(np.sum(lat > cutoff))
+    p0 = rate_bound(slow, lat.size, upper=True)
+    p1 = _rise(p0, [2 * p0, 4 * p0])
+    what = (f"share of requests slower than {cutoff:.4g} ms "
+            f"({s.latency_min_ratio:g} x the reference p{TAIL_QUANTILE * 100:g})")
+    return [RateStream("latency_regression", None, what, "latency", slow / lat.size, p0, p1,
+                       cutoff=cutoff)] if p1 else []
+
+
+def _category_streams(feature: str, values: np.ndarray,
+                      s: MonitorSettings) -> list[RateStream]:
+    present = [v for v in values.tolist() if v is not None]
+    n = len(present)
+    if n < MIN_REFERENCE:
+        return []
+    counts = Counter(present)
+    f = s.drift_min_effect
+    out = []
+    for value, c in counts.most_common(MAX_CATEGORIES):
+        if c < MIN_CATEGORY_COUNT:
+            break
+        what = f"share of '{value}' in '{feature}'"
+        up = rate_bound(c, n, upper=True)
+        if p1 := _rise(up, [up + f / 2, up + 2 * f]):
+            out.append(RateStream("data_drift", feature, what, "category", c / n, up, p1,
+                                  value=value))
+        down = rate_bound(c, n, upper=False)
+        if p1 := _fall(down, [down - f / 2, max(down - 2 * f, down / 4)]):
+            out.append(RateStream("data_drift", feature, what, "category", c / n, down, p1,
+                                  value=value))
+    singletons = sum(1 for c in counts.values() if c == 1)
+    p0 = rate_bound(singletons, n, upper=True)
+    if p1 := _rise(p0, [p0 + f / 2, p0 + 2 * f]):
+        out.append(RateStream("data_drift", feature,
+                              f"share of values of '{feature}' unseen in the reference",
+                              "category", singletons / n, p0, p1, known=frozenset(counts)))
+    return out
+
+
+def rate_streams(ref: PredictionColumns, s: MonitorSettings) -> list[RateStream]:
+    """Every rate stream a model's reference supports, in a stable order."""
+    out = _error_streams(ref, s) + _latency_streams(ref, s)
+    for feature in sorted(ref.categorical):
+        out += _category_streams(feature, ref.categorical[feature], s)
+    return out
