@@ -18,6 +18,16 @@ prediction time inside each batch:
   window's tests are one Holm family at ``settings.alpha``; a window with fewer
   than ``max(min_window_events, 30)`` valid pairs is not tested.
 
+For classifiers a Bernoulli CUSUM (:class:`~detectors.bernoulli.BernoulliBank`)
+also follows the 0/1 stream "this labelled prediction was wrong" pair by
+pair, so an abrupt concept change (the label function switches under
+unchanged inputs) is caught before a window fills.  Its in-control rate is
+the upper Jeffreys bound of the reference's error rate; its alternatives sit
+at the accuracy effect floor and four times it; it spends the same false-alarm
+rate as the windows (``alpha`` per window of pairs, split over its CUSUMs).
+An alarm fires at once and is folded into the next window's findings, so that
+window cannot count as clean.
+
 The task is ``ModelConfig.task`` or, when unset, inferred from the reference
 pairs: class strings -> multiclass; numeric predictions in [0, 1] with labels
 in {0, 1} -> binary; anything else -> regression.  Pairs that do not fit the
@@ -50,8 +60,10 @@ from typing import Any
 import numpy as np
 
 from alerts.model import Finding
+from detectors.bernoulli import BernoulliBank, alternative, rate_bound
 from detectors.budget import holm
 from detectors.performance import (
+    DEFAULT_MIN_EFFECT,
     MIN_N,
     binary_metrics,
     contract_test,
@@ -73,7 +85,8 @@ Key = tuple[str, str, str | None, str | None]
 # event time is counted unlabelled.  Label stoppage is seen about one TTL late.
 DEFAULT_LABEL_TTL_SECONDS = 86_400.0
 MIN_PAIRS = 200  # smallest performance reference / window, in joined pairs
-STATE_VERSION = 1
+RECENT_PAIRS = 500  # labelled predictions an alarm's "recent error rate" covers
+STATE_VERSION = 2
 
 BINARY, MULTICLASS, REGRESSION = "binary_classification", "multiclass", "regression"
 PRIMARY = {BINARY: ("accuracy", "auc"), MULTICLASS: ("accuracy",), REGRESSION: ("mae",)}
@@ -228,6 +241,14 @@ def metrics_of(task: str, p: Pairs) -> dict[str, Any]:
     return regression_metrics(p.prediction, p.label)
 
 
+def wrong(task: str, p: Pairs) -> np.ndarray:
+    """1.0 where a classifier's prediction missed its label (binary: at 0.5)."""
+    if task == BINARY:
+        return ((p.prediction >= 0.5) != (p.label == 1.0)).astype(float)
+    pc, lc = _as_class(p.prediction, p.prediction_class), _as_class(p.label, p.label_class)
+    return (pc != lc).astype(float)
+
+
 # -- window outcome -------------------------------------------------------------------------
 
 
@@ -286,6 +307,11 @@ class PerformanceWatch:
     cur_resolved: int = 0
     expected_rate: float | None = None
     latest_coverage: float | None = None
+    # sequential: misclassification CUSUMs, and their alarms until a window closes
+    errors: BernoulliBank | None = None
+    ref_error_rate: float = math.nan
+    recent_wrong: list[float] = field(default_factory=list)
+    alarms: list[list[float]] = field(default_factory=list)  # [pred_ts, stat, h, p1, recent]
 
     @classmethod
     def build(cls, mcfg: ModelConfig) -> PerformanceWatch:
@@ -323,6 +349,10 @@ class PerformanceWatch:
             log.info("performance reference ready", extra={
                 "model": self.model, "task": self.task, "n": ref.n,
                 "metrics": {m: self.reference.get(m) for m in PRIMARY[self.task]}})
+            self._start_sequential(ref, mcfg)
+            pairs = rest
+        if self.errors is not None and pairs.n:
+            out += self._sequential(pairs, mcfg)
         while self.buffered >= self.window_n:
             allp = Pairs.concat(self.buffer)
             cur = allp.take(slice(0, self.window_n))
@@ -330,6 +360,51 @@ class PerformanceWatch:
             self.buffer, self.buffered = ([rest] if rest.n else []), rest.n
             out.append(self._evaluate(cur, mcfg))
         return out
+
+    def _start_sequential(self, ref: Pairs, mcfg: ModelConfig) -> None:
+        if self.task not in (BINARY, MULTICLASS):
+            return
+        w = wrong(self.task, ref)
+        self.ref_error_rate = float(w.mean())
+        p0 = rate_bound(float(w.sum()), float(w.size), upper=True)
+        floor = DEFAULT_MIN_EFFECT["accuracy"]
+        p1 = [q for q in (p0 + floor / 2, p0 + 2 * floor) if q < 0.98]
+        if p0 < 0.98 and p1:
+            s = mcfg.settings
+            arl0 = self.window_n / s.alpha * len(p1)
+            self.errors = BernoulliBank([p0], [[alternative(p0, q) for q in p1]], arl0)
+
+    def _sequential(self, pairs: Pairs, mcfg: ModelConfig) -> list[WatchEvaluation]:
+        assert self.errors is not None and self.task is not None
+        x = wrong(self.task, pairs)
+        out = []
+        for a in self.errors.update(x[:, None]):
+            recent = np.concatenate([self.recent_wrong, x[: a.row + 1]])[-RECENT_PAIRS:]
+            alarm = [float(pairs.pred_ts[a.row]), a.statistic, a.threshold, a.p1,
+                     float(recent.mean())]
+            self.alarms.append(alarm)
+            ev = WatchEvaluation(self.model, now=float(pairs.label_ts[a.row]))
+            ev.findings.append(self._alarm_finding(alarm, mcfg))
+            out.append(ev)
+        self.recent_wrong = np.concatenate([self.recent_wrong, x])[-RECENT_PAIRS:].tolist()
+        return out
+
+    def _alarm_finding(self, alarm: list[float], mcfg: ModelConfig) -> Finding:
+        ts, stat, h, p1, recent = alarm
+        s = mcfg.settings
+        return Finding(
+            kind="performance_degradation", model=self.model, model_version=self.version,
+            detector="bernoulli_cusum", statistic=stat, p_value=s.alpha / self.window_n,
+            threshold=h, reference_n=self.reference_n, current_n=0, window=(ts, ts),
+            summary=f"{self.model} accuracy fell against ground truth",
+            description=(
+                f"{self.model} got {self.ref_error_rate:.1%} of its labelled predictions wrong "
+                f"in the reference, {recent:.1%} of the latest {RECENT_PAIRS} (sequential "
+                f"Bernoulli CUSUM sized for a rise to {p1:.1%} crossed its threshold: "
+                f"{stat:.3g} > {h:.3g}); the inputs may look unchanged: the relation between "
+                f"inputs and labels moved."),
+            details={"metric": "error_rate", "ref_rate": self.ref_error_rate,
+                     "cur_rate": recent, "p1": p1, "task": self.task})
 
     def _valid(self, pairs: Pairs) -> Pairs:
         assert self.task is not None
@@ -346,6 +421,12 @@ class PerformanceWatch:
         window = (float(cur.pred_ts.min()), float(cur.pred_ts.max()))
         ev = WatchEvaluation(self.model, now=float(np.max(cur.label_ts)))
         self.windows += 1
+        # an alarm inside this window: the window cannot count as clean
+        seen = [a for a in self.alarms if a[0] <= window[1]]
+        self.alarms = [a for a in self.alarms if a[0] > window[1]]
+        ev.findings += [self._alarm_finding(a, mcfg) for a in seen]
+        if seen:
+            ev.evaluated.append((self.model, "performance_degradation", None, None))
         m = metrics_of(self.task, cur)
         self.latest = {k: float(m[k]) for k in GAUGES[self.task]
                        if isinstance(m.get(k), int | float) and math.isfinite(m[k])}
@@ -361,7 +442,8 @@ class PerformanceWatch:
         if not results:
             return ev
         key: Key = (self.model, "performance_degradation", None, None)
-        ev.evaluated.append(key)
+        if key not in ev.evaluated:
+            ev.evaluated.append(key)
         rejected = holm([r.p_value for r, _ in results], s.alpha)
         hits = [(r, sev) for (r, sev), rej in zip(results, rejected, strict=True)
                 if rej and r.effect >= r.min_effect]
@@ -461,7 +543,10 @@ class PerformanceWatch:
                 "coverage_open": self.coverage_open,
                 "ref_joined": self.ref_joined, "ref_resolved": self.ref_resolved,
                 "cur_joined": self.cur_joined, "cur_resolved": self.cur_resolved,
-                "expected_rate": self.expected_rate, "latest_coverage": self.latest_coverage}
+                "expected_rate": self.expected_rate, "latest_coverage": self.latest_coverage,
+                "errors": self.errors.to_state() if self.errors is not None else None,
+                "ref_error_rate": _clean(self.ref_error_rate),
+                "recent_wrong": f64_to_text(self.recent_wrong), "alarms": self.alarms}
 
     @classmethod
     def from_state(cls, s: dict[str, Any]) -> PerformanceWatch:
@@ -477,4 +562,9 @@ class PerformanceWatch:
                    coverage_open=bool(s["coverage_open"]), ref_joined=int(s["ref_joined"]),
                    ref_resolved=int(s["ref_resolved"]), cur_joined=int(s["cur_joined"]),
                    cur_resolved=int(s["cur_resolved"]), expected_rate=s["expected_rate"],
-                   latest_coverage=s["latest_coverage"])
+                   latest_coverage=s["latest_coverage"],
+                   errors=(BernoulliBank.from_state(s["errors"])
+                           if s["errors"] is not None else None),
+                   ref_error_rate=_unclean(s["ref_error_rate"]),
+                   recent_wrong=f64_from_text(s["recent_wrong"]).tolist(),
+                   alarms=[list(a) for a in s["alarms"]])
