@@ -72,3 +72,5 @@ class DecodedBatch:
     # up to a few examples per reason, for logs and the dead-letter topic:
     # (reason, raw bytes of the offending event or message, truncated)
     invalid_samples: list[tuple[str, bytes]] = field(default_factory=list)
+    # (model, feature) -> values of the wrong type, dropped from their column
+    type_mismatches: Counter[tuple[str, str]] = field(default_factory=Counter)

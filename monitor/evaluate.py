@@ -8,7 +8,7 @@ stationary window raises *anything* at or below ``settings.alpha``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,6 +23,7 @@ from detectors.rates import error_rate_contract_test, error_rate_test
 from detectors.result import TestResult
 from monitor.batch import PredictionColumns
 from monitor.config_types import ModelConfig
+from monitor.schema import schema_findings
 
 Key = tuple[str, str, str | None, str | None]
 
@@ -188,9 +189,10 @@ def _tests(model: ModelConfig, ref: PredictionColumns, cur: PredictionColumns) -
     return tests
 
 
-def evaluate_window(model: ModelConfig, ref: PredictionColumns,
-                    cur: PredictionColumns) -> Evaluation:
-    """Test ``cur`` against ``ref`` under the model's family-wise budget."""
+def evaluate_window(model: ModelConfig, ref: PredictionColumns, cur: PredictionColumns,
+                    mismatches: Mapping[str, int] | None = None) -> Evaluation:
+    """Test ``cur`` against ``ref`` under the model's family-wise budget, and check
+    its schema (``mismatches``: wrong-typed values per feature seen in the window)."""
     window = (float(np.min(cur.ts)), float(np.max(cur.ts)))
     ev = Evaluation(model.name, window, cur.n)
     if cur.n < model.settings.min_window_events:
@@ -221,4 +223,10 @@ def evaluate_window(model: ModelConfig, ref: PredictionColumns,
             window=window, summary=summary, description=description, severity=t.severity,
             feature=key[2], details=details,
         ))
+    keys, broken = schema_findings(model.name, version, ref, cur, mismatches or {}, window)
+    ev.evaluated += [k for k in keys if k not in ev.evaluated]
+    # a schema break is the cause of the nulls it leaves behind: one alert, not two
+    gone = {f.feature for f in broken}
+    ev.findings = [f for f in ev.findings
+                   if not (f.kind == "data_quality" and f.feature in gone)] + broken
     return ev

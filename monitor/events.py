@@ -202,6 +202,7 @@ class Decoder:
         self._types: dict[str, dict[str, str]] = {m: dict(t) for m, t in self.configured.items()}
         self.dropped_features: dict[str, set[str]] = {}
         self.type_mismatches: Counter[tuple[str, str]] = Counter()
+        self._mismatches_seen: Counter[tuple[str, str]] = Counter()
 
     # -- state ---------------------------------------------------------------
     def feature_types(self, model: str) -> dict[str, str]:
@@ -556,5 +557,7 @@ class Decoder:
                 label=np.array(b.label, dtype=f64),
                 label_class=np.array(b.label_class, dtype=object),
             )
+        batch.type_mismatches = self.type_mismatches - self._mismatches_seen
+        self._mismatches_seen = Counter(self.type_mismatches)
 
 

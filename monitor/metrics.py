@@ -131,6 +131,9 @@ class Metrics:
                               ["model", "type"], registry=r)
         self.invalid = Counter("driftwatch_events_invalid", "Events rejected, by reason.",
                                ["reason"], registry=r)
+        self.type_mismatches = Counter(
+            "driftwatch_type_mismatches", "Feature values of the wrong type, dropped.",
+            ["model", "feature"], registry=r)
         self.windows = Counter("driftwatch_windows_evaluated", "Windows evaluated.",
                                ["model"], registry=r)
         self.alert_changes = Counter("driftwatch_alert_state_changes",

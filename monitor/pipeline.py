@@ -51,13 +51,15 @@ class ModelState:
     drift: dict[tuple[str, str], float] = field(default_factory=dict)
     seq: SequentialWatch | None = None
     seq_alarms: list[SeqAlarm] = field(default_factory=list)  # until their window closes
+    mismatches: dict[str, int] = field(default_factory=dict)  # wrong-typed values, this window
 
     def to_state(self) -> dict[str, Any]:
         return {"windows": self.windows.to_state(), "first_ts": _finite_or_none(self.first_ts),
                 "last_ts": _finite_or_none(self.last_ts), "rate_per_s": self.rate_per_s,
                 "drift": [[f, d, v] for (f, d), v in self.drift.items()],
                 "seq": self.seq.to_state() if self.seq is not None else None,
-                "seq_alarms": [a.to_state() for a in self.seq_alarms]}
+                "seq_alarms": [a.to_state() for a in self.seq_alarms],
+                "mismatches": self.mismatches}
 
     @classmethod
     def from_state(cls, s: dict[str, Any]) -> ModelState:
@@ -65,7 +67,8 @@ class ModelState:
                    first_ts=_or(s["first_ts"], math.inf),
                    last_ts=_or(s["last_ts"], -math.inf), rate_per_s=s["rate_per_s"],
                    drift={(f, d): v for f, d, v in s["drift"]},
-                   seq_alarms=[SeqAlarm(*a) for a in s.get("seq_alarms", [])])
+                   seq_alarms=[SeqAlarm(*a) for a in s.get("seq_alarms", [])],
+                   mismatches=dict(s.get("mismatches", {})))
 
     def restore_seq(self, s: dict[str, Any], settings: MonitorSettings) -> None:
         ref = self.windows.reference.compact()
@@ -124,6 +127,10 @@ class Pipeline:
             log.warning("invalid event", extra={"reason": reason, "sample": raw[:200]})
         for model, labels in batch.labels.items():
             m.events.labels(model, "label").inc(labels.n)
+        for (model, feature), n in batch.type_mismatches.items():
+            m.type_mismatches.labels(model, feature).inc(n)
+            st = self._state(model)
+            st.mismatches[feature] = st.mismatches.get(feature, 0) + n
         changes: list[Alert] = []
         for model, cols in batch.predictions.items():
             if cols.n == 0:
@@ -234,7 +241,8 @@ class Pipeline:
             fresh = [a for a in fresh if a.ts > end]
             ref = st.windows.reference.compact()
             assert ref is not None
-            ev = evaluate_window(mcfg, ref, window)
+            ev = evaluate_window(mcfg, ref, window, st.mismatches)
+            st.mismatches = {}
             self.metrics.windows.labels(model).inc()
             self._record(st, ev)
             # a key the CUSUMs alarmed on inside this window was not tested clean

@@ -26,7 +26,9 @@ class Fault:
     kinds: ``shift`` (params: feature, sigmas), ``latency`` (factor, and/or
     tail_fraction + tail_ms), ``errors`` (rate), ``silence`` (events dropped
     from ``start`` to ``end``), ``stuck`` (feature, value, host: one replica
-    sends a constant), ``nulls`` (feature, rate: the feed drops the value).
+    sends a constant), ``nulls`` (feature, rate: the feed drops the value),
+    ``rename`` (feature, to: the field arrives under another name), ``retype``
+    (feature: its values arrive as strings).
     """
 
     model: str
@@ -100,6 +102,8 @@ def model_events(
     keep = np.ones(n, dtype=bool)
     version = np.full(n, spec.version, dtype=object)
     nulls: dict[str, np.ndarray] = {}
+    renames: dict[str, tuple[np.ndarray, str]] = {}
+    retypes: dict[str, np.ndarray] = {}
     for fault in faults:
         if fault.model != spec.name:
             continue
@@ -124,6 +128,10 @@ def model_events(
             name = str(p["feature"])
             hit = on & (rng.random(n) < float(p["rate"]))
             nulls[name] = nulls.get(name, np.zeros(n, dtype=bool)) | hit
+        elif fault.kind == "rename":
+            renames[str(p["feature"])] = (on, str(p["to"]))
+        elif fault.kind == "retype":
+            retypes[str(p["feature"])] = on
         elif fault.kind == "version":
             version = np.where(on, str(p["version"]), version)
         else:
@@ -141,7 +149,7 @@ def model_events(
             "model": spec.name,
             "model_version": version[i],
             "ts": round(float(ts[i]), 3),
-            "features": {k: cols[k][i] for k in names},
+            "features": _schema(i, {k: cols[k][i] for k in names}, renames, retypes),
             "latency_ms": round(float(latency[i]), 2),
             "segment": {"host": hosts[i]},
         }
@@ -151,6 +159,17 @@ def model_events(
             ev["prediction"] = float(preds[i])
         events.append(ev)
     return events
+
+
+def _schema(i: int, feats: dict[str, object], renames: dict[str, tuple[np.ndarray, str]],
+            retypes: dict[str, np.ndarray]) -> dict[str, object]:
+    for name, on in retypes.items():
+        if on[i]:
+            feats[name] = str(feats[name])
+    for name, (on, to) in renames.items():
+        if on[i]:
+            feats[to] = feats.pop(name)
+    return feats
 
 
 def stream(

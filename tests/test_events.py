@@ -417,10 +417,12 @@ def test_type_inferred_on_first_sight_then_mismatches_nulled() -> None:
     assert c.numeric["x"][[0, 2]].tolist() == [1.0, 2.0] and math.isnan(c.numeric["x"][1])
     assert c.categorical["plan"].tolist() == ["a", None, "b"]
     assert d.type_mismatches == {("m", "x"): 1, ("m", "plan"): 1}
+    assert b.type_mismatches == d.type_mismatches  # the batch carries its own count
     assert d.feature_types("m") == {"x": "numeric", "plan": "categorical"}
     b = d.decode_lines([dumps(pred(3, features={"x": "later"}))])
     assert "x" not in b.predictions["m"].categorical and np.isnan(b.predictions["m"].numeric["x"])
     assert d.type_mismatches[("m", "x")] == 2
+    assert b.type_mismatches == {("m", "x"): 1}  # ... and only its own
 
 
 def test_nested_feature_value_is_nulled_and_counted() -> None:

@@ -127,6 +127,26 @@ def test_stuck_default_on_one_host_never_pages_data_science(tmp_path: Path) -> N
     assert not firing(result, team="data-science"), [a.labels for a in result.alerts]
 
 
+def test_renamed_field_is_a_schema_break_for_ml_engineering(tmp_path: Path) -> None:
+    result = run(tmp_path, [Fault("churn", "rename", 4_000, {"feature": "age", "to": "age_years"})])
+    sv = firing(result, kind="schema_violation", model="churn", feature="age")
+    assert sv and sv[0].labels["team"] == "ml-engineering"
+    assert "missing" in sv[0].annotations["description"]
+    assert "'age_years'" in sv[0].annotations["description"]  # named as a likely rename
+    # the nulls the rename leaves behind are the same break: no second alert, no page for DS
+    assert not firing(result, kind="data_quality", model="churn", feature="age")
+    assert not firing(result, team="data-science"), [a.labels for a in result.alerts]
+
+
+def test_field_arriving_as_another_type_is_a_schema_break(tmp_path: Path) -> None:
+    result = run(tmp_path, [Fault("churn", "retype", 4_000, {"feature": "tenure_months"})])
+    sv = firing(result, kind="schema_violation", model="churn", feature="tenure_months")
+    assert sv and sv[0].labels["team"] == "ml-engineering"
+    assert "another type" in sv[0].annotations["description"]
+    assert not firing(result, team="data-science"), [a.labels for a in result.alerts]
+    assert result.invalid == 0  # the events themselves are kept: only the value is dropped
+
+
 @pytest.mark.parametrize("fault", [
     Fault("churn", "stuck", 4_000, {"feature": "age", "value": 0.0, "host": "pod-2"}),
     Fault("eta", "latency", 4_000, {"factor": 1.3}),
