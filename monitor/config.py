@@ -69,6 +69,7 @@ SETTING_RULES = {  # every MonitorSettings field: [defaults] and per-model overr
     "drift_min_effect": number(ge=0, lt=1),
     "traffic_gap_min_seconds": duration(gt=0),
     "max_features": integer(ge=1),
+    "label_ttl_seconds": duration(gt=0),
 }
 
 

@@ -72,6 +72,9 @@ class MonitorSettings:
     drift_min_effect: float = 0.05  # KS distance / total variation floor
     traffic_gap_min_seconds: float = 300.0  # never call a shorter silence a drop
     max_features: int = 100  # features beyond this (by first sight) are not tracked
+    # a prediction not labelled within this much event time counts as unlabelled;
+    # labels that stop arriving are seen about this late (label_delay)
+    label_ttl_seconds: float = 86_400.0
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ touch only the rows they remove.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -158,17 +159,21 @@ class LabelJoin:
     """Joins each model's labels to its predictions; see the module docstring."""
 
     def __init__(self, ttl_seconds: float = 86400, max_pending: int = 1_000_000, *,
-                 delay_window: int = 10_000) -> None:
-        if not ttl_seconds > 0:
-            raise ValueError(f"ttl_seconds must be > 0, got {ttl_seconds!r}")
+                 delay_window: int = 10_000, ttls: Mapping[str, float] | None = None) -> None:
+        if not ttl_seconds > 0 or any(not t > 0 for t in (ttls or {}).values()):
+            raise ValueError(f"ttl_seconds must be > 0, got {ttl_seconds!r}, {ttls!r}")
         if not max_pending >= 1:
             raise ValueError(f"max_pending must be >= 1, got {max_pending!r}")
         if not delay_window >= 1:
             raise ValueError(f"delay_window must be >= 1, got {delay_window!r}")
         self.ttl_seconds = float(ttl_seconds)
+        self.ttls = {m: float(t) for m, t in (ttls or {}).items()}  # per-model overrides
         self.max_pending = int(max_pending)
         self.delay_window = int(delay_window)
         self._models: dict[str, _ModelJoin] = {}
+
+    def ttl(self, model: str) -> float:
+        return self.ttls.get(model, self.ttl_seconds)
 
     # -- input --------------------------------------------------------------------------
 
@@ -279,9 +284,9 @@ class LabelJoin:
 
         Returns, per model, what was dropped now and what was evicted since the
         previous call."""
-        cutoff = float(watermark) - self.ttl_seconds
         out: dict[str, ExpiryStats] = {}
         for name, m in self._models.items():
+            cutoff = float(watermark) - self.ttl(name)
             s, m.since_expire = m.since_expire, ExpiryStats()
             while m.pheap and m.pheap[0][0] < cutoff:
                 s.unlabelled += m.pop_oldest_prediction()

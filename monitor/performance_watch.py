@@ -81,9 +81,6 @@ log = logging.getLogger("driftwatch.performance")
 
 Key = tuple[str, str, str | None, str | None]
 
-# The join's TTL (no config key yet): a prediction not labelled within a day of
-# event time is counted unlabelled.  Label stoppage is seen about one TTL late.
-DEFAULT_LABEL_TTL_SECONDS = 86_400.0
 MIN_PAIRS = 200  # smallest performance reference / window, in joined pairs
 RECENT_PAIRS = 500  # labelled predictions an alarm's "recent error rate" covers
 STATE_VERSION = 2

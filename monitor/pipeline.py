@@ -29,11 +29,7 @@ from monitor.evaluate import Evaluation, dominant_version, evaluate_window
 from monitor.events import Decoder
 from monitor.join import ExpiryStats, LabelJoin
 from monitor.metrics import LabelStateCollector, Metrics, StateCollector
-from monitor.performance_watch import (
-    DEFAULT_LABEL_TTL_SECONDS,
-    PerformanceWatch,
-    WatchEvaluation,
-)
+from monitor.performance_watch import PerformanceWatch, WatchEvaluation
 from monitor.sequential import SeqAlarm, SequentialWatch, alarm_findings
 from monitor.windows import ModelWindows, take
 
@@ -105,11 +101,18 @@ class Pipeline:
         self.watermark = -math.inf
         # labels: joined to predictions by (model, id); a model's predictions enter the
         # join from its first label event on (models without labels cost nothing)
-        self.join = LabelJoin(ttl_seconds=DEFAULT_LABEL_TTL_SECONDS)
+        self.join = self._new_join()
         self.perf: dict[str, PerformanceWatch] = {}
         self._expired_at = -math.inf  # watermark of the last join.expire
         metrics.attach_state(StateCollector(self._drift_samples, self._firing_samples))
         metrics.attach_state(LabelStateCollector(self._label_samples))
+
+    def _new_join(self, state: dict[str, Any] | None = None) -> LabelJoin:
+        """The label join, with the TTLs of the config (also over a restored state)."""
+        join = LabelJoin.from_state(state) if state is not None else LabelJoin()
+        join.ttl_seconds = self.config.defaults.label_ttl_seconds
+        join.ttls = {m.name: m.settings.label_ttl_seconds for m in self.config.models}
+        return join
 
     # -- inputs ------------------------------------------------------------
     def process_messages(self, values: Iterable[bytes], default_type: str | None) -> list[Alert]:
@@ -168,7 +171,7 @@ class Pipeline:
                 w.version = dominant_version(cols.versions)
                 ok = np.isfinite(cols.ts) & ~np.asarray(cols.error, dtype=bool)
                 if ok.any():
-                    w.saw_predictions(float(cols.ts[ok].min()), self.join.ttl_seconds)
+                    w.saw_predictions(float(cols.ts[ok].min()), self.join.ttl(model))
                 parts.append(self.join.add_predictions(model, cols))
             if labels is not None and labels.n:
                 parts.append(self.join.add_labels(model, labels))
@@ -193,7 +196,7 @@ class Pipeline:
             w = self._watch(model)
             for ev in w.resolved(joined_now.get(model, 0), lost.unlabelled if lost else 0,
                                  self.watermark, self.config.model(model),
-                                 self.join.delay_summary(model).p95, self.join.ttl_seconds):
+                                 self.join.delay_summary(model).p95, self.join.ttl(model)):
                 changes += self._watch_update(ev)
         return changes
 
@@ -383,7 +386,7 @@ class Pipeline:
             st.restore_seq(ms, self.config.model(name).settings)
             self.models[name] = st
         if s.get("join") is not None:  # states saved before labels were joined lack these
-            self.join = LabelJoin.from_state(s["join"])
+            self.join = self._new_join(s["join"])
         self._expired_at = _or(s.get("expired_at"), -math.inf)
         self.perf = {k: PerformanceWatch.from_state(w)
                      for k, w in s.get("performance", {}).items()}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 
 import numpy as np
@@ -18,7 +19,7 @@ from prometheus_client import CollectorRegistry
 
 from monitor.app import App, build
 from monitor.config_types import Config, Contract, ModelConfig, MonitorSettings
-from monitor.join import Joined, LabelJoin
+from monitor.join import Joined
 from monitor.performance_watch import (
     BINARY,
     MULTICLASS,
@@ -62,9 +63,13 @@ def stream(n: int, accuracy: Callable[[np.ndarray], np.ndarray], *, seed: int = 
 
 
 def app_for(config: Config, ttl: float | None = None) -> App:
+    if ttl is not None:  # label_ttl_seconds, in [defaults] and every [[models]]
+        config = replace(
+            config, defaults=replace(config.defaults, label_ttl_seconds=ttl),
+            models=tuple(replace(m, settings=replace(m.settings, label_ttl_seconds=ttl))
+                         for m in config.models))
     app = build(config, registry=CollectorRegistry(), notify=False)
-    if ttl is not None:  # no config key for the join's TTL yet
-        app.pipeline.join = LabelJoin(ttl_seconds=ttl)
+    assert ttl is None or app.pipeline.join.ttl("churn") == ttl
     return app
 
 

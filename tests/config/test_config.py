@@ -164,6 +164,17 @@ def test_ints_accepted_where_floats_expected_but_bools_are_not_ints() -> None:
     assert errors == ["defaults.max_features: must be an integer >= 1 (got true)"]
 
 
+def test_label_ttl_is_a_duration_per_model_and_reaches_the_join() -> None:
+    from prometheus_client import CollectorRegistry
+
+    from monitor.app import build
+
+    config = parse_config({"defaults": {"label_ttl_seconds": "2h"},
+                           "models": [{"name": "churn", "label_ttl_seconds": "30m"}]})
+    join = build(config, registry=CollectorRegistry(), notify=False).pipeline.join
+    assert (join.ttl("churn"), join.ttl("other")) == (1800.0, 7200.0)
+
+
 def test_duplicate_models_and_receivers_are_refused() -> None:
     errors, _ = problems(
         {
