@@ -5,7 +5,11 @@
 
 Every stream is one model's prediction events, 0.5 s apart in event time:
 five N(0,1) features, one categorical feature, a score, a serving latency
-(lognormal, median 40 ms) and a 1 % error rate.  A scenario changes the
+(lognormal, median 40 ms) and a 1 % error rate, and a label for every
+prediction, arriving with it.  The model is a binary classifier scoring
+``sigmoid(x1 + x2)``; the true concept is ``x1 + x2 > 0`` with 10 % label
+noise, so it is right 90 % of the time until a concept scenario changes the
+label function under unchanged inputs (SEA-, Agrawal- and STAGGER-style).  A scenario changes the
 stream at a known event; the delay is the number of events from the change
 to the first alert (or alarm) of the right kind, "missed" if none comes
 within ``AFTER`` events.
@@ -36,8 +40,8 @@ from river import drift
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from monitor.app import build  # noqa: E402
-from monitor.batch import DecodedBatch, PredictionColumns  # noqa: E402
-from monitor.config_types import Config  # noqa: E402
+from monitor.batch import DecodedBatch, LabelColumns, PredictionColumns  # noqa: E402
+from monitor.config_types import Config, MonitorSettings  # noqa: E402
 
 BUDGET_PER_MILLION = 1.0
 CHANGE_AT = 20_000  # after the 5,000-event reference and several clean windows
@@ -59,19 +63,33 @@ class Stream:
     cat: np.ndarray
     latency: np.ndarray
     error: np.ndarray
+    label: np.ndarray
     n: int = field(init=False)
 
     def __post_init__(self) -> None:
         self.n = int(self.latency.size)
 
 
+NOISE = 0.10  # label noise: the model's error rate under its own concept
+
+
+def noisy(truth: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    return (truth ^ (rng.random(truth.size) < NOISE)).astype(float)
+
+
 def stationary(n: int, rng: np.random.Generator) -> Stream:
+    numeric = {f: rng.normal(size=n) for f in FEATURES}
     return Stream(
-        numeric={f: rng.normal(size=n) for f in FEATURES},
+        numeric=numeric,
         cat=rng.choice(CATS, size=n, p=CAT_P),
         latency=rng.lognormal(np.log(40.0), 0.35, size=n),
         error=rng.random(n) < 0.01,
+        label=noisy(numeric["x1"] + numeric["x2"] > 0, rng),
     )
+
+
+def prediction(s: Stream, lo: int, hi: int) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-(s.numeric["x1"][lo:hi] + s.numeric["x2"][lo:hi])))
 
 
 def ramp(n: int, start: int, width: int) -> np.ndarray:
@@ -121,6 +139,26 @@ def latency_tail(fraction: float, extra_ms: float) -> Mutator:
     return f
 
 
+def concept(truth: Callable[[Stream], np.ndarray]) -> Mutator:
+    """The label function switches to ``truth`` (the inputs do not change)."""
+    def f(s: Stream, w: np.ndarray, rng: np.random.Generator) -> None:
+        switched = rng.random(s.n) < w
+        s.label = np.where(switched, noisy(truth(s), rng), s.label)
+    return f
+
+
+def sea(theta: float) -> Mutator:  # SEA: the threshold on x1 + x2 moves
+    return concept(lambda s: s.numeric["x1"] + s.numeric["x2"] > theta)
+
+
+def agrawal() -> Mutator:  # Agrawal: the rule switches to other features
+    return concept(lambda s: s.numeric["x1"] + s.numeric["x3"] > 0)
+
+
+def stagger() -> Mutator:  # STAGGER: the rule flips for one categorical value
+    return concept(lambda s: (s.numeric["x1"] + s.numeric["x2"] > 0) ^ (s.cat == "c"))
+
+
 def error_rate(rate: float) -> Mutator:
     def f(s: Stream, w: np.ndarray, rng: np.random.Generator) -> None:
         s.error = s.error | (rng.random(s.n) < (rate - 0.01) * w)
@@ -131,7 +169,7 @@ def error_rate(rate: float) -> Mutator:
 class Scenario:
     name: str
     kind: str  # the alert kind that counts as a detection
-    stream: str  # which single stream River watches: x0, cat, latency, error
+    stream: str  # which single stream River watches: x0, cat, latency, error, wrong
     mutate: Mutator
     width: int = 1  # 1 = abrupt; otherwise a linear ramp over this many events
 
@@ -150,6 +188,13 @@ SCENARIOS = [
     Scenario("latency tail: 2 % +150 ms", "latency_regression", "latency",
              latency_tail(0.02, 150.0)),
     Scenario("errors 1 % → 3 %", "error_rate", "error", error_rate(0.03)),
+    Scenario("concept: SEA threshold 0 → 0.2", "performance_degradation", "wrong", sea(0.2)),
+    Scenario("concept: SEA threshold 0 → 0.5", "performance_degradation", "wrong", sea(0.5)),
+    Scenario("concept: Agrawal rule switch", "performance_degradation", "wrong", agrawal()),
+    Scenario("concept: STAGGER flip in one category", "performance_degradation", "wrong",
+             stagger()),
+    Scenario("concept: SEA 0 → 0.5 gradual (5k)", "performance_degradation", "wrong",
+             sea(0.5), 5_000),
 ]
 
 
@@ -170,7 +215,7 @@ def columns(s: Stream, lo: int, hi: int, offset: int) -> PredictionColumns:
     return PredictionColumns(
         model="m", ts=T0 + idx * INTERVAL_S, ids=idx.astype(str).astype(object),
         versions=np.full(n, "v1", dtype=object),
-        prediction=1.0 / (1.0 + np.exp(-(s.numeric["x1"][lo:hi] + s.numeric["x2"][lo:hi]))),
+        prediction=prediction(s, lo, hi),
         prediction_class=np.full(n, None, dtype=object),
         latency_ms=s.latency[lo:hi], error=s.error[lo:hi],
         numeric={f: v[lo:hi] for f, v in s.numeric.items()},
@@ -184,7 +229,10 @@ def driftwatch_alerts(s: Stream, config: Config) -> list[tuple[int, str]]:
     out: list[tuple[int, str]] = []
     for lo in range(0, s.n, CHUNK):
         hi = min(s.n, lo + CHUNK)
-        batch = DecodedBatch(predictions={"m": columns(s, lo, hi, 0)})
+        cols = columns(s, lo, hi, 0)
+        labels = LabelColumns("m", cols.ts, cols.ids, s.label[lo:hi],
+                              np.full(hi - lo, None, dtype=object))
+        batch = DecodedBatch(predictions={"m": cols}, labels={"m": labels})
         for a in app.pipeline.process(batch):
             if a.status == "firing":
                 assert a.starts_at is not None
@@ -201,14 +249,14 @@ RiverFactory = Callable[[float], object]
 BINARY = {"DDM", "HDDM_A"}
 RIVER: dict[str, tuple[RiverFactory, list[float], set[str]]] = {
     "ADWIN": (lambda p: drift.ADWIN(delta=p), [2e-3, 1e-4, 1e-6, 1e-8, 1e-10, 1e-12],
-              {"x0", "cat", "latency", "error"}),
+              {"x0", "cat", "latency", "error", "wrong"}),
     "PageHinkley": (lambda p: drift.PageHinkley(threshold=p, mode="both"),
                     [50.0, 100.0, 200.0, 400.0, 800.0, 1600.0, 3200.0, 6400.0],
-                    {"x0", "cat", "latency", "error"}),
+                    {"x0", "cat", "latency", "error", "wrong"}),
     "DDM": (lambda p: drift.binary.DDM(drift_threshold=p), [3.0, 4.0, 6.0, 8.0, 12.0, 16.0],
-            {"error"}),
+            {"error", "wrong"}),
     "HDDM_A": (lambda p: drift.binary.HDDMA(drift_confidence=p),
-               [1e-3, 1e-5, 1e-7, 1e-9], {"error"}),
+               [1e-3, 1e-5, 1e-7, 1e-9], {"error", "wrong"}),
 }
 
 
@@ -223,6 +271,8 @@ def river_values(s: Stream, which: str, binary: bool) -> np.ndarray:
         v = (s.cat == "d").astype(float)
     elif which == "error":
         v = s.error.astype(float)
+    elif which == "wrong":  # River's classic input: 1 where the model was wrong
+        v = ((prediction(s, 0, s.n) >= 0.5) != (s.label == 1.0)).astype(float)
     elif which == "latency":
         v = s.latency
     else:
@@ -251,11 +301,24 @@ def river_alarms(make: RiverFactory, param: float, values: np.ndarray) -> list[i
     return out
 
 
-def calibrate_river(n_events: int, seed: int) -> dict[str, float | None]:
+# driftwatch's one sensitivity knob, most to least sensitive (the default is 1e-5)
+ALPHAS = [1e-2, 3e-3, 1e-3, 1e-4, 1e-5]
+
+
+def calibrate_driftwatch(s: Stream) -> float:
+    """The largest ``alpha`` whose whole-model false alarms on ``s`` fit the budget:
+    driftwatch gets the same calibration as River, on the same stream."""
+    for alpha in ALPHAS:
+        alarms = len(driftwatch_alerts(s, Config(defaults=MonitorSettings(alpha=alpha))))
+        if alarms / s.n * 1e6 <= BUDGET_PER_MILLION:
+            return alpha
+    return ALPHAS[-1]
+
+
+def calibrate_river(s: Stream) -> dict[str, float | None]:
     """The most sensitive parameter whose stationary false alarms fit the budget,
     counted over every stream the detector would watch for one model."""
-    rng = np.random.default_rng(seed)
-    s = stationary(n_events, rng)
+    n_events = s.n
     chosen: dict[str, float | None] = {}
     for name, (make, grid, kinds) in RIVER.items():
         streams = model_streams(s, name, kinds)
@@ -300,22 +363,32 @@ def score(alarms: list[int], out: Outcome) -> None:
 
 
 def run(seeds: int, stationary_events: int, out_path: Path | None) -> str:
-    config = Config()
+    default = Config()
     lines: list[str] = []
+    calib_stream = stationary(stationary_events, np.random.default_rng(10_000))
     t = time.perf_counter()
-    calib = calibrate_river(stationary_events, seed=10_000)
+    calib = calibrate_river(calib_stream)
     lines.append(f"River calibration ({stationary_events:,} stationary events, "
                  f"{time.perf_counter() - t:.0f} s): " +
                  ", ".join(f"{k}={v:g}" if v is not None else f"{k}=none fits"
                            for k, v in calib.items()))
+    t = time.perf_counter()
+    alpha = calibrate_driftwatch(calib_stream)
+    lines.append(f"driftwatch calibration (same stream, alpha grid {ALPHAS}, "
+                 f"{time.perf_counter() - t:.0f} s): alpha={alpha:g}")
+    del calib_stream
+    configs = {f"driftwatch (default, alpha={default.defaults.alpha:g})": default,
+               f"driftwatch (calibrated, alpha={alpha:g})":
+                   Config(defaults=MonitorSettings(alpha=alpha))}
 
     # false alarms on a fresh stationary stream, whole model, default detectors
     s = stationary(stationary_events, np.random.default_rng(20_000))
-    t = time.perf_counter()
-    dw = driftwatch_alerts(s, config)
-    dw_s = time.perf_counter() - t
-    fa_rows = [("driftwatch (all default detectors, whole model)", len(dw),
-                dw_s / stationary_events * 1e6)]
+    fa_rows = []
+    for label, config in configs.items():
+        t = time.perf_counter()
+        dw = driftwatch_alerts(s, config)
+        fa_rows.append((f"{label}: every detector, whole model, labels joined", len(dw),
+                        (time.perf_counter() - t) / stationary_events * 1e6))
     for name, (make, _, kinds) in RIVER.items():
         p = calib[name]
         if p is None:
@@ -325,24 +398,26 @@ def run(seeds: int, stationary_events: int, out_path: Path | None) -> str:
         n_alarms = sum(len(river_alarms(make, p, v)) for v in streams)
         fa_rows.append((f"River {name} (every stream it applies to)", n_alarms,
                         (time.perf_counter() - t) / stationary_events * 1e6))
+    del s
 
     table = ["| scenario | detector | median delay | p90 delay | missed | "
              "false alarms before change | µs/event |",
              "|---|---|---:|---:|---:|---:|---:|"]
     for sc in SCENARIOS:
-        results: dict[str, Outcome] = {"driftwatch": Outcome()}
+        results: dict[str, Outcome] = {label: Outcome() for label in configs}
         for name, (_, _, kinds) in RIVER.items():
             if sc.stream in kinds and calib[name] is not None:
                 results[f"River {name}"] = Outcome()
         for seed in range(seeds):
             st = scenario_stream(sc, seed)
-            t = time.perf_counter()
-            alerts = driftwatch_alerts(st, config)
-            o = results["driftwatch"]
-            o.seconds += time.perf_counter() - t
-            o.events += st.n
-            score([i for i, k in alerts if k == sc.kind], o)
-            o.false_alarms += sum(1 for i, k in alerts if k != sc.kind and i < CHANGE_AT)
+            for label, config in configs.items():
+                t = time.perf_counter()
+                alerts = driftwatch_alerts(st, config)
+                o = results[label]
+                o.seconds += time.perf_counter() - t
+                o.events += st.n
+                score([i for i, k in alerts if k == sc.kind], o)
+                o.false_alarms += sum(1 for i, k in alerts if k != sc.kind and i < CHANGE_AT)
             for name, (make, _, _) in RIVER.items():
                 key = f"River {name}"
                 if key not in results:
@@ -378,10 +453,13 @@ def run(seeds: int, stationary_events: int, out_path: Path | None) -> str:
         "",
         "## Delays (events from change to first alarm of the right kind)",
         "",
-        "River watches only the changed stream (for `cat`, the share of category `d`), "
+        "River watches only the changed stream (for `cat`, the share of category `d`; for "
+        "concept changes, the 0/1 stream \"the model was wrong\"), "
         "z-scored on its first 5,000 events; "
-        "driftwatch watches every feature, the outputs, latency and errors at once. "
-        "driftwatch's µs/event covers all of that.",
+        "driftwatch watches every feature, the outputs, latency, errors and the joined "
+        "labels at once. driftwatch's µs/event covers all of that. "
+        "\"calibrated\" is driftwatch with its alpha chosen like River's parameters: the "
+        "most sensitive value whose stationary false alarms fit the budget.",
         "",
         *table,
         "",
