@@ -28,6 +28,7 @@ from typing import Any
 from monitor.config_check import (
     Problems,
     Table,
+    choice_list,
     duration,
     integer,
     number,
@@ -45,6 +46,7 @@ from monitor.config_types import (
     ModelConfig,
     MonitorSettings,
 )
+from monitor.evaluate import CATEGORICAL_DRIFT, JOINT_DRIFT, NUMERIC_DRIFT
 
 __all__ = [
     "ConfigError",
@@ -70,6 +72,9 @@ SETTING_RULES = {  # every MonitorSettings field: [defaults] and per-model overr
     "traffic_gap_min_seconds": duration(gt=0),
     "max_features": integer(ge=1),
     "label_ttl_seconds": duration(gt=0),
+    "numeric_drift": choice_list(NUMERIC_DRIFT),
+    "categorical_drift": choice_list(CATEGORICAL_DRIFT),
+    "joint_drift": string(choices=JOINT_DRIFT),
 }
 
 

@@ -218,6 +218,20 @@ def string(
     return check
 
 
+def choice_list(choices: Iterable[str]) -> Rule:
+    """A non-empty list of distinct names out of ``choices``."""
+    options = tuple(choices)
+    rule = f"must be a non-empty list of distinct names out of {', '.join(options)}"
+
+    def check(v: Any) -> tuple[str, ...]:
+        if (not isinstance(v, list) or not v or any(x not in options for x in v)
+                or len(set(v)) != len(v)):
+            raise Bad(rule)
+        return tuple(v)
+
+    return check
+
+
 def boolean(v: Any) -> bool:
     if not isinstance(v, bool):
         raise Bad("must be true or false")

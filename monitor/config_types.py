@@ -75,6 +75,11 @@ class MonitorSettings:
     # a prediction not labelled within this much event time counts as unlabelled;
     # labels that stop arriving are seen about this late (label_delay)
     label_ttl_seconds: float = 86_400.0
+    # window drift tests (one Holm family): per numeric feature, per categorical
+    # feature, and one joint test across the numeric features
+    numeric_drift: tuple[str, ...] = ("ks",)
+    categorical_drift: tuple[str, ...] = ("chi2",)
+    joint_drift: str = "pca"
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,19 @@ import numpy as np
 from alerts.model import Finding
 from detectors.budget import holm
 from detectors.categorical import chi2_test
+from detectors.distance import (
+    ad_test,
+    categorical_js_test,
+    categorical_psi_test,
+    cvm_test,
+    hellinger_test,
+    js_test,
+    psi_test,
+    tv_test,
+    wasserstein_test,
+)
 from detectors.latency import latency_contract_test, latency_test
+from detectors.multivariate import mmd_test, pca_reconstruction_test
 from detectors.numeric import ks_test
 from detectors.quality import null_rate_test, out_of_range_test, stuck_value_test
 from detectors.rates import error_rate_contract_test, error_rate_test
@@ -26,6 +38,26 @@ from monitor.config_types import ModelConfig
 from monitor.schema import schema_findings
 
 Key = tuple[str, str, str | None, str | None]
+DriftTest = Callable[[np.ndarray, np.ndarray, float], TestResult]
+
+# Window drift detectors by config name; each gets the model's drift floor where
+# the floor is on the same scale (KS distance, total variation), else its own.
+NUMERIC_DRIFT: dict[str, DriftTest] = {
+    "ks": lambda r, c, floor: ks_test(r, c, min_effect=floor),
+    "cvm": lambda r, c, floor: cvm_test(r, c),
+    "ad": lambda r, c, floor: ad_test(r, c),
+    "wasserstein": lambda r, c, floor: wasserstein_test(r, c),
+    "psi": lambda r, c, floor: psi_test(r, c),
+    "js": lambda r, c, floor: js_test(r, c),
+    "hellinger": lambda r, c, floor: hellinger_test(r, c),
+}
+CATEGORICAL_DRIFT: dict[str, DriftTest] = {
+    "chi2": lambda r, c, floor: chi2_test(r, c, min_effect=floor),
+    "tv": lambda r, c, floor: tv_test(r, c, min_effect=floor),
+    "psi": lambda r, c, floor: categorical_psi_test(r, c),
+    "js": lambda r, c, floor: categorical_js_test(r, c),
+}
+JOINT_DRIFT = ("pca", "mmd", "off")
 
 
 @dataclass
@@ -65,10 +97,18 @@ def _drift_text(kind: str, what: str, model: str) -> Callable[[TestResult], tupl
         if r.detector == "ks":
             change = (f"mean {_fmt(d['ref_mean'])} → {_fmt(d['cur_mean'])}, "
                       f"std {_fmt(d['ref_std'])} → {_fmt(d['cur_std'])}")
-        else:
+        elif r.detector in ("chi2", "tv"):
             change = f"total variation {_fmt(r.effect)}"
-            if d.get("new_categories"):
-                change += f", new categories {d['new_categories']}"
+        elif r.detector == "pca_reconstruction":
+            change = (f"reconstruction error off the reference's {d['components']} principal "
+                      f"components up {r.effect:.0%} across {d['features']} numeric features: "
+                      "how they move together changed")
+        elif r.detector == "mmd":
+            change = f"joint distribution of the numeric features, MMD² {_fmt(r.effect)}"
+        else:
+            change = f"{r.detector} effect {_fmt(r.effect)}"
+        if d.get("new_categories"):
+            change += f", new categories {d['new_categories']}"
         label = "Input" if kind == "data_drift" else "Prediction"
         return (f"{label} drift in {what} of {model}",
                 f"{what} of {model} moved away from its reference ({change}; "
@@ -149,14 +189,22 @@ def _quality_text(feat: str, model: str) -> Callable[[TestResult], tuple[str, st
 def _tests(model: ModelConfig, ref: PredictionColumns, cur: PredictionColumns) -> list[_Test]:
     s, name = model.settings, model.name
     tests: list[_Test] = []
-    for feat, values in ref.numeric.items():
-        if feat in cur.numeric:
-            r = ks_test(values, cur.numeric[feat], min_effect=s.drift_min_effect)
-            tests.append(_Test("data_drift", feat, r, _drift_text("data_drift", f"'{feat}'", name)))
-    for feat, values in ref.categorical.items():
-        if feat in cur.categorical:
-            r = chi2_test(values, cur.categorical[feat], min_effect=s.drift_min_effect)
-            tests.append(_Test("data_drift", feat, r, _drift_text("data_drift", f"'{feat}'", name)))
+    for drift, ref_feats, cur_feats in ((s.numeric_drift, ref.numeric, cur.numeric),
+                                        (s.categorical_drift, ref.categorical, cur.categorical)):
+        table = NUMERIC_DRIFT if ref_feats is ref.numeric else CATEGORICAL_DRIFT
+        for feat, values in ref_feats.items():
+            if feat in cur_feats:
+                text = _drift_text("data_drift", f"'{feat}'", name)
+                tests += [_Test("data_drift", feat, table[d](values, cur_feats[feat],
+                                                             s.drift_min_effect), text)
+                          for d in drift]
+    joint = sorted(f for f in ref.numeric if f in cur.numeric)
+    if s.joint_drift != "off" and len(joint) >= 2:
+        rm = np.column_stack([ref.numeric[f] for f in joint])
+        cm = np.column_stack([cur.numeric[f] for f in joint])
+        r = pca_reconstruction_test(rm, cm) if s.joint_drift == "pca" else mmd_test(rm, cm)
+        tests.append(_Test("data_drift", None, r,
+                           _drift_text("data_drift", "the numeric features", name)))
     for feats in (ref.numeric, ref.categorical):
         cur_feats = cur.numeric if feats is ref.numeric else cur.categorical
         for feat, values in feats.items():
@@ -229,4 +277,8 @@ def evaluate_window(model: ModelConfig, ref: PredictionColumns, cur: PredictionC
     gone = {f.feature for f in broken}
     ev.findings = [f for f in ev.findings
                    if not (f.kind == "data_quality" and f.feature in gone)] + broken
+    # joint drift in a window with a broken feed is the break's symptom, not a changed world
+    if any(f.kind in ("data_quality", "schema_violation") for f in ev.findings):
+        ev.findings = [f for f in ev.findings
+                       if not (f.kind == "data_drift" and f.feature is None)]
     return ev
