@@ -122,6 +122,21 @@ class BernoulliBank:
         self.run = np.zeros(len(self.cusums), dtype=np.int64)
         self.n = 0
 
+    def retune(self, stream: int, p0: float, p1: Sequence[float]) -> bool:
+        """New in-control rate and alternatives for one stream (a sharper estimate of
+        its baseline); its statistics carry over.  Refused (False) when the number of
+        alternatives would change."""
+        rows = [i for i, c in enumerate(self.cusums) if c[0] == stream]
+        if len(rows) != len(p1) or not 0 < p0 < 1 or any(not (0 < q < 1 and q != p0)
+                                                          for q in p1):
+            return False
+        self.p0[stream] = float(p0)
+        self.p1[stream] = [float(q) for q in p1]
+        for i, q in zip(rows, self.p1[stream], strict=True):
+            self.cusums[i] = (stream, q, math.log(q / p0), math.log((1 - q) / (1 - p0)),
+                              bernoulli_threshold(p0, q, self.arl0))
+        return True
+
     def update(self, x: np.ndarray) -> list[RateAlarm]:
         """Feed a batch of indicators (rows x streams); returns the alarms, in row order."""
         x = np.asarray(x, dtype=float)

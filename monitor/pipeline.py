@@ -253,6 +253,9 @@ class Pipeline:
             st.seq_alarms = [a for a in st.seq_alarms if a.ts > ev.window[1]]
             findings = ev.findings + [f for a in seen for f in alarm_findings(
                 mcfg.name, version, a, mcfg.settings.alpha, mcfg.settings.window_events)]
+            if st.seq is not None:
+                st.seq.window_closed({(k[1], k[2]) for k in ev.evaluated},
+                                     {(f.kind, f.feature) for f in findings})
             changes += self.book.update(model, ev.evaluated, attribute(findings),
                                         now=ev.window[1])
         return changes + self._fire(mcfg, version, fresh)

@@ -38,12 +38,39 @@ class RateStream:
     feature: str | None
     what: str  # human wording of the indicator, e.g. "share of 'd' in 'cat'"
     source: str  # "error", "latency" or "category"
-    rate: float  # the reference's point estimate
-    p0: float  # the in-control rate the CUSUMs assume (a bound on ``rate``)
-    p1: tuple[float, ...]  # the alternatives
+    hits: int  # reference observations that were 1 ...
+    n: int  # ... out of this many
+    rule: str  # how the alternatives follow p0: "add", "mul" (rises) or "fall"
+    step: float  # the effect floor (add, fall) or the smallest ratio (mul)
     cutoff: float = float("nan")  # latency: slower than this is a 1
     value: str | None = None  # category: this value is a 1; None: unseen values are
     known: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def rate(self) -> float:
+        return self.hits / self.n
+
+    @property
+    def rise(self) -> bool:
+        return self.rule != "fall"
+
+    def parameters(self, hits: float, n: float) -> tuple[float, tuple[float, ...]]:
+        """In-control rate (a one-sided bound on hits / n) and the alternatives."""
+        p0 = rate_bound(hits, n, upper=self.rise)
+        f = self.step
+        if self.rule == "add":
+            return p0, _rise(p0, [p0 + f / 2, p0 + 2 * f])
+        if self.rule == "mul":
+            return p0, _rise(p0, [f * p0, 2 * f * p0])
+        return p0, _fall(p0, [p0 - f / 2, max(p0 - 2 * f, p0 / 4)])
+
+    @property
+    def p0(self) -> float:
+        return self.parameters(self.hits, self.n)[0]
+
+    @property
+    def p1(self) -> tuple[float, ...]:
+        return self.parameters(self.hits, self.n)[1]
 
 
 def indicator(s: RateStream, cols: PredictionColumns) -> np.ndarray:
@@ -70,13 +97,10 @@ def _fall(p0: float, zeros: list[float]) -> tuple[float, ...]:
 
 
 def _error_streams(ref: PredictionColumns, s: MonitorSettings) -> list[RateStream]:
-    n, errors = ref.n, int(np.sum(ref.error))
-    if n < MIN_REFERENCE:
+    if ref.n < MIN_REFERENCE:
         return []
-    p0 = rate_bound(errors, n, upper=True)
-    f = s.error_rate_min_increase
-    p1 = _rise(p0, [p0 + f / 2, p0 + 2 * f])
-    return [RateStream("error_rate", None, "error rate", "error", errors / n, p0, p1)] if p1 else []
+    return [RateStream("error_rate", None, "error rate", "error", int(np.sum(ref.error)), ref.n,
+                       "add", s.error_rate_min_increase)]
 
 
 def _latency_streams(ref: PredictionColumns, s: MonitorSettings) -> list[RateStream]:
@@ -85,13 +109,10 @@ def _latency_streams(ref: PredictionColumns, s: MonitorSettings) -> list[RateStr
     if lat.size < MIN_REFERENCE:
         return []
     cutoff = float(np.quantile(lat, TAIL_QUANTILE)) * s.latency_min_ratio
-    slow = int(np.sum(lat > cutoff))
-    p0 = rate_bound(slow, lat.size, upper=True)
-    p1 = _rise(p0, [2 * p0, 4 * p0])
     what = (f"share of requests slower than {cutoff:.4g} ms "
             f"({s.latency_min_ratio:g} x the reference p{TAIL_QUANTILE * 100:g})")
-    return [RateStream("latency_regression", None, what, "latency", slow / lat.size, p0, p1,
-                       cutoff=cutoff)] if p1 else []
+    return [RateStream("latency_regression", None, what, "latency", int(np.sum(lat > cutoff)),
+                       int(lat.size), "mul", 2.0, cutoff=cutoff)]
 
 
 def _category_streams(feature: str, values: np.ndarray,
@@ -107,26 +128,19 @@ def _category_streams(feature: str, values: np.ndarray,
         if c < MIN_CATEGORY_COUNT:
             break
         what = f"share of '{value}' in '{feature}'"
-        up = rate_bound(c, n, upper=True)
-        if p1 := _rise(up, [up + f / 2, up + 2 * f]):
-            out.append(RateStream("data_drift", feature, what, "category", c / n, up, p1,
-                                  value=value))
-        down = rate_bound(c, n, upper=False)
-        if p1 := _fall(down, [down - f / 2, max(down - 2 * f, down / 4)]):
-            out.append(RateStream("data_drift", feature, what, "category", c / n, down, p1,
-                                  value=value))
+        out += [RateStream("data_drift", feature, what, "category", c, n, rule, f, value=value)
+                for rule in ("add", "fall")]
     singletons = sum(1 for c in counts.values() if c == 1)
-    p0 = rate_bound(singletons, n, upper=True)
-    if p1 := _rise(p0, [p0 + f / 2, p0 + 2 * f]):
-        out.append(RateStream("data_drift", feature,
-                              f"share of values of '{feature}' unseen in the reference",
-                              "category", singletons / n, p0, p1, known=frozenset(counts)))
+    out.append(RateStream("data_drift", feature,
+                          f"share of values of '{feature}' unseen in the reference",
+                          "category", singletons, n, "add", f, known=frozenset(counts)))
     return out
 
 
 def rate_streams(ref: PredictionColumns, s: MonitorSettings) -> list[RateStream]:
-    """Every rate stream a model's reference supports, in a stable order."""
+    """Every rate stream a model's reference supports (with at least one alternative),
+    in a stable order."""
     out = _error_streams(ref, s) + _latency_streams(ref, s)
     for feature in sorted(ref.categorical):
         out += _category_streams(feature, ref.categorical[feature], s)
-    return out
+    return [r for r in out if r.p1]

@@ -36,6 +36,7 @@ MIN_REFERENCE = 100  # a feature with fewer reference values is not watched
 RECENT = 500  # rows before an alarm used to describe the shift
 TAIL = 2_000  # raw values kept per stream, for the data-quality check at an alarm
 MIN_RUN = 50  # the quality check looks at no fewer rows than this
+BASELINE_MAX = 10  # a rate's baseline grows with clean windows up to this many references
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,12 @@ class SequentialWatch:
         self._tail = [np.empty(0) for _ in streams]
         self.rates: list[RateStream] = rate_streams(reference, settings)
         self._rtail = [np.empty(0) for _ in self.rates]
+        # each rate's baseline: the reference's counts, plus every window that tested
+        # clean on the rate's alert key with no alarm on the stream (a sharper p0)
+        self.baseline = [[float(r.hits), float(r.n)] for r in self.rates]
+        self._pending = [[0.0, 0.0] for _ in self.rates]
+        self._alarmed = [False for _ in self.rates]
+        self._baseline_max = BASELINE_MAX * settings.reference_events
         self.alpha = settings.alpha
         per_model_arl = settings.window_events / settings.alpha
         directions = [1 if s == LATENCY else 0 for s in streams]
@@ -111,12 +118,37 @@ class SequentialWatch:
                           for t, r in zip(self._tail, raws, strict=True)]
         if self.rate_bank is not None:
             x = np.column_stack([indicator(r, cols) for r in self.rates])
-            alarms += [self._describe_rate(a, cols, x[:, a.stream])
-                       for a in self.rate_bank.update(x)]
+            for a in self.rate_bank.update(x):
+                alarms.append(self._describe_rate(a, cols, x[:, a.stream]))
+                self._alarmed[a.stream] = True
+            seen = np.isfinite(x)
+            for i, p in enumerate(self._pending):
+                p[0] += float(np.sum(x[:, i], where=seen[:, i]))
+                p[1] += float(np.sum(seen[:, i]))
             self._rtail = [np.concatenate([t, x[:, i]])[-RECENT:]
                            for i, t in enumerate(self._rtail)]
         alarms.sort(key=lambda a: a.ts)
         return alarms
+
+    def window_closed(self, tested: set[tuple[str, str | None]],
+                      alerted: set[tuple[str, str | None]]) -> None:
+        """A window closed: the rows fed since the last close join each rate's baseline
+        when the window tested the rate's (kind, feature) clean and no CUSUM of the
+        stream alarmed, and the stream's CUSUMs are retuned to the sharper estimate."""
+        if self.rate_bank is None:
+            return
+        for i, r in enumerate(self.rates):
+            key = (r.kind, r.feature)
+            hits, n = self._pending[i]
+            base = self.baseline[i]
+            if (key in tested and key not in alerted and not self._alarmed[i] and n > 0
+                    and base[1] < self._baseline_max):
+                base[0] += hits
+                base[1] += n
+                p0, p1 = r.parameters(base[0], base[1])
+                self.rate_bank.retune(i, p0, p1)
+            self._pending[i] = [0.0, 0.0]
+            self._alarmed[i] = False
 
     def _describe_rate(self, a: RateAlarm, cols: PredictionColumns,
                        x: np.ndarray) -> SeqAlarm:
@@ -125,7 +157,8 @@ class SequentialWatch:
         recent = recent[np.isfinite(recent)]
         return SeqAlarm(
             kind=r.kind, feature=r.feature, ts=float(cols.ts[a.row]), statistic=a.statistic,
-            threshold=a.threshold, k=a.p1, direction=a.direction, ref_mean=r.rate,
+            threshold=a.threshold, k=a.p1, direction=a.direction,
+            ref_mean=self.baseline[a.stream][0] / self.baseline[a.stream][1],
             recent_mean=float(recent.mean()) if recent.size else float("nan"), what=r.what)
 
     def _upto(self, a: Alarm, raw: np.ndarray) -> np.ndarray:
@@ -163,7 +196,8 @@ class SequentialWatch:
                 "bank": self.bank.to_state() if self.bank is not None else None,
                 "tail": [f64_to_text(t) for t in self._tail],
                 "rate_bank": self.rate_bank.to_state() if self.rate_bank is not None else None,
-                "rate_tail": [f64_to_text(t) for t in self._rtail]}
+                "rate_tail": [f64_to_text(t) for t in self._rtail],
+                "baseline": self.baseline, "pending": self._pending, "alarmed": self._alarmed}
 
     @classmethod
     def from_state(cls, s: dict[str, Any], reference: PredictionColumns,
@@ -174,6 +208,9 @@ class SequentialWatch:
                     if s["rate_bank"] is not None else None)
         watch._tail = [f64_from_text(t) for t in s["tail"]]
         watch._rtail = [f64_from_text(t) for t in s["rate_tail"]]
+        watch.baseline = [list(b) for b in s["baseline"]]
+        watch._pending = [list(p) for p in s["pending"]]
+        watch._alarmed = list(s["alarmed"])
         return watch
 
 
@@ -199,7 +236,8 @@ def alarm_findings(model: str, version: str, alarm: SeqAlarm, alpha: float,
         return [Finding(
             kind=alarm.kind, detector="bernoulli_cusum", statistic=alarm.statistic,
             description=(
-                f"{alarm.what} of {model} {moved}: {alarm.ref_mean:.2%} in the reference, "
+                f"{alarm.what} of {model} {moved}: {alarm.ref_mean:.2%} in the baseline (the "
+                f"reference and the clean windows since), "
                 f"{alarm.recent_mean:.2%} over the latest events (sequential Bernoulli CUSUM "
                 f"sized for a {'rise' if alarm.direction > 0 else 'fall'} to {alarm.k:.2%} "
                 f"crossed its threshold: {alarm.statistic:.3g} > {alarm.threshold:.3g})."),

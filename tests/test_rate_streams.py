@@ -126,3 +126,26 @@ def test_state_round_trips_mid_stream(cut):
     assert [key(x) for x in got] == [key(x) for x in whole]
     assert [x.statistic for x in got] == pytest.approx([x.statistic for x in whole])
     assert any(x.kind == "error_rate" for x in whole)
+
+
+def test_clean_windows_sharpen_a_rate_baseline_and_alerted_ones_do_not():
+    rng = np.random.default_rng(6)
+    watch = SequentialWatch.build(stream(5_000, rng), SETTINGS)
+    assert watch is not None and watch.rate_bank is not None
+    err = next(i for i, r in enumerate(watch.rates) if r.kind == "error_rate")
+    first = watch.rate_bank.p0[err]
+    for _ in range(10):
+        watch.update(stream(2_000, rng))
+        watch.window_closed({("error_rate", None)}, set())
+    sharper = watch.rate_bank.p0[err]
+    assert watch.baseline[err][1] == 25_000
+    # the bound tightens towards the true 1 %: half the reference's margin or less
+    assert 0.01 < sharper < first and sharper - 0.01 < (first - 0.01) / 1.5
+    # a window that alerted on the key (or was not tested) teaches nothing
+    bad = stream(2_000, rng)
+    bad.error = rng.random(bad.n) < 0.05
+    watch.update(bad)
+    watch.window_closed({("error_rate", None)}, {("error_rate", None)})
+    watch.update(bad)
+    watch.window_closed(set(), set())
+    assert watch.baseline[err][1] == 25_000 and watch.rate_bank.p0[err] == sharper

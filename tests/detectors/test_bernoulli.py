@@ -126,3 +126,17 @@ def test_threshold_grows_with_the_budget_and_shrinks_with_the_distance():
 def test_invalid_parameters_are_refused(call):
     with pytest.raises(ValueError):
         call()
+
+
+def test_retune_moves_one_stream_keeps_its_statistic_and_refuses_a_new_shape():
+    bank = BernoulliBank([0.02, 0.1], [[0.05, 0.08], [0.2]], arl0=1e4)
+    bank.update(np.tile([1.0, 0.0], (3, 1)))
+    before = bank.state.copy()
+    assert bank.retune(0, 0.015, [0.04, 0.07])
+    assert bank.p0 == [0.015, 0.1] and bank.state.tolist() == before.tolist()
+    assert [c[1] for c in bank.cusums] == [0.04, 0.07, 0.2]
+    assert bank.cusums[0][4] == bernoulli_threshold(0.015, 0.04, 1e4)
+    assert not bank.retune(1, 0.05, [0.1, 0.2])  # two alternatives where there was one
+    assert not bank.retune(1, 0.05, [0.05])
+    restored = BernoulliBank.from_state(json.loads(json.dumps(bank.to_state())))
+    assert restored.cusums == bank.cusums
