@@ -30,6 +30,7 @@ from detectors.distance import (
 from detectors.latency import latency_contract_test, latency_test
 from detectors.multivariate import mmd_test, pca_reconstruction_test
 from detectors.numeric import ks_test
+from detectors.performance import cbpe_test
 from detectors.quality import null_rate_test, out_of_range_test, stuck_value_test
 from detectors.rates import error_rate_contract_test, error_rate_test
 from detectors.result import TestResult
@@ -186,7 +187,24 @@ def _quality_text(feat: str, model: str) -> Callable[[TestResult], tuple[str, st
     return text
 
 
-def _tests(model: ModelConfig, ref: PredictionColumns, cur: PredictionColumns) -> list[_Test]:
+def _cbpe_text(model: str) -> Callable[[TestResult], tuple[str, str]]:
+    def text(r: TestResult) -> tuple[str, str]:
+        d = r.details
+        return (f"{model} is less sure of its predictions: estimated accuracy fell",
+                f"accuracy estimated from {model}'s own probabilities (CBPE, no labels; it "
+                f"assumes they are calibrated) {d['ref_value']:.1%} → {d['cur_value']:.1%} "
+                f"(Welch test, p={r.p_value:.2g}); the scores moved towards the threshold.")
+    return text
+
+
+def _probabilities(v: np.ndarray) -> np.ndarray | None:
+    """A binary classifier's probabilities, or None if any finite value is not one."""
+    p = v[np.isfinite(v)]
+    return p if p.size and bool(((p >= 0) & (p <= 1)).all()) else None
+
+
+def _tests(model: ModelConfig, ref: PredictionColumns, cur: PredictionColumns,
+           task: str | None = None) -> list[_Test]:
     s, name = model.settings, model.name
     tests: list[_Test] = []
     for drift, ref_feats, cur_feats in ((s.numeric_drift, ref.numeric, cur.numeric),
@@ -215,6 +233,10 @@ def _tests(model: ModelConfig, ref: PredictionColumns, cur: PredictionColumns) -
     if np.isfinite(ref.prediction).any():
         r = ks_test(ref.prediction, cur.prediction, min_effect=s.drift_min_effect)
         tests.append(_Test("prediction_drift", None, r, pred_text))
+        ref_p, cur_p = _probabilities(ref.prediction), _probabilities(cur.prediction)
+        if task == "binary_classification" and ref_p is not None and cur_p is not None:
+            tests.append(_Test("prediction_drift", None, cbpe_test(ref_p, cur_p),
+                               _cbpe_text(name)))
     elif any(v is not None for v in ref.prediction_class):
         r = chi2_test(ref.prediction_class, cur.prediction_class, min_effect=s.drift_min_effect)
         tests.append(_Test("prediction_drift", None, r, pred_text))
@@ -238,14 +260,18 @@ def _tests(model: ModelConfig, ref: PredictionColumns, cur: PredictionColumns) -
 
 
 def evaluate_window(model: ModelConfig, ref: PredictionColumns, cur: PredictionColumns,
-                    mismatches: Mapping[str, int] | None = None) -> Evaluation:
+                    mismatches: Mapping[str, int] | None = None,
+                    task: str | None = None) -> Evaluation:
     """Test ``cur`` against ``ref`` under the model's family-wise budget, and check
-    its schema (``mismatches``: wrong-typed values per feature seen in the window)."""
+    its schema (``mismatches``: wrong-typed values per feature seen in the window).
+    ``task`` (configured, or inferred from joined labels) enables the label-free
+    accuracy estimate of binary classifiers."""
     window = (float(np.min(cur.ts)), float(np.max(cur.ts)))
     ev = Evaluation(model.name, window, cur.n)
     if cur.n < model.settings.min_window_events:
         return ev
-    tests = [t for t in _tests(model, ref, cur) if not t.result.insufficient]
+    tests = [t for t in _tests(model, ref, cur, task or model.task)
+             if not t.result.insufficient]
     rejected = holm([t.result.p_value for t in tests], model.settings.alpha)
     version = dominant_version(cur.versions)
     new_version = version if version not in set(ref.versions.astype(str).tolist()) else None

@@ -244,7 +244,9 @@ class Pipeline:
             fresh = [a for a in fresh if a.ts > end]
             ref = st.windows.reference.compact()
             assert ref is not None
-            ev = evaluate_window(mcfg, ref, window, st.mismatches)
+            perf = self.perf.get(model)
+            ev = evaluate_window(mcfg, ref, window, st.mismatches,
+                                 task=perf.task if perf is not None else None)
             st.mismatches = {}
             self.metrics.windows.labels(model).inc()
             self._record(st, ev)

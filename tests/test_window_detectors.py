@@ -89,3 +89,22 @@ def test_detector_names_are_checked(table, message):
     with pytest.raises(ConfigError) as e:
         parse_config({"defaults": table})
     assert any(message in p for p in e.value.problems), e.value.problems
+
+
+def test_binary_classifier_growing_unsure_shows_an_estimated_accuracy_drop():
+    rng = np.random.default_rng(2)
+    model = ModelConfig("m", task="binary_classification")
+    ref = columns(0, 5_000, rng)
+    ref.prediction = 1 / (1 + np.exp(-3 * rng.normal(size=ref.n)))
+    cur = columns(5_000, 2_000, rng)
+    cur.prediction = 1 / (1 + np.exp(-1.5 * rng.normal(size=cur.n)))  # closer to 0.5
+    ev = evaluate_window(model, ref, cur)
+    cbpe = [r for k, r in ev.results if r.detector == "cbpe_accuracy"]
+    assert cbpe and cbpe[0].p_value < 1e-6 and cbpe[0].details["cur_value"] < 0.85
+    assert [f.kind for f in ev.findings] == ["prediction_drift"]
+    # without a known task, or with scores that are not probabilities, no estimate
+    plain = evaluate_window(ModelConfig("m"), ref, cur)
+    assert not [r for k, r in plain.results if r.detector == "cbpe_accuracy"]
+    cur.prediction = cur.prediction * 3
+    broken = evaluate_window(model, ref, cur)
+    assert not [r for k, r in broken.results if r.detector == "cbpe_accuracy"]
