@@ -1,4 +1,4 @@
-"""Dispatch: inhibition -> routing -> outbox -> notifiers, with retries.
+"""Dispatch: inhibition -> routing -> grouping -> outbox -> notifiers, with retries.
 
 :meth:`Dispatcher.submit` takes the alert state changes of one pipeline step:
 
@@ -8,19 +8,19 @@
   never saw, e.g. after a restart: a stray resolution beats a stuck incident);
 * an alert muted earlier that is still firing when its inhibitor is gone is
   let through then, as Alertmanager would notify it once un-muted;
-* every other change gets ``receivers`` from the routing tree and one outbox
-  item per (receiver, integration); the outbox drops duplicates.
+* every other change gets ``receivers`` from the routing tree and joins the
+  aggregation group of each matched route (:mod:`alerts.grouping`:
+  ``group_wait``, ``group_interval``, ``repeat_interval``, as in Alertmanager).
 
-:meth:`Dispatcher.deliver_due` makes one pass over the due items: delivered
+:meth:`Dispatcher.deliver_due` first lets every group that is due speak --
+one outbox item per (receiver, integration) and notification; the outbox drops
+duplicates -- then makes one pass over the due items: delivered
 -> ack; retriable -> reschedule with exponential backoff and jitter (1 s,
 doubling, capped at 300 s; never earlier than a ``Retry-After``); not
 retriable -> failed, kept for reporting.  :meth:`start` runs it in a daemon
-thread; :meth:`stop` delivers what it can within ``flush_timeout``.
-
-Grouping (``group_wait``, ``group_interval``, ``repeat_interval``) is not done
-yet: each alert state change is its own notification.  The group key and
-group labels are already computed from the matched route's ``group_by`` and
-sent with each notification, so receivers see Alertmanager-shaped groups.
+thread; :meth:`stop` flushes every group's pending changes at once (nothing
+waits out a ``group_wait`` at shutdown) and delivers what it can within
+``flush_timeout``.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
+from alerts.grouping import Aggregator
 from alerts.inhibit import Inhibitor
 from alerts.model import Alert
 from alerts.outbox import Outbox, OutboxItem
@@ -74,6 +75,7 @@ class Dispatcher:
         self.on_result = on_result
         self.rng = rng or random.Random()
         self.interval = interval
+        self.groups = Aggregator()
         self._muted: dict[tuple[str, float], None] = {}  # (fingerprint, startsAt) inhibited
         self._seen: OrderedDict[tuple[str, str, float], None] = OrderedDict()
         self._submit_lock = threading.Lock()
@@ -120,15 +122,23 @@ class Dispatcher:
         now = self.clock()
         done: set[str] = set()
         for route in routes:
-            if route.receiver in done:
+            if route.receiver in done or not self.notifiers.get(route.receiver):
                 continue
             done.add(route.receiver)
             group = GroupInfo(
                 route.receiver, group_key(route, a.labels), route.group_labels(a.labels)
             )
-            for i, notifier in enumerate(self.notifiers.get(route.receiver, ())):
-                self.outbox.put(OutboxItem.new(route.receiver, i, notifier.name, a, group, now))
+            self.groups.add(a, route, group, now)
         return True
+
+    def _speak(self, *, flush: bool = False) -> None:
+        """Turn the groups due now (every group with news, when ``flush``) into outbox items."""
+        with self._submit_lock:
+            now = self.clock()
+            for n in self.groups.due(now, flush=flush):
+                for i, notifier in enumerate(self.notifiers.get(n.group.receiver, ())):
+                    self.outbox.put(OutboxItem.new(n.group.receiver, i, notifier.name,
+                                                   n.alerts, n.group, now, at=n.at))
 
     # -- delivery --------------------------------------------------------------
     def _notifier(self, item: OutboxItem) -> Notifier | None:
@@ -145,14 +155,16 @@ class Dispatcher:
 
     def _send(self, notifier: Notifier, item: OutboxItem) -> DeliveryResult:
         try:
-            return notifier.send([item.to_alert()], item.group_info())
+            return notifier.send(item.to_alerts(), item.group_info())
         except Exception as exc:  # a notifier bug: keep the item, retry later
             return DeliveryResult(
                 ok=False, retriable=True, error=f"{item.kind} notifier raised {type(exc).__name__}"
             )
 
     def deliver_due(self) -> int:
-        """One pass over the due items; returns how many were delivered."""
+        """Let due groups speak, then one pass over the due items; returns how many
+        notifications were delivered."""
+        self._speak()
         with self._deliver_lock:
             sent = 0
             for item in self.outbox.due(self.clock()):
@@ -197,7 +209,7 @@ class Dispatcher:
                 "attempts": item.attempts + 1,
                 "retry_in_s": delay,
                 "error": error,
-                "fingerprint": item.alert.get("fingerprint"),
+                "fingerprints": item.fingerprints,
             },
         )
 
@@ -227,6 +239,7 @@ class Dispatcher:
         if self._thread is not None:
             self._thread.join(max(0.0, deadline - time.monotonic()))
             self._thread = None
+        self._speak(flush=True)
         while True:
             self.deliver_due()
             remaining = deadline - time.monotonic()

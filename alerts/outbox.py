@@ -1,17 +1,21 @@
 """The outbox: notifications waiting for delivery, so that none is ever lost.
 
-One item is one alert state change for one integration of one receiver.
+One item is one notification of one aggregation group (its alerts, as the
+group spoke at one moment) for one integration of one receiver.
 Items are plain JSON (:meth:`OutboxItem.to_json`), so a durable store can keep
 them in a table; :class:`MemoryOutbox` is the in-process implementation and
 :class:`Outbox` the small interface a SQL implementation will fill in.
 
-Dedup: an item whose ``(receiver, integration, fingerprint, status, startsAt)``
-is already queued or was already delivered is ignored on ``put``.  Failed
+Dedup: an item whose ``(receiver, integration, group key, digest)`` -- the
+digest covers each alert's fingerprint, status and startsAt and the moment
+the group spoke -- is already queued or was already delivered is ignored on
+``put``.  Failed
 items (not retriable) are kept for reporting; putting them again re-queues.
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import uuid
 from collections import OrderedDict
@@ -22,7 +26,7 @@ from typing import Any, Protocol
 from alerts.model import Alert
 from alerts.receivers.base import GroupInfo
 
-DedupKey = tuple[str, int, str, str, str]
+DedupKey = tuple[str, int, str, str]
 
 
 def _epoch(text: str | None) -> float | None:
@@ -49,8 +53,9 @@ class OutboxItem:
     receiver: str
     integration: int  # index into the receiver's integrations
     kind: str  # integration kind, for reporting ("webhook", "slack", ...)
-    alert: dict[str, Any]  # Alert.to_json()
+    alerts: list[dict[str, Any]]  # Alert.to_json() of each alert of the notification
     group: dict[str, Any]  # GroupInfo.to_json()
+    at: float = 0.0  # when the group spoke
     attempts: int = 0
     next_attempt_at: float = 0.0
     created_at: float = 0.0
@@ -58,32 +63,34 @@ class OutboxItem:
 
     @classmethod
     def new(
-        cls, receiver: str, integration: int, kind: str, alert: Alert, group: GroupInfo, now: float
+        cls, receiver: str, integration: int, kind: str, alerts: list[Alert], group: GroupInfo,
+        now: float, at: float | None = None,
     ) -> OutboxItem:
         return cls(
             id=uuid.uuid4().hex,
             receiver=receiver,
             integration=integration,
             kind=kind,
-            alert=alert.to_json(),
+            alerts=[a.to_json() for a in alerts],
             group=group.to_json(),
+            at=now if at is None else at,
             next_attempt_at=now,
             created_at=now,
         )
 
     @property
     def dedup_key(self) -> DedupKey:
-        a = self.alert
-        return (
-            self.receiver,
-            self.integration,
-            str(a["fingerprint"]),
-            str(a["status"]),
-            str(a["startsAt"]),
-        )
+        h = hashlib.sha256(repr(self.at).encode())
+        for a in self.alerts:
+            h.update(f"|{a['fingerprint']},{a['status']},{a['startsAt']}".encode())
+        return (self.receiver, self.integration, str(self.group["group_key"]), h.hexdigest())
 
-    def to_alert(self) -> Alert:
-        return alert_from_json(self.alert)
+    @property
+    def fingerprints(self) -> list[str]:
+        return [str(a["fingerprint"]) for a in self.alerts]
+
+    def to_alerts(self) -> list[Alert]:
+        return [alert_from_json(a) for a in self.alerts]
 
     def group_info(self) -> GroupInfo:
         return GroupInfo.from_json(self.group)
@@ -94,8 +101,9 @@ class OutboxItem:
             "receiver": self.receiver,
             "integration": self.integration,
             "kind": self.kind,
-            "alert": self.alert,
+            "alerts": self.alerts,
             "group": self.group,
+            "at": self.at,
             "attempts": self.attempts,
             "next_attempt_at": self.next_attempt_at,
             "created_at": self.created_at,

@@ -22,9 +22,10 @@ from alerts.receivers.webhook import WebhookNotifier
 from alerts.routing import RouteTree
 from tests.alerts.support import T0, Clock, FakeReceiver, Reply, alert
 
-ROUTE = RouteConfig(
+ROUTE = RouteConfig(  # no group_wait: these tests are about delivery, not grouping
     receiver="mle",
     group_by=("alertname", "model"),
+    group_wait=0.0,
     routes=(RouteConfig(matchers=('team="data-science"',), receiver="ds"),),
 )
 
@@ -141,7 +142,7 @@ def test_duplicate_submits_are_ignored(h: Harness) -> None:
     a = drift()
     assert h.d.submit([a], [a]) == [a]
     assert h.d.submit([drift()], [a]) == []
-    assert h.outbox.pending() == 1
+    assert h.d.groups.pending() == 1
     h.d.deliver_due()
     assert h.d.submit([drift()], [a]) == []
     h.clock.advance(60)
@@ -166,10 +167,13 @@ def test_inhibited_alerts_are_neither_delivered_nor_returned(h: Harness) -> None
 def test_resolution_of_a_delivered_alert_goes_out_even_if_inhibited_now(h: Harness) -> None:
     d = drift()
     assert h.d.submit([d], [d]) == [d]
+    h.d.deliver_due()
     lat = latency()
     assert h.d.submit([lat], [d, lat]) == [lat]
     resolved = drift("resolved")
     assert h.d.submit([resolved], [lat]) == [resolved]
+    h.d.deliver_due()
+    h.clock.advance(300)  # the ds group's next tick (group_interval)
     h.d.deliver_due()
     bodies = [r.json() for r in h.server.received()]
     assert [(b["receiver"], b["status"]) for b in bodies] == [
@@ -182,20 +186,27 @@ def test_resolution_of_a_delivered_alert_goes_out_even_if_inhibited_now(h: Harne
 def test_a_muted_alert_goes_out_once_its_inhibitor_resolves(h: Harness) -> None:
     lat, d = latency(), drift()
     h.d.submit([lat, d], [lat, d])
+    h.d.deliver_due()
     lat_resolved = latency("resolved")
     assert h.d.submit([lat_resolved], [d]) == [lat_resolved, d]
+    h.d.deliver_due()  # the new ds group (no group_wait) speaks at once ...
+    h.clock.advance(300)  # ... the mle group at its next tick
     h.d.deliver_due()
-    assert h.paths() == ["/mle", "/mle", "/ds"]
-    assert h.server.received()[2].json()["alerts"][0]["status"] == "firing"
+    assert h.paths() == ["/mle", "/ds", "/mle"]
+    assert h.server.received()[1].json()["alerts"][0]["status"] == "firing"
+    assert h.server.received()[2].json()["alerts"][0]["status"] == "resolved"
 
 
 def test_group_key_and_labels_come_from_the_route(h: Harness) -> None:
     a = drift()
     h.d.submit([a], [a])
-    (queued,) = h.outbox.queued()
-    assert queued.alert["receivers"] == ["ds"]
+    h.server.script(Reply(500))
     h.d.deliver_due()
-    body = h.server.received()[0].json()
+    (queued,) = h.outbox.queued()  # kept for a retry
+    assert queued.alerts[0]["receivers"] == ["ds"]
+    h.clock.advance(5)
+    h.d.deliver_due()
+    body = h.server.received()[-1].json()
     assert body["groupKey"] == '{}/{team="data-science"}:{alertname="DataDrift", model="churn"}'
     assert body["groupLabels"] == {"alertname": "DataDrift", "model": "churn"}
     assert body["receiver"] == "ds"
@@ -261,8 +272,8 @@ def test_a_notifier_that_raises_is_retried(server: FakeReceiver, clock: Clock) -
 
 
 def test_an_item_for_a_removed_integration_fails(h: Harness) -> None:
-    h.outbox.put(OutboxItem.new("ds", 3, "slack", drift(), GroupInfo("ds", "{}:{}"), T0))
-    h.outbox.put(OutboxItem.new("gone", 0, "slack", latency(), GroupInfo("gone", "{}:{}"), T0))
+    h.outbox.put(OutboxItem.new("ds", 3, "slack", [drift()], GroupInfo("ds", "{}:{}"), T0))
+    h.outbox.put(OutboxItem.new("gone", 0, "slack", [latency()], GroupInfo("gone", "{}:{}"), T0))
     h.d.deliver_due()
     assert h.outcomes() == ["failed", "failed"]
     assert h.server.received() == []

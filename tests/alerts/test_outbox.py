@@ -23,7 +23,8 @@ def item(
     now: float = T0,
 ) -> OutboxItem:
     return OutboxItem.new(
-        receiver, integration, "webhook", alert("data_drift", status, feature=feature), GROUP, now
+        receiver, integration, "webhook", [alert("data_drift", status, feature=feature)], GROUP,
+        now,
     )
 
 
@@ -45,7 +46,7 @@ def test_put_due_ack(outbox: Outbox) -> None:
 def test_dedup_while_queued_and_after_delivery(outbox: Outbox) -> None:
     first = item()
     assert outbox.put(first)
-    assert not outbox.put(item())  # same receiver, integration, fingerprint, status, startsAt
+    assert not outbox.put(item())  # same receiver, integration, group, alerts and moment
     assert outbox.put(item(integration=1))
     assert outbox.put(item(receiver="mle"))
     assert outbox.put(item(status="resolved"))
@@ -81,8 +82,17 @@ def test_items_are_plain_json() -> None:
     text = orjson.dumps(a.to_json())
     back = OutboxItem.from_json(orjson.loads(text))
     assert back == a
-    assert back.to_alert().to_json() == a.alert
+    assert [x.to_json() for x in back.to_alerts()] == a.alerts
     assert back.group_info() == GROUP
+
+
+def test_a_repeat_of_the_same_alerts_is_a_new_notification(outbox: Outbox) -> None:
+    a = alert("data_drift", "firing")
+    first = OutboxItem.new("ds", 0, "webhook", [a], GROUP, T0)
+    assert outbox.put(first)
+    outbox.ack(first.id)
+    assert not outbox.put(OutboxItem.new("ds", 0, "webhook", [a], GROUP, T0 + 5, at=T0))
+    assert outbox.put(OutboxItem.new("ds", 0, "webhook", [a], GROUP, T0 + 4 * 3600))
 
 
 def test_alert_from_json_round_trip() -> None:

@@ -1,0 +1,113 @@
+"""Aggregation groups: when a notification goes out, and with which alerts.
+
+As in Alertmanager, every (receiver, group key) pair of a matched route is
+one group, and its route's timings decide when it speaks:
+
+* ``group_wait``: a new group waits this long before its first notification,
+  so alerts that break together arrive in one message;
+* ``group_interval``: after a notification the group ticks this often, and a
+  tick notifies when an alert joined, changed state or resolved since the
+  last one;
+* ``repeat_interval``: a tick with nothing new re-sends the group when it
+  still has firing alerts and this long has passed since its last notice.
+
+A notification carries every alert of the group (firing first, then by
+start and labels); resolved
+alerts leave the group once they have been notified.  An alert that fires
+and resolves inside one wait is never notified at all (a flap nobody needs
+to hear of), but a resolution whose firing this group never saw -- e.g. the
+daemon restarted in between -- is sent: a stray resolution beats a stuck
+incident.  An emptied group is forgotten.
+
+Everything takes ``now`` from the caller, so tests drive time by hand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from alerts.model import Alert
+from alerts.receivers.base import GroupInfo
+from alerts.routing import Route
+
+State = tuple[str, float]  # (status, startsAt) as last notified
+
+
+@dataclass
+class Group:
+    info: GroupInfo
+    wait: float
+    interval: float
+    repeat: float
+    next_tick: float
+    alerts: dict[str, Alert] = field(default_factory=dict)  # fingerprint -> latest state
+    sent: dict[str, State] = field(default_factory=dict)
+    fired: set[str] = field(default_factory=set)  # seen firing (sent or not)
+    last_notified: float | None = None
+
+    def changed(self) -> bool:
+        return any(self.sent.get(fp) != (a.status, a.starts_at) for fp, a in self.alerts.items())
+
+
+@dataclass(frozen=True)
+class Notification:
+    group: GroupInfo
+    alerts: list[Alert]
+    at: float  # when the group spoke: part of the notification's identity
+
+
+class Aggregator:
+    def __init__(self) -> None:
+        self.groups: dict[tuple[str, str], Group] = {}
+
+    def add(self, alert: Alert, route: Route, info: GroupInfo, now: float) -> None:
+        """Fold one alert state change into its group on ``route``."""
+        key = (info.receiver, info.group_key)
+        g = self.groups.get(key)
+        if g is None:
+            g = self.groups[key] = Group(info, route.group_wait, route.group_interval,
+                                         route.repeat_interval, next_tick=now + route.group_wait)
+        fp = alert.fingerprint
+        if alert.status == "firing":
+            g.fired.add(fp)
+            g.alerts[fp] = alert
+        elif fp in g.fired and fp not in g.sent:  # fired and resolved unheard: a flap
+            g.alerts.pop(fp, None)
+            g.fired.discard(fp)
+        else:
+            g.alerts[fp] = alert
+        if not g.alerts and g.last_notified is None:
+            del self.groups[key]
+
+    def due(self, now: float, *, flush: bool = False) -> list[Notification]:
+        """The notifications due at ``now`` (all pending changes when ``flush``)."""
+        out: list[Notification] = []
+        for key, g in list(self.groups.items()):
+            if g.next_tick > now and not flush:
+                continue
+            firing = any(a.status == "firing" for a in g.alerts.values())
+            repeat = (firing and g.last_notified is not None
+                      and now - g.last_notified >= g.repeat and not flush)
+            if g.changed() or repeat:
+                alerts = sorted(g.alerts.values(), key=lambda a: (
+                    a.status != "firing", a.starts_at, sorted(a.labels.items())))
+                out.append(Notification(g.info, alerts, now))
+                g.sent = {fp: (a.status, a.starts_at) for fp, a in g.alerts.items()}
+                g.last_notified = now
+                for fp in [fp for fp, a in g.alerts.items() if a.status != "firing"]:
+                    del g.alerts[fp]
+                    g.sent.pop(fp, None)
+                    g.fired.discard(fp)
+            if not g.alerts:
+                del self.groups[key]
+            elif g.next_tick <= now:
+                g.next_tick = now + g.interval
+        return out
+
+    def next_tick(self) -> float | None:
+        """When the earliest group may speak next (None when there are no groups)."""
+        return min((g.next_tick for g in self.groups.values()), default=None)
+
+    def pending(self) -> int:
+        """Groups holding changes not notified yet."""
+        return sum(1 for g in self.groups.values() if g.changed())
