@@ -2,12 +2,13 @@
 
 :meth:`Dispatcher.submit` takes the alert state changes of one pipeline step:
 
-* a firing alert muted by an inhibit rule is dropped (and remembered, so its
-  resolution is dropped too); a resolved alert whose firing went out is still
+* a firing alert muted by an inhibit rule or an active silence is dropped (and
+  remembered, so its resolution is dropped too); a resolved alert whose firing went out is still
   sent, even if it would be inhibited now (so is one whose firing this process
   never saw, e.g. after a restart: a stray resolution beats a stuck incident);
-* an alert muted earlier that is still firing when its inhibitor is gone is
-  let through then, as Alertmanager would notify it once un-muted;
+* an alert muted earlier that is still firing when its inhibitor is gone and
+  no silence matches it any more is let through then, as Alertmanager would
+  notify it once un-muted;
 * every other change gets ``receivers`` from the routing tree and joins the
   aggregation group of each matched route (:mod:`alerts.grouping`:
   ``group_wait``, ``group_interval``, ``repeat_interval``, as in Alertmanager).
@@ -38,6 +39,7 @@ from alerts.model import Alert
 from alerts.outbox import Outbox, OutboxItem
 from alerts.receivers.base import DeliveryResult, GroupInfo, Notifier
 from alerts.routing import RouteTree, group_key
+from alerts.silences import Silencer
 
 log = logging.getLogger("driftwatch.alerts")
 
@@ -66,6 +68,8 @@ class Dispatcher:
         *,
         rng: random.Random | None = None,
         interval: float = 0.5,
+        silencer: Silencer | None = None,
+        on_muted: Callable[[Alert, str], None] | None = None,
     ) -> None:
         self.tree = tree
         self.notifiers = {name: list(ns) for name, ns in notifiers.items()}
@@ -75,6 +79,8 @@ class Dispatcher:
         self.on_result = on_result
         self.rng = rng or random.Random()
         self.interval = interval
+        self.silencer = silencer
+        self.on_muted = on_muted  # (alert, "inhibited" | "silenced"), for metrics
         self.groups = Aggregator()
         self._muted: dict[tuple[str, float], None] = {}  # (fingerprint, startsAt) inhibited
         self._seen: OrderedDict[tuple[str, str, float], None] = OrderedDict()
@@ -92,8 +98,11 @@ class Dispatcher:
         with self._submit_lock:
             for a in changes:
                 muted_key = (a.fingerprint, a.starts_at)
-                if a.status == "firing" and self.inhibitor.inhibited(a, firing):
+                why = self._mute_reason(a, firing) if a.status == "firing" else None
+                if why is not None:
                     self._muted[muted_key] = None
+                    if self.on_muted is not None:
+                        self.on_muted(a, why)
                     continue
                 if a.status != "firing" and muted_key in self._muted:
                     del self._muted[muted_key]
@@ -102,13 +111,20 @@ class Dispatcher:
                     kept.append(a)
             for a in firing:
                 muted_key = (a.fingerprint, a.starts_at)
-                if muted_key in self._muted and not self.inhibitor.inhibited(a, firing):
+                if muted_key in self._muted and self._mute_reason(a, firing) is None:
                     del self._muted[muted_key]
                     if self._enqueue(a):
                         kept.append(a)
         if kept:
             self._wake.set()
         return kept
+
+    def _mute_reason(self, a: Alert, firing: list[Alert]) -> str | None:
+        if self.inhibitor.inhibited(a, firing):
+            return "inhibited"
+        if self.silencer is not None and self.silencer.silenced_by(a.labels, self.clock()):
+            return "silenced"
+        return None
 
     def _enqueue(self, a: Alert) -> bool:
         seen_key = (a.fingerprint, a.status, a.starts_at)

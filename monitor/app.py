@@ -7,6 +7,7 @@ pipeline, one routing tree and one alert vocabulary.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,12 +18,14 @@ from prometheus_client import CollectorRegistry
 from alerts.dispatch import Dispatcher
 from alerts.inhibit import Inhibitor
 from alerts.model import Alert
-from alerts.outbox import MemoryOutbox
+from alerts.outbox import MemoryOutbox, Outbox
 from alerts.receivers import build_notifiers
 from alerts.routing import RouteTree
+from alerts.silences import Silencer
 from monitor.config_types import Config
 from monitor.metrics import Metrics
 from monitor.pipeline import AlertSink, Pipeline
+from monitor.store import SqlOutbox, Store
 
 
 class JsonlAlertSink:
@@ -50,23 +53,33 @@ class App:
     metrics: Metrics
     dispatcher: Dispatcher
     pipeline: Pipeline
+    store: Store | None = None
+    silencer: Silencer | None = None
 
 
 def build(config: Config, *, registry: CollectorRegistry | None = None,
-          notify: bool = True, sink: AlertSink | None = None) -> App:
+          notify: bool = True, sink: AlertSink | None = None,
+          store: Store | None = None) -> App:
     """Wire metrics, routing, receivers and the pipeline.
 
     ``notify=False`` (replay's default) routes and records alerts without
     sending them anywhere: replaying last week must not page anyone.
+    With a ``store`` the outbox is durable and silences are honoured; without
+    one (tests, demo) the outbox lives in memory and nothing is silenced.
     """
     metrics = Metrics(registry)
     notifiers = build_notifiers(config.receivers) if notify else {}
+    outbox: Outbox = SqlOutbox(store) if store is not None else MemoryOutbox()
+    silencer = (Silencer(lambda: store.silences(active_after=time.time()))
+                if store is not None else None)
     dispatcher = Dispatcher(
         RouteTree(config.route),
         notifiers,
         Inhibitor(config.inhibit_rules),
-        MemoryOutbox(),
+        outbox,
+        silencer=silencer,
         on_result=metrics.notification_result,
+        on_muted=lambda a, why: metrics.muted.labels(a.labels.get("kind", ""), why).inc(),
     )
     pipeline = Pipeline(config, metrics, dispatcher, sink=sink)
-    return App(config, metrics, dispatcher, pipeline)
+    return App(config, metrics, dispatcher, pipeline, store, silencer)

@@ -31,6 +31,21 @@ def _parser() -> argparse.ArgumentParser:
     cc = sub.add_parser("check-config", help="validate a config file")
     cc.add_argument("file")
 
+    sil = sub.add_parser("silence", help="mute matching alerts for a while (in the store)")
+    ssub = sil.add_subparsers(dest="silence_command", required=True)
+    sa = ssub.add_parser("add", help="add a silence")
+    sa.add_argument("--config")
+    sa.add_argument("--duration", default="1h", help='how long, e.g. "2h" (default 1h)')
+    sa.add_argument("--author", required=True)
+    sa.add_argument("--comment", required=True)
+    sa.add_argument("matchers", nargs="+", metavar='name="value"')
+    sl = ssub.add_parser("list", help="list silences")
+    sl.add_argument("--config")
+    sl.add_argument("--all", action="store_true", help="include expired silences")
+    se = ssub.add_parser("expire", help="end a silence now")
+    se.add_argument("--config")
+    se.add_argument("id")
+
     routes = sub.add_parser("routes", help="routing tools")
     rsub = routes.add_subparsers(dest="routes_command", required=True)
     rt = rsub.add_parser("test", help="which receivers a label set reaches")
@@ -99,10 +114,53 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_silence(args: argparse.Namespace) -> int:
+    import time
+
+    from alerts.silences import new_silence
+    from monitor.config_check import Bad, parse_duration
+    from monitor.silencing import format_silences
+    from monitor.store import Store
+
+    store = Store(_load(args.config).store.url)
+    now = time.time()
+    try:
+        if args.silence_command == "add":
+            try:
+                seconds = parse_duration(args.duration)
+            except Bad as exc:
+                print(f"driftwatch: --duration {exc.rule} (got {args.duration!r})",
+                      file=sys.stderr)
+                return EXIT_CONFIG
+            try:
+                s = new_silence(args.matchers, ends_at=now + seconds, created_by=args.author,
+                                comment=args.comment, now=now)
+            except ValueError as exc:
+                print(f"driftwatch: {exc}", file=sys.stderr)
+                return EXIT_CONFIG
+            store.put_silence(s)
+            print(s.id)
+            return 0
+        if args.silence_command == "list":
+            for line in format_silences(store.silences(
+                    active_after=None if args.all else now), now):
+                print(line)
+            return 0
+        if not store.expire_silence(args.id, now):
+            print(f"driftwatch: no active silence {args.id!r}", file=sys.stderr)
+            return 1
+        print(f"expired {args.id}")
+        return 0
+    finally:
+        store.close()
+
+
 def cmd_run(config_path: str) -> int:
     from monitor.daemon import Daemon
+    from monitor.store import Store
 
-    daemon = Daemon(_load(config_path))
+    config = _load(config_path)
+    daemon = Daemon(config, store=Store(config.store.url))
     signal.signal(signal.SIGTERM, daemon.request_stop)
     signal.signal(signal.SIGINT, daemon.request_stop)
     return daemon.run()
@@ -115,6 +173,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs.setup(args.log_level)
     if args.command == "check-config":
         return cmd_check_config(args.file)
+    if args.command == "silence":
+        return cmd_silence(args)
     if args.command == "routes":
         return cmd_routes_test(args.config, args.labels)
     if args.command == "replay":

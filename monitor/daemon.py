@@ -18,7 +18,9 @@ from monitor.app import App, build
 from monitor.config_types import Config
 from monitor.http import HttpServer
 from monitor.pipeline import AlertSink
+from monitor.silencing import SilenceApi
 from monitor.sources.kafka import ConsumerFactory, KafkaConsumer, KafkaSource
+from monitor.store import Store
 
 log = logging.getLogger("driftwatch.daemon")
 
@@ -27,9 +29,9 @@ class Daemon:
     def __init__(self, config: Config, *, registry: CollectorRegistry | None = None,
                  consumer_factory: ConsumerFactory = KafkaConsumer,
                  consumer_overrides: dict[str, Any] | None = None,
-                 sink: AlertSink | None = None) -> None:
+                 sink: AlertSink | None = None, store: Store | None = None) -> None:
         self.config = config
-        self.app: App = build(config, registry=registry, notify=True, sink=sink)
+        self.app: App = build(config, registry=registry, notify=True, sink=sink, store=store)
         self._consumer_factory = consumer_factory
         self._overrides = consumer_overrides or {}
         self.stop_event = threading.Event()
@@ -54,6 +56,8 @@ class Daemon:
                 "alerts": lambda: [a.to_json() for a in book.firing()],
                 "models": self._models_api,
             },
+            handlers=({"/api/silences": SilenceApi(self.app.store, self.app.silencer)}
+                      if self.app.store is not None else None),
         ).start()
         return self.http
 

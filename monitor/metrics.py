@@ -139,8 +139,9 @@ class Metrics:
         self.alert_changes = Counter("driftwatch_alert_state_changes",
                                      "Alert state changes after inhibition.",
                                      ["kind", "team", "status"], registry=r)
-        self.inhibited = Counter("driftwatch_alerts_inhibited",
-                                 "Firing alerts muted by an inhibit rule.", ["kind"], registry=r)
+        self.muted = Counter("driftwatch_alerts_muted",
+                             "Firing alerts not notified: inhibited by another alert or silenced.",
+                             ["kind", "reason"], registry=r)
         self.notifications = Counter("driftwatch_notifications",
                                      "Notification attempts by receiver, integration and outcome.",
                                      ["receiver", "integration", "outcome"], registry=r)

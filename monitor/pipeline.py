@@ -344,9 +344,6 @@ class Pipeline:
         if not changes:
             return []
         kept = self.dispatcher.submit(changes, self.book.firing())
-        for a in changes:
-            if a not in kept and a.status == "firing":
-                self.metrics.inhibited.labels(a.labels.get("kind", "")).inc()
         for a in kept:
             self.metrics.alert_changes.labels(a.labels.get("kind", ""), a.labels.get("team", ""),
                                               a.status).inc()

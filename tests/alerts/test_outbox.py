@@ -1,18 +1,20 @@
-"""The outbox interface (run over every implementation; only memory so far)."""
+"""The outbox interface, run over every implementation (memory; SQL on SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Iterator
+from pathlib import Path
 
 import orjson
 import pytest
 
 from alerts.outbox import MemoryOutbox, Outbox, OutboxItem, alert_from_json
 from alerts.receivers import GroupInfo
+from monitor.store import SqlOutbox, Store
 from tests.alerts.support import T0, alert
+from tests.conftest import fresh_database
 
 GROUP = GroupInfo("ds", "{}:{}", {})
-IMPLEMENTATIONS: list[Callable[[], Outbox]] = [MemoryOutbox]
 
 
 def item(
@@ -28,9 +30,14 @@ def item(
     )
 
 
-@pytest.fixture(params=IMPLEMENTATIONS, ids=lambda f: f.__name__)
-def outbox(request: pytest.FixtureRequest) -> Outbox:
-    return request.param()
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+def outbox(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Outbox]:
+    """Every implementation; the SQL one on SQLite and on PostgreSQL."""
+    if request.param == "memory":
+        yield MemoryOutbox()
+        return
+    with fresh_database(request.param, tmp_path) as engine:
+        yield SqlOutbox(Store(engine))
 
 
 def test_put_due_ack(outbox: Outbox) -> None:

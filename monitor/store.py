@@ -1,0 +1,251 @@
+"""The store: what must outlive the process, in SQL (SQLAlchemy 2.x Core).
+
+SQLite by default (``sqlite:///driftwatch.db``), PostgreSQL in production
+(``postgresql+psycopg://user@host/db``); the same code and the same tests run
+on both.  Today it holds silences and the notification outbox (so a receiver
+that is down gets every notification when it comes back, across restarts).
+
+The schema is versioned: ``driftwatch_meta.schema_version``.  :meth:`Store.migrate`
+applies every missing step of :data:`MIGRATIONS` in order, each in its own
+transaction, so a database written by an older driftwatch is upgraded in place;
+a database newer than this code is refused rather than misread.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from alerts.outbox import OutboxItem
+from alerts.silences import Silence
+
+log = logging.getLogger("driftwatch.store")
+
+metadata = sa.MetaData()
+
+meta = sa.Table(
+    "driftwatch_meta", metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+silences = sa.Table(
+    "driftwatch_silences", metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("matchers", sa.Text, nullable=False),  # JSON list of matcher strings
+    sa.Column("starts_at", sa.Float, nullable=False),
+    sa.Column("ends_at", sa.Float, nullable=False, index=True),
+    sa.Column("created_by", sa.Text, nullable=False),
+    sa.Column("comment", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+outbox = sa.Table(
+    "driftwatch_outbox", metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("dedup", sa.String(200), nullable=False, unique=True),
+    sa.Column("state", sa.String(16), nullable=False),  # queued | delivered | failed
+    sa.Column("next_attempt_at", sa.Float, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("last_error", sa.Text, nullable=False),
+    sa.Column("item", sa.Text, nullable=False),  # OutboxItem.to_json()
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Index("ix_driftwatch_outbox_due", "state", "next_attempt_at"),
+)
+
+
+def _v1(conn: Connection) -> None:
+    for table in (silences, outbox):
+        table.create(conn, checkfirst=True)
+
+
+# MIGRATIONS[i] upgrades a database at schema version i to version i + 1.
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class StoreError(RuntimeError):
+    pass
+
+
+def engine_for(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        # one writer at a time; wait for the lock instead of failing at once
+        return sa.create_engine(url, connect_args={"timeout": 30})
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+class Store:
+    def __init__(self, url: str | Engine) -> None:
+        self.engine = engine_for(url) if isinstance(url, str) else url
+        self.migrate()
+
+    # -- schema ------------------------------------------------------------------
+    def schema_version(self) -> int:
+        with self.engine.connect() as conn:
+            if not sa.inspect(conn).has_table(meta.name):
+                return 0
+            v = conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema_version"))
+            row = v.scalar_one_or_none()
+            return int(row) if row is not None else 0
+
+    def migrate(self) -> int:
+        """Bring the schema to :data:`SCHEMA_VERSION`; returns the version found."""
+        with self.engine.begin() as conn:
+            meta.create(conn, checkfirst=True)
+        found = self.schema_version()
+        if found > SCHEMA_VERSION:
+            raise StoreError(f"the database has schema version {found}, newer than this "
+                             f"driftwatch understands ({SCHEMA_VERSION}): upgrade driftwatch")
+        for version in range(found, SCHEMA_VERSION):
+            with self.engine.begin() as conn:
+                MIGRATIONS[version](conn)
+                self._set_version(conn, version + 1)
+            log.info("store migrated", extra={"schema_version": version + 1})
+        return found
+
+    @staticmethod
+    def _set_version(conn: Connection, version: int) -> None:
+        updated = conn.execute(sa.update(meta).where(meta.c.key == "schema_version")
+                               .values(value=str(version)))
+        if updated.rowcount == 0:
+            conn.execute(sa.insert(meta).values(key="schema_version", value=str(version)))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- silences ----------------------------------------------------------------
+    def put_silence(self, s: Silence) -> None:
+        row = {"matchers": orjson.dumps(list(s.matchers)).decode(), "starts_at": s.starts_at,
+               "ends_at": s.ends_at, "created_by": s.created_by, "comment": s.comment,
+               "created_at": s.created_at}
+        with self.engine.begin() as conn:
+            updated = conn.execute(sa.update(silences).where(silences.c.id == s.id).values(row))
+            if updated.rowcount == 0:
+                conn.execute(sa.insert(silences).values(id=s.id, **row))
+
+    def silences(self, *, active_after: float | None = None) -> list[Silence]:
+        """Every silence (only those ending after ``active_after`` when given)."""
+        q = sa.select(silences).order_by(silences.c.created_at)
+        if active_after is not None:
+            q = q.where(silences.c.ends_at > active_after)
+        with self.engine.connect() as conn:
+            return [Silence(r.id, tuple(orjson.loads(r.matchers)), r.starts_at, r.ends_at,
+                            r.created_by, r.comment, r.created_at)
+                    for r in conn.execute(q)]
+
+    def expire_silence(self, silence_id: str, now: float) -> bool:
+        """End a silence now; False when there is no such silence or it already ended."""
+        with self.engine.begin() as conn:
+            starts = conn.execute(sa.select(silences.c.starts_at).where(
+                silences.c.id == silence_id, silences.c.ends_at > now)).scalar_one_or_none()
+            if starts is None:
+                return False
+            conn.execute(sa.update(silences).where(silences.c.id == silence_id)
+                         .values(ends_at=now, starts_at=min(float(starts), now)))
+            return True
+
+
+def _dedup(item: OutboxItem) -> str:
+    return "|".join(str(x) for x in item.dedup_key)
+
+
+class SqlOutbox:
+    """The :class:`~alerts.outbox.Outbox` interface on the store's outbox table.
+
+    Delivered rows are kept (state ``delivered``) so a notification put again
+    after a restart is recognised as a duplicate; :meth:`prune` drops old ones.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.engine = store.engine
+
+    def put(self, item: OutboxItem) -> bool:
+        row = {"state": "queued", "next_attempt_at": item.next_attempt_at,
+               "attempts": item.attempts, "last_error": item.last_error,
+               "item": orjson.dumps(item.to_json()).decode(), "updated_at": item.created_at}
+        dedup = _dedup(item)
+        with self.engine.begin() as conn:
+            state = conn.execute(sa.select(outbox.c.state).where(outbox.c.dedup == dedup)
+                                 ).scalar_one_or_none()
+            if state is None:
+                try:
+                    with conn.begin_nested():
+                        conn.execute(sa.insert(outbox).values(id=item.id, dedup=dedup, **row))
+                except sa.exc.IntegrityError:  # another instance put it first
+                    return False
+                return True
+            if state != "failed":
+                return False
+            # a failed notification put again is queued again (under its new id)
+            conn.execute(sa.update(outbox).where(outbox.c.dedup == dedup)
+                         .values(id=item.id, **row))
+            return True
+
+    @staticmethod
+    def _item(r: Any) -> OutboxItem:
+        item = OutboxItem.from_json(orjson.loads(r.item))
+        item.id, item.attempts = r.id, r.attempts
+        item.next_attempt_at, item.last_error = r.next_attempt_at, r.last_error
+        return item
+
+    def _where(self, state: str) -> sa.Select[Any]:
+        return (sa.select(outbox).where(outbox.c.state == state)
+                .order_by(outbox.c.next_attempt_at, outbox.c.id))
+
+    def due(self, now: float) -> list[OutboxItem]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(self._where("queued").where(outbox.c.next_attempt_at <= now))
+            return [self._item(r) for r in rows]
+
+    def _update(self, item_id: str, **values: Any) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(sa.update(outbox)
+                         .where(outbox.c.id == item_id, outbox.c.state == "queued")
+                         .values(updated_at=time.time(), **values))
+
+    def ack(self, item_id: str) -> None:
+        self._update(item_id, state="delivered")
+
+    def reschedule(self, item_id: str, next_attempt_at: float, error: str) -> None:
+        self._update(item_id, next_attempt_at=next_attempt_at, last_error=error,
+                     attempts=outbox.c.attempts + 1)
+
+    def fail(self, item_id: str, error: str) -> None:
+        self._update(item_id, state="failed", last_error=error, attempts=outbox.c.attempts + 1)
+
+    def pending(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(outbox)
+                                    .where(outbox.c.state == "queued")).scalar_one())
+
+    def next_attempt_at(self) -> float | None:
+        with self.engine.connect() as conn:
+            v = conn.execute(sa.select(sa.func.min(outbox.c.next_attempt_at))
+                             .where(outbox.c.state == "queued")).scalar_one_or_none()
+            return None if v is None else float(v)
+
+    def queued(self) -> list[OutboxItem]:
+        with self.engine.connect() as conn:
+            return [self._item(r) for r in conn.execute(self._where("queued"))]
+
+    def failed(self) -> list[OutboxItem]:
+        with self.engine.connect() as conn:
+            return [self._item(r) for r in conn.execute(self._where("failed"))]
+
+    def prune(self, older_than: float) -> int:
+        """Forget delivered and failed notifications last touched before ``older_than``."""
+        with self.engine.begin() as conn:
+            done = conn.execute(sa.delete(outbox).where(outbox.c.state != "queued",
+                                                        outbox.c.updated_at < older_than))
+            return int(done.rowcount)
+
+
+__all__: Sequence[str] = ("MIGRATIONS", "SCHEMA_VERSION", "SqlOutbox", "Store", "StoreError")

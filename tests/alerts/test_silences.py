@@ -1,0 +1,98 @@
+"""Silences: validation, state, caching, and what the dispatcher does with them."""
+
+from __future__ import annotations
+
+import pytest
+
+from alerts.config import RouteConfig
+from alerts.dispatch import Dispatcher
+from alerts.inhibit import Inhibitor
+from alerts.outbox import MemoryOutbox
+from alerts.receivers.webhook import WebhookNotifier
+from alerts.routing import RouteTree
+from alerts.silences import Silence, Silencer, new_silence
+from tests.alerts.support import T0, Clock, FakeReceiver, alert
+
+
+def silence(*matchers: str, start: float = T0, end: float = T0 + 3600) -> Silence:
+    return new_silence(list(matchers), ends_at=end, created_by="ana", comment="deploying",
+                       now=T0, starts_at=start)
+
+
+@pytest.mark.parametrize(("matchers", "kw", "message"), [
+    ([], {}, "at least one matcher"),
+    (['model=~".*"'], {}, "would mute every alert"),
+    (['model!="churn"', 'kind=""'], {}, "would mute every alert"),
+    (['model="churn'], {}, "is not of the form"),
+    (['model="churn"'], {"ends_at": T0 - 1}, "must be after startsAt"),
+    (['model="churn"'], {"created_by": " "}, "createdBy"),
+    (['model="churn"'], {"comment": ""}, "say why"),
+])
+def test_invalid_silences_are_refused_with_the_reason(matchers, kw, message):
+    args = {"ends_at": T0 + 60, "created_by": "ana", "comment": "x", "now": T0, **kw}
+    with pytest.raises(ValueError, match=message):
+        new_silence(matchers, **args)
+
+
+def test_state_and_matching():
+    s = silence('model="churn"', 'kind=~"data_.*"', start=T0 + 10)
+    assert [s.state(t) for t in (T0, T0 + 10, T0 + 3600)] == ["pending", "active", "expired"]
+    assert s.matches({"model": "churn", "kind": "data_drift"})
+    assert not s.matches({"model": "churn", "kind": "latency_regression"})
+    assert s.to_json(T0)["status"] == {"state": "pending"}
+
+
+def test_silencer_caches_the_loader_and_refresh_reloads():
+    loads: list[int] = []
+    store: list[Silence] = []
+    mono = Clock(0.0)
+
+    def load() -> list[Silence]:
+        loads.append(1)
+        return list(store)
+
+    sil = Silencer(load, ttl=5.0, monotonic=mono)
+    labels = {"model": "churn"}
+    assert sil.silenced_by(labels, T0) == []
+    store.append(silence('model="churn"'))
+    assert sil.silenced_by(labels, T0) == []  # cached
+    mono.advance(5)
+    assert sil.silenced_by(labels, T0) == [store[0].id]
+    store.clear()
+    sil.refresh()
+    assert sil.silenced_by(labels, T0) == [] and len(loads) == 3
+
+
+def test_a_silenced_alert_is_not_notified_and_goes_out_when_the_silence_ends(
+        server: FakeReceiver) -> None:
+    clock = Clock()
+    silences = [silence('model="churn"', 'kind="data_drift"', end=T0 + 600)]
+    muted: list[tuple[str, str]] = []
+    d = Dispatcher(RouteTree(RouteConfig(receiver="ds", group_wait=0.0)),
+                   {"ds": [WebhookNotifier({"url": server.url("/ds")})]}, Inhibitor(()),
+                   MemoryOutbox(), clock=clock, silencer=Silencer(lambda: silences, ttl=0),
+                   on_muted=lambda a, why: muted.append((a.labels["kind"], why)))
+    drift, lat = alert("data_drift"), alert("latency_regression")
+    assert d.submit([drift, lat], [drift, lat]) == [lat]
+    d.deliver_due()
+    assert [r.json()["alerts"][0]["labels"]["kind"] for r in server.received()] == [
+        "latency_regression"]
+    assert muted == [("data_drift", "silenced")]
+    clock.advance(601)  # the silence is over and the drift still fires
+    assert d.submit([], [drift, lat]) == [drift]
+    clock.advance(300)
+    d.deliver_due()
+    assert server.received()[-1].json()["alerts"][0]["labels"]["kind"] == "data_drift"
+
+
+def test_the_resolution_of_a_silenced_alert_is_dropped(server: FakeReceiver) -> None:
+    clock = Clock()
+    silences = [silence('model="churn"')]
+    d = Dispatcher(RouteTree(RouteConfig(receiver="ds", group_wait=0.0)),
+                   {"ds": [WebhookNotifier({"url": server.url("/ds")})]}, Inhibitor(()),
+                   MemoryOutbox(), clock=clock, silencer=Silencer(lambda: silences, ttl=0))
+    a = alert("data_drift")
+    d.submit([a], [a])
+    assert d.submit([alert("data_drift", "resolved")], []) == []
+    d.stop(flush_timeout=1)
+    assert server.received() == []

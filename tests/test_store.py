@@ -1,0 +1,78 @@
+"""The SQL store on SQLite and PostgreSQL: schema versions, silences, a durable outbox."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from alerts.outbox import OutboxItem
+from alerts.receivers import GroupInfo
+from alerts.silences import new_silence
+from monitor.store import SCHEMA_VERSION, SqlOutbox, Store, StoreError, meta
+from tests.alerts.support import T0, alert
+
+
+def test_a_new_database_gets_the_current_schema_and_reopening_changes_nothing(db_engine):
+    store = Store(db_engine)
+    assert store.schema_version() == SCHEMA_VERSION
+    tables = set(sa.inspect(db_engine).get_table_names())
+    assert {"driftwatch_meta", "driftwatch_silences", "driftwatch_outbox"} <= tables
+    assert Store(db_engine).migrate() == SCHEMA_VERSION  # found current: nothing applied
+
+
+def test_a_database_from_before_versioning_is_upgraded_in_place(db_engine):
+    with db_engine.begin() as conn:  # the first schema: only the meta table, no version row
+        meta.create(conn)
+    assert Store(db_engine).schema_version() == SCHEMA_VERSION
+
+
+def test_a_newer_database_is_refused(db_engine):
+    Store(db_engine)
+    with db_engine.begin() as conn:
+        conn.execute(sa.update(meta).values(value=str(SCHEMA_VERSION + 1)))
+    with pytest.raises(StoreError, match="newer than this driftwatch"):
+        Store(db_engine)
+
+
+def test_silences_round_trip_and_expire(db_engine):
+    store = Store(db_engine)
+    s = new_silence(['model="churn"', 'kind=~"data_.*"'], ends_at=T0 + 3600,
+                    created_by="ana", comment="retraining churn", now=T0)
+    store.put_silence(s)
+    (back,) = Store(db_engine).silences()  # another instance sees it
+    assert back == s
+    assert store.silences(active_after=T0 + 4000) == []
+    assert store.expire_silence(s.id, T0 + 60)
+    assert not store.expire_silence(s.id, T0 + 61)  # already ended
+    assert not store.expire_silence("nope", T0)
+    (ended,) = store.silences()
+    assert ended.ends_at == T0 + 60 and ended.state(T0 + 61) == "expired"
+
+
+def item(now: float = T0) -> OutboxItem:
+    return OutboxItem.new("ds", 0, "webhook", [alert("data_drift")], GroupInfo("ds", "{}:{}"),
+                          now)
+
+
+def test_the_outbox_survives_a_restart_without_losing_or_repeating(db_engine):
+    first = SqlOutbox(Store(db_engine))
+    a, b = item(), item(T0 + 1)
+    assert first.put(a) and first.put(b)
+    first.ack(a.id)
+    first.reschedule(b.id, T0 + 30, "HTTP 503")
+    again = SqlOutbox(Store(db_engine))  # a new process on the same database
+    assert [i.id for i in again.queued()] == [b.id]
+    (queued,) = again.due(T0 + 30)
+    assert (queued.attempts, queued.last_error) == (1, "HTTP 503")
+    assert not again.put(item())  # a was delivered before the restart: not again
+    assert again.pending() == 1 and again.next_attempt_at() == T0 + 30
+
+
+def test_prune_forgets_old_delivered_notifications_only(db_engine):
+    box = SqlOutbox(Store(db_engine))
+    a, b = item(), item(T0 + 1)
+    box.put(a)
+    box.put(b)
+    box.ack(a.id)
+    assert box.prune(older_than=float("inf")) == 1
+    assert box.pending() == 1
