@@ -9,7 +9,7 @@ stationary window raises *anything* at or below ``settings.alpha``.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -36,6 +36,7 @@ from detectors.rates import error_rate_contract_test, error_rate_test
 from detectors.result import TestResult
 from monitor.batch import PredictionColumns
 from monitor.config_types import ModelConfig
+from monitor.localize import MIN_SEGMENT_ROWS, confined_segment
 from monitor.schema import schema_findings
 
 Key = tuple[str, str, str | None, str | None]
@@ -259,6 +260,48 @@ def _tests(model: ModelConfig, ref: PredictionColumns, cur: PredictionColumns,
     return tests
 
 
+MAX_SEGMENT_VALUES = 50  # a segment key with more values is not used to localise drift
+
+
+def segment_values(cols: PredictionColumns) -> list[str]:
+    """``key=value`` of every segment value with enough rows to be tested on its own."""
+    out = []
+    for key, seg in sorted(cols.segments.items()):
+        values, counts = np.unique(np.asarray(seg[np.not_equal(seg, None)], dtype=str),
+                                   return_counts=True)
+        if values.size <= MAX_SEGMENT_VALUES:
+            out += [f"{key}={v}" for v, c in zip(values, counts, strict=True)
+                    if c >= MIN_SEGMENT_ROWS]
+    return out
+
+
+def _localize(model: ModelConfig, ref: PredictionColumns, cur: PredictionColumns,
+              ev: Evaluation) -> None:
+    """Drift confined to one segment becomes that segment's finding (an infrastructure
+    fault); each tested feature's per-segment keys count as evaluated, so such an alert
+    resolves once the segment is clean again."""
+    if not cur.segments:
+        return
+    segs = {k: v for k, v in cur.segments.items()
+            if len(set(v.tolist())) <= MAX_SEGMENT_VALUES + 1}
+    tested = sorted({k[2] for k in ev.evaluated if k[1] == "data_drift" and k[2] is not None})
+    ev.evaluated += [(model.name, "data_drift", f, s) for f in tested
+                     for s in segment_values(cur)]
+    for i, f in enumerate(ev.findings):
+        if f.kind != "data_drift" or f.feature is None:
+            continue
+        ref_v = ref.numeric.get(f.feature, ref.categorical.get(f.feature))
+        cur_v = cur.numeric.get(f.feature, cur.categorical.get(f.feature))
+        if ref_v is None or cur_v is None:
+            continue
+        loc = confined_segment(ref_v, cur_v, segs, floor=model.settings.drift_min_effect)
+        if loc is not None:
+            ev.findings[i] = replace(
+                f, segment=loc["segment"], details={**f.details, **loc},
+                description=(f"{f.description} Only {loc['segment']} drifts; "
+                             f"{', '.join(loc['stable_segments'])} match the reference."))
+
+
 def evaluate_window(model: ModelConfig, ref: PredictionColumns, cur: PredictionColumns,
                     mismatches: Mapping[str, int] | None = None,
                     task: str | None = None) -> Evaluation:
@@ -297,6 +340,7 @@ def evaluate_window(model: ModelConfig, ref: PredictionColumns, cur: PredictionC
             window=window, summary=summary, description=description, severity=t.severity,
             feature=key[2], details=details,
         ))
+    _localize(model, ref, cur, ev)
     keys, broken = schema_findings(model.name, version, ref, cur, mismatches or {}, window)
     ev.evaluated += [k for k in keys if k not in ev.evaluated]
     # a schema break is the cause of the nulls it leaves behind: one alert, not two

@@ -28,6 +28,7 @@ from monitor.batch import PredictionColumns
 from monitor.codec import f64_from_text, f64_to_text
 from monitor.config_types import MonitorSettings
 from monitor.evaluate import quality_results
+from monitor.localize import confined_segment
 from monitor.rate_streams import RateStream, indicator, rate_streams
 
 KS = (0.125, 0.25, 0.5)  # tuned to shifts of 0.25, 0.5 and 1 standard deviation
@@ -56,10 +57,13 @@ class SeqAlarm:
     quality: list[Any] | None = None
     # rate alarms: what the 0/1 stream counts (``k`` is then the alternative rate p1)
     what: str | None = None
+    # the drift is confined to this segment ("host=pod-2"): [segment, details]
+    confined: list[Any] | None = None
 
     def to_state(self) -> list[Any]:
         return [self.kind, self.feature, self.ts, self.statistic, self.threshold, self.k,
-                self.direction, self.ref_mean, self.recent_mean, self.quality, self.what]
+                self.direction, self.ref_mean, self.recent_mean, self.quality, self.what,
+                self.confined]
 
 
 class SequentialWatch:
@@ -71,7 +75,10 @@ class SequentialWatch:
         self._sorted = [np.sort(v[np.isfinite(v)]) for v in self._ref_raw]
         self._ref_mean = [float(v.mean()) for v in self._sorted]
         self._tail = [np.empty(0) for _ in streams]
+        self.floor = settings.drift_min_effect
         self.rates: list[RateStream] = rate_streams(reference, settings)
+        self._ref_cat = {r.feature: reference.categorical[r.feature] for r in self.rates
+                         if r.source == "category" and r.feature is not None}
         self._rtail = [np.empty(0) for _ in self.rates]
         # each rate's baseline: the reference's counts, plus every window that tested
         # clean on the rate's alert key with no alarm on the stream (a sharper p0)
@@ -159,7 +166,10 @@ class SequentialWatch:
             kind=r.kind, feature=r.feature, ts=float(cols.ts[a.row]), statistic=a.statistic,
             threshold=a.threshold, k=a.p1, direction=a.direction,
             ref_mean=self.baseline[a.stream][0] / self.baseline[a.stream][1],
-            recent_mean=float(recent.mean()) if recent.size else float("nan"), what=r.what)
+            recent_mean=float(recent.mean()) if recent.size else float("nan"), what=r.what,
+            confined=(self._confined(a, cols, self._ref_cat[r.feature],
+                                     cols.categorical.get(r.feature))
+                      if r.feature in self._ref_cat else None))
 
     def _upto(self, a: Alarm, raw: np.ndarray) -> np.ndarray:
         """The stream's raw values up to the alarm row, across batches (at most TAIL)."""
@@ -177,6 +187,17 @@ class SequentialWatch:
         r = min(broken, key=lambda r: r.p_value)
         return [r.detector, float(r.p_value), float(r.effect), dict(r.details)]
 
+    def _confined(self, a: Alarm | RateAlarm, cols: PredictionColumns, ref: np.ndarray,
+                  values: np.ndarray | None) -> list[Any] | None:
+        """Is the alarm's excursion (its rows in this batch) confined to one segment?"""
+        if values is None or not cols.segments:
+            return None
+        lo = max(0, a.row - max(MIN_RUN, min(a.run_length, TAIL)) + 1)
+        rows = slice(lo, a.row + 1)
+        loc = confined_segment(ref, np.asarray(values)[rows],
+                               {k: v[rows] for k, v in cols.segments.items()}, floor=self.floor)
+        return None if loc is None else [loc["segment"], loc]
+
     def _describe(self, a: Alarm, cols: PredictionColumns, raw: np.ndarray) -> SeqAlarm:
         stream = self.streams[a.stream]
         rows = self._upto(a, raw)
@@ -189,6 +210,8 @@ class SequentialWatch:
             k=a.k, direction=a.direction, ref_mean=self._ref_mean[a.stream],
             recent_mean=float(recent.mean()) if recent.size else float("nan"),
             quality=None if stream == LATENCY else self._quality(a, rows),
+            confined=None if stream == LATENCY else self._confined(
+                a, cols, self._ref_raw[a.stream], raw),
         )
 
     def to_state(self) -> dict[str, Any]:
@@ -231,6 +254,12 @@ def alarm_findings(model: str, version: str, alarm: SeqAlarm, alpha: float,
               "reference_n": 0, "current_n": 0, "window": (alarm.ts, alarm.ts),
               "severity": "warning", "feature": alarm.feature,
               "p_value": alpha / window_events, "summary": summary}
+    where, local = "", {}
+    if alarm.confined is not None and alarm.quality is None:
+        segment, local = alarm.confined
+        where = (f" Only {segment} drifts; {', '.join(local['stable_segments'])} match the "
+                 "reference.")
+        common["segment"] = segment
     if alarm.what is not None:  # a rate
         moved = "rose" if alarm.direction > 0 else "fell"
         return [Finding(
@@ -240,21 +269,21 @@ def alarm_findings(model: str, version: str, alarm: SeqAlarm, alpha: float,
                 f"reference and the clean windows since), "
                 f"{alarm.recent_mean:.2%} over the latest events (sequential Bernoulli CUSUM "
                 f"sized for a {'rise' if alarm.direction > 0 else 'fall'} to {alarm.k:.2%} "
-                f"crossed its threshold: {alarm.statistic:.3g} > {alarm.threshold:.3g})."),
+                f"crossed its threshold: {alarm.statistic:.3g} > {alarm.threshold:.3g}).{where}"),
             details={"p1": alarm.k, "direction": way, "ref_rate": alarm.ref_mean,
-                     "cur_rate": alarm.recent_mean, "stream": alarm.what}, **common)]
+                     "cur_rate": alarm.recent_mean, "stream": alarm.what, **local}, **common)]
     unit = " ms" if alarm.feature is None else ""
     description = (
         f"{what} of {model} moved {way}: mean {alarm.ref_mean:.3g}{unit} in the reference, "
         f"{alarm.recent_mean:.3g}{unit} over the latest events (sequential CUSUM sized for a "
         f"{2 * alarm.k:g} standard-deviation shift crossed its threshold: "
-        f"{alarm.statistic:.3g} > {alarm.threshold:.3g})."
+        f"{alarm.statistic:.3g} > {alarm.threshold:.3g}).{where}"
     )
     findings = [Finding(
         kind=alarm.kind, detector="cusum", statistic=alarm.statistic,
         description=description,
         details={"k": alarm.k, "direction": way, "ref_mean": alarm.ref_mean,
-                 "recent_mean": alarm.recent_mean}, **common)]
+                 "recent_mean": alarm.recent_mean, **local}, **common)]
     if alarm.quality is not None:
         detector, p, effect, details = alarm.quality
         findings.append(Finding(

@@ -23,7 +23,7 @@ HOSTS = ("pod-0", "pod-1", "pod-2", "pod-3")
 class Fault:
     """A change injected into one model's traffic from event index ``start`` on.
 
-    kinds: ``shift`` (params: feature, sigmas), ``latency`` (factor, and/or
+    kinds: ``shift`` (params: feature, sigmas, optionally host: one replica only), ``latency`` (factor, and/or
     tail_fraction + tail_ms), ``errors`` (rate), ``silence`` (events dropped
     from ``start`` to ``end``), ``stuck`` (feature, value, host: one replica
     sends a constant), ``nulls`` (feature, rate: the feed drops the value),
@@ -111,6 +111,8 @@ def model_events(
         on = (idx >= fault.start) & (idx < (fault.end if fault.end is not None else n))
         if fault.kind == "shift":
             name = str(p["feature"])
+            if "host" in p:  # one replica only
+                on = on & (hosts == p["host"])
             feats[name] = np.where(on, feats[name] + float(p["sigmas"]) * _SCALE[name], feats[name])
         elif fault.kind == "latency":
             latency = np.where(on, latency * float(p.get("factor", 1.0)), latency)

@@ -127,6 +127,18 @@ def test_stuck_default_on_one_host_never_pages_data_science(tmp_path: Path) -> N
     assert not firing(result, team="data-science"), [a.labels for a in result.alerts]
 
 
+def test_drift_on_one_host_only_is_a_broken_replica_for_ml_engineering(tmp_path: Path) -> None:
+    # pod-2 (a quarter of churn's traffic) sends age shifted by 3 sd; its siblings do not
+    result = run(tmp_path, [Fault("churn", "shift", 4_000,
+                                  {"feature": "age", "sigmas": 3.0, "host": "pod-2"})])
+    drift = firing(result, kind="data_drift", model="churn", feature="age")
+    assert drift, [a.labels for a in result.alerts]
+    assert drift[0].labels["team"] == "ml-engineering"
+    assert drift[0].labels["segment"] == "host=pod-2"
+    assert "confined to segment host=pod-2" in drift[0].annotations["attribution"]
+    assert not firing(result, team="data-science"), [a.labels for a in result.alerts]
+
+
 def test_renamed_field_is_a_schema_break_for_ml_engineering(tmp_path: Path) -> None:
     result = run(tmp_path, [Fault("churn", "rename", 4_000, {"feature": "age", "to": "age_years"})])
     sv = firing(result, kind="schema_violation", model="churn", feature="age")
