@@ -15,12 +15,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from monitor.config_check import Bad, Problems, Table, duration, integer, string
+from alerts.receivers.mail import address
+from alerts.receivers.opsgenie import PRIORITIES as OPSGENIE_PRIORITIES
+from alerts.receivers.opsgenie import RESPONDER_KEYS, RESPONDER_TYPES
+from monitor.config_check import Bad, Problems, Table, boolean, duration, integer, string
 from monitor.config_types import IntegrationConfig, ReceiverConfig
 
-SUPPORTED_KINDS = ("file", "pagerduty", "slack", "webhook")
-PLANNED_KINDS = ("alertmanager", "email", "msteams", "opsgenie")  # in DESIGN, not built yet
 PAGERDUTY_SEVERITIES = ("critical", "error", "warning", "info")
+# Keys people reach for that are spelled differently here: a better rule than "unknown key".
+KIND_HINTS = {"teams": "unknown key (Microsoft Teams is [[receivers.msteams]])"}
+OPSGENIE_HINTS = {"api_url": "unknown key (the Opsgenie API base URL is url)"}
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -141,6 +145,104 @@ def _pagerduty(t: Table, ctx: Context) -> IntegrationConfig:
     return IntegrationConfig("pagerduty", _present(opts), ("routing_key",))
 
 
+def responder(value: Any) -> dict[str, str]:
+    """An Opsgenie responder: ``{type = "team", name = "ml-engineering"}``."""
+    rule = (
+        f"must be a table with type ({', '.join(RESPONDER_TYPES)}) "
+        f"and one of {', '.join(RESPONDER_KEYS)}"
+    )
+    if not isinstance(value, dict) or value.get("type") not in RESPONDER_TYPES:
+        raise Bad(rule)
+    keys = [k for k in value if k != "type"]
+    if len(keys) != 1 or keys[0] not in RESPONDER_KEYS:
+        raise Bad(rule)
+    ident = value[keys[0]]
+    if not isinstance(ident, str) or not ident:
+        raise Bad(rule)
+    return {"type": value["type"], keys[0]: ident}
+
+
+def email_address(value: Any) -> str:
+    if address(value) is None:
+        raise Bad('must be an email address like "dw@example.com" or "driftwatch <dw@example.com>"')
+    return str(value)
+
+
+def _opsgenie(t: Table, ctx: Context) -> IntegrationConfig:
+    opts = {
+        "api_key": ctx.secret(t, "api_key", required=True),
+        "url": t.take("url", http_url),
+        "priority": t.take("priority", string(choices=OPSGENIE_PRIORITIES)),
+        "responders": t.take_list("responders", responder, "responder tables"),
+        "timeout": t.take("timeout", duration(gt=0)),
+    }
+    t.finish(OPSGENIE_HINTS)
+    return IntegrationConfig("opsgenie", _present(opts), ("api_key",))
+
+
+def _msteams(t: Table, ctx: Context) -> IntegrationConfig:
+    url = ctx.secret(t, "url", required=True)
+    _check_secret_url(ctx, t, url)
+    opts = {
+        "url": url,
+        "external_url": t.take("external_url", http_url),
+        "timeout": t.take("timeout", duration(gt=0)),
+    }
+    return IntegrationConfig("msteams", _present(opts), ("url",))
+
+
+def _email(t: Table, ctx: Context) -> IntegrationConfig:
+    for key, what in (("host", "the SMTP server"), ("from", "the sender address"),
+                      ("to", "the recipient addresses")):
+        if not t.has(key):
+            ctx.problems.error(t.at(key), f"required: {what}")
+    has_user = t.has("username")
+    has_password = any(t.has(k) for k in ("password", "password_env", "password_file"))
+    if has_user and not has_password:
+        ctx.problems.error(
+            t.at("password"), "required with username: give password_env, password_file or password"
+        )
+    if has_password and not has_user:
+        ctx.problems.error(t.at("username"), "required with a password")
+    opts = {
+        "host": t.take("host", string(what="a host name")),
+        "port": t.take("port", integer(ge=1, le=65535)),
+        "ssl": t.take("ssl", boolean),
+        "starttls": t.take("starttls", boolean),
+        "username": t.take("username", string()),
+        "password": ctx.secret(t, "password", required=False),
+        "from": t.take("from", email_address),
+        "to": t.take_list("to", email_address, "email addresses", allow_one=True),
+        "hello": t.take("hello", string(what="a host name")),
+        "timeout": t.take("timeout", duration(gt=0)),
+    }
+    if opts["to"] == ():
+        ctx.problems.error(t.at("to"), "must list at least one address")
+    if opts["ssl"] and opts["starttls"]:
+        ctx.problems.error(t.at("starttls"), "cannot be true with ssl = true (implicit TLS)")
+    if (has_user or has_password) and not opts["ssl"] and opts["starttls"] is False:
+        ctx.problems.warn(
+            t.path, "username and password without ssl or starttls: they cross the network "
+            "in clear text"
+        )
+    return IntegrationConfig("email", _present(opts), ("password",))
+
+
+def _alertmanager(t: Table, ctx: Context) -> IntegrationConfig:
+    if not t.has("url"):
+        ctx.problems.error(
+            t.at("url"), "required: Alertmanager's base URL, like http://alertmanager:9093"
+        )
+    opts = {
+        "url": t.take("url", http_url),
+        "bearer_token": ctx.secret(t, "bearer_token", required=False),
+        "firing_ttl": t.take("firing_ttl", duration(gt=0)),
+        "external_url": t.take("external_url", http_url),
+        "timeout": t.take("timeout", duration(gt=0)),
+    }
+    return IntegrationConfig("alertmanager", _present(opts), ("bearer_token",))
+
+
 def _file(t: Table, ctx: Context) -> IntegrationConfig:
     if not t.has("path"):
         ctx.problems.error(t.at("path"), "required: the JSON-lines file alerts are appended to")
@@ -152,7 +254,16 @@ def _present(opts: dict[str, Any]) -> dict[str, object]:
     return {k: v for k, v in opts.items() if v is not None}
 
 
-_KINDS = {"file": _file, "pagerduty": _pagerduty, "slack": _slack, "webhook": _webhook}
+_KINDS = {
+    "alertmanager": _alertmanager,
+    "email": _email,
+    "file": _file,
+    "msteams": _msteams,
+    "opsgenie": _opsgenie,
+    "pagerduty": _pagerduty,
+    "slack": _slack,
+    "webhook": _webhook,
+}
 
 
 def _receiver(t: Table, ctx: Context) -> ReceiverConfig | None:
@@ -172,8 +283,7 @@ def _receiver(t: Table, ctx: Context) -> ReceiverConfig | None:
             if sub is not None:
                 integrations.append(_KINDS[kind](sub, ctx))
                 sub.finish()
-    planned = f"receiver kind not supported yet (supported: {', '.join(SUPPORTED_KINDS)})"
-    t.finish({k: planned for k in PLANNED_KINDS})
+    t.finish(KIND_HINTS)
     if not integrations and name is not None:
         ctx.problems.warn(t.path, f'receiver "{name}" has no integrations: its alerts go nowhere')
     return ReceiverConfig(name, tuple(integrations)) if name is not None else None

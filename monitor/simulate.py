@@ -23,12 +23,12 @@ HOSTS = ("pod-0", "pod-1", "pod-2", "pod-3")
 class Fault:
     """A change injected into one model's traffic from event index ``start`` on.
 
-    kinds: ``shift`` (params: feature, sigmas, optionally host: one replica only), ``latency`` (factor, and/or
-    tail_fraction + tail_ms), ``errors`` (rate), ``silence`` (events dropped
-    from ``start`` to ``end``), ``stuck`` (feature, value, host: one replica
-    sends a constant), ``nulls`` (feature, rate: the feed drops the value),
-    ``rename`` (feature, to: the field arrives under another name), ``retype``
-    (feature: its values arrive as strings).
+    kinds: ``shift`` (params: feature, sigmas, optionally host: one replica
+    only), ``latency`` (factor, and/or tail_fraction + tail_ms), ``errors``
+    (rate), ``silence`` (events dropped from ``start`` to ``end``), ``stuck``
+    (feature, value, host: one replica sends a constant), ``nulls`` (feature,
+    rate: the feed drops the value), ``rename`` (feature, to: the field arrives
+    under another name), ``retype`` (feature: its values arrive as strings).
     """
 
     model: str

@@ -1,4 +1,5 @@
-"""Notifiers: one per receiver integration (webhook, slack, pagerduty, file).
+"""Notifiers: one per receiver integration (webhook, slack, pagerduty, opsgenie, msteams,
+email, alertmanager, file).
 
 :func:`build_notifiers` turns the ``[[receivers]]`` config into
 ``{receiver name: [notifier, ...]}`` in integration order; the dispatcher
@@ -10,8 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 
 from alerts.config import ReceiverConfig
+from alerts.receivers.alertmanager import AlertmanagerNotifier
 from alerts.receivers.base import DeliveryResult, GroupInfo, Notifier, OptionError
 from alerts.receivers.file import FileNotifier
+from alerts.receivers.mail import EmailNotifier
+from alerts.receivers.msteams import MSTeamsNotifier
+from alerts.receivers.opsgenie import OpsgenieNotifier
 from alerts.receivers.pagerduty import PagerDutyNotifier
 from alerts.receivers.slack import SlackNotifier
 from alerts.receivers.webhook import WebhookNotifier
@@ -20,6 +25,10 @@ NOTIFIER_KINDS: dict[str, Callable[[Mapping[str, object], str], Notifier]] = {
     "webhook": WebhookNotifier,
     "slack": SlackNotifier,
     "pagerduty": PagerDutyNotifier,
+    "opsgenie": OpsgenieNotifier,
+    "msteams": MSTeamsNotifier,
+    "email": EmailNotifier,
+    "alertmanager": AlertmanagerNotifier,
     "file": FileNotifier,
 }
 

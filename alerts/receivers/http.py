@@ -3,13 +3,15 @@
 * 2xx -> ok;
 * 429 (and 503 with a Retry-After) -> retriable, honouring ``Retry-After``
   given as seconds or as an HTTP-date;
-* other 5xx, timeouts, connection errors -> retriable;
+* 408 (request timeout), 425 (too early), other 5xx, timeouts, connection
+  errors -> retriable;
 * 3xx (redirects are not followed: a POST must not turn into a GET) and other
   4xx -> not retriable, with the status and a short excerpt of the response.
 
 Secrets never leave this module in a message: URLs are reported as
-``scheme://host/…`` and every known secret (the URL, its path and query, the
-values passed in ``secrets``) is scrubbed from response excerpts and errors.
+``scheme://host/…`` and every known secret (the URL, its path and query, each
+long path segment and query value -- a Workflows ``sig`` --, the values passed
+in ``secrets``) is scrubbed from response excerpts and errors.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import orjson
 
@@ -30,6 +32,7 @@ from alerts.receivers.base import DeliveryResult
 USER_AGENT = "driftwatch/0.1"
 EXCERPT_CHARS = 200
 REDACTED = "<redacted>"
+RETRIABLE_4XX = frozenset({408, 425, 429})  # the client errors that a later try can cure
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -58,6 +61,8 @@ class Scrubber:
         parts = urlsplit(url)
         needles = {url, parts.path, parts.query, f"{parts.path}?{parts.query}"}
         needles.update(seg for seg in parts.path.split("/") if len(seg) >= 8)
+        values = [pair.partition("=")[2] for pair in parts.query.split("&")]
+        needles.update(v for value in values for v in (value, unquote(value)) if len(v) >= 8)
         needles.update(s for s in secrets if s)
         self._needles = sorted((n for n in needles if len(n) >= 4), key=len, reverse=True)
 
@@ -105,7 +110,7 @@ def classify(
     excerpt = _excerpt(body, scrub)
     if excerpt:
         error += f": {excerpt}"
-    if status == 429 or status >= 500:
+    if status in RETRIABLE_4XX or status >= 500:
         return DeliveryResult(
             ok=False,
             retriable=True,

@@ -14,44 +14,22 @@ import orjson
 import pytest
 
 from alerts.config import IntegrationConfig, ReceiverConfig
-from alerts.receivers import GroupInfo, Notifier, OptionError, build_notifiers
+from alerts.receivers import Notifier, OptionError, build_notifiers
+from alerts.receivers.alertmanager import AlertmanagerNotifier
 from alerts.receivers.file import FileNotifier
 from alerts.receivers.http import parse_retry_after, redact_url
+from alerts.receivers.msteams import MSTeamsNotifier
+from alerts.receivers.opsgenie import OpsgenieNotifier
 from alerts.receivers.pagerduty import PagerDutyNotifier
 from alerts.receivers.slack import SlackNotifier
 from alerts.receivers.webhook import WebhookNotifier
-from tests.alerts.support import T0, FakeReceiver, Reply, alert
+from tests.alerts.support import FIRING, GROUP, RESOLVED, T0, FakeReceiver, Reply, alert
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("DRIFTWATCH_UPDATE_GOLDEN") == "1"
 
 KEY = "R0UT1NGKEYc0ffee0123456789abcdef"  # a PagerDuty routing key: never echoed
 SLACK_PATH = "/services/T0SECRET1/B0SECRET2/XXXXsecretTOKENXXXX"
-
-FIRING = alert(
-    "data_drift",
-    feature="age",
-    summary="Input drift in 'age' of churn",
-    description="'age' of churn moved away from its reference.",
-    details={"ref_mean": 41.0, "cur_mean": 52.5},
-)
-RESOLVED = alert(
-    "latency_regression",
-    "resolved",
-    model="eta",
-    model_version="v8",
-    detector="mannwhitney",
-    statistic=3.1,
-    p_value=2e-7,
-    severity="critical",
-    summary="eta serves slower than its reference",
-    details={"new_version": "v8"},
-)
-GROUP = GroupInfo(
-    "data-science",
-    '{}/{team="data-science"}:{alertname="DataDrift", model="churn"}',
-    {"alertname": "DataDrift", "model": "churn"},
-)
 
 
 def golden(name: str, got: Any) -> None:
@@ -65,12 +43,18 @@ def golden(name: str, got: Any) -> None:
 def make(kind: str, url: str, **options: Any) -> Notifier:
     if kind == "pagerduty":
         return PagerDutyNotifier({"routing_key": KEY, "url": url, **options}, "r")
+    if kind == "opsgenie":
+        return OpsgenieNotifier({"api_key": KEY, "url": url, **options}, "r")
     if kind == "slack":
         return SlackNotifier({"url": url, **options}, "r")
+    if kind == "msteams":
+        return MSTeamsNotifier({"url": url, **options}, "r")
+    if kind == "alertmanager":
+        return AlertmanagerNotifier({"url": url, **options}, "r")
     return WebhookNotifier({"url": url, **options}, "r")
 
 
-HTTP_KINDS = ["webhook", "slack", "pagerduty"]
+HTTP_KINDS = ["webhook", "slack", "pagerduty", "opsgenie", "msteams", "alertmanager"]
 
 
 # -- golden payloads ----------------------------------------------------------
@@ -153,8 +137,12 @@ def test_file_write_error_is_retriable(tmp_path: Path) -> None:
         (503, False, True),
         (400, False, False),
         (401, False, False),
+        (403, False, False),
         (404, False, False),
+        (422, False, False),
         (302, False, False),
+        (408, False, True),
+        (425, False, True),
     ],
 )
 def test_status_table(
@@ -174,6 +162,14 @@ def test_429_carries_retry_after(server: FakeReceiver, kind: str) -> None:
     server.script(Reply(429, b"slow down", {"Retry-After": "7"}))
     r = make(kind, server.url()).send([FIRING], GROUP)
     assert (r.ok, r.retriable, r.status, r.retry_after) == (False, True, 429, 7.0)
+
+
+@pytest.mark.parametrize("kind", HTTP_KINDS)
+def test_503_carries_retry_after(server: FakeReceiver, kind: str) -> None:
+    server.script(Reply(503, b"maintenance", {"Retry-After": "120"}))
+    r = make(kind, server.url()).send([FIRING], GROUP)
+    assert (r.ok, r.retriable, r.status, r.retry_after) == (False, True, 503, 120.0)
+    assert "HTTP 503" in r.error
 
 
 def test_retry_after_as_http_date(server: FakeReceiver) -> None:
@@ -200,10 +196,11 @@ def test_parse_retry_after(value: str | None, expected: float | None) -> None:
     assert parse_retry_after(value, now=lambda: T0) == expected
 
 
-def test_slow_answer_is_a_retriable_timeout(server: FakeReceiver) -> None:
+@pytest.mark.parametrize("kind", HTTP_KINDS)
+def test_slow_answer_is_a_retriable_timeout(server: FakeReceiver, kind: str) -> None:
     server.script(Reply(200, delay=5.0))
     start = time.monotonic()
-    r = make("webhook", server.url("/secret-path-123456"), timeout=0.2).send([FIRING], GROUP)
+    r = make(kind, server.url("/secret-path-123456"), timeout=0.2).send([FIRING], GROUP)
     assert time.monotonic() - start < 2.0
     assert not r.ok and r.retriable and r.status is None
     assert "timed out" in r.error and "secret-path-123456" not in r.error
@@ -281,7 +278,23 @@ def test_build_notifiers() -> None:
 @pytest.mark.parametrize(
     ("integration", "message"),
     [
-        (IntegrationConfig("opsgenie", {}), "integration kind 'opsgenie' is not supported"),
+        (IntegrationConfig("sms", {}), "integration kind 'sms' is not supported"),
+        (IntegrationConfig("opsgenie", {}), "receiver 'x': opsgenie.api_key is required"),
+        (
+            IntegrationConfig("opsgenie", {"api_key": KEY, "priority": "urgent"}),
+            "opsgenie.priority must be one of P1, P2, P3, P4, P5",
+        ),
+        (
+            IntegrationConfig("opsgenie", {"api_key": KEY, "responders": [{"type": "pager"}]}),
+            "opsgenie.responders must be a list of tables",
+        ),
+        (IntegrationConfig("msteams", {}), "receiver 'x': msteams.url is required"),
+        (IntegrationConfig("alertmanager", {}), "receiver 'x': alertmanager.url is required"),
+        (
+            IntegrationConfig("alertmanager", {"url": "http://am", "firing_ttl": 0}),
+            "alertmanager.firing_ttl must be positive",
+        ),
+        (IntegrationConfig("email", {}), "receiver 'x': email.host is required"),
         (IntegrationConfig("slack", {}), "receiver 'x': slack.url is required"),
         (IntegrationConfig("pagerduty", {}), "receiver 'x': pagerduty.routing_key is required"),
         (

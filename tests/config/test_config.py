@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from alerts.receivers import build_notifiers
 from monitor.config import (
     SETTING_RULES,
     ConfigError,
@@ -73,7 +74,8 @@ def test_repo_config_loads_without_environment() -> None:
 def test_repo_config_documents_the_false_alarm_budget() -> None:
     text = (ROOT / "config.toml").read_text()
     assert "0.01 expected" in text
-    for kind in ("receivers.slack", "receivers.pagerduty", "receivers.webhook"):
+    kinds = ("slack", "pagerduty", "opsgenie", "msteams", "email", "alertmanager", "webhook")
+    for kind in (f"receivers.{k}" for k in kinds):
         assert re.search(rf"^# \[\[{re.escape(kind)}\]\]", text, re.M), kind
 
 
@@ -402,6 +404,85 @@ def test_receiver_kinds_and_options(tmp_path: Path) -> None:
         ("file", {"path": str(tmp_path / "out" / "alerts.jsonl")}, ()),
         ("file", {"path": "/var/log/alerts.jsonl"}, ()),
     ]
+
+
+def test_on_call_receiver_kinds_load_and_build(tmp_path: Path) -> None:
+    (tmp_path / "smtp-password").write_text("smtp-pw-SECRET\n")
+    path = tmp_path / "config.toml"
+    path.write_text(
+        """
+[route]
+receiver = "ops"
+
+[[receivers]]
+name = "ops"
+[[receivers.opsgenie]]
+api_key_env = "OPSGENIE_KEY"
+url = "https://api.eu.opsgenie.com"
+priority = "P2"
+responders = [{ type = "team", name = "ml-engineering" }, { type = "user", username = "a@x.org" }]
+timeout = "5s"
+[[receivers.msteams]]
+url_env = "TEAMS_WORKFLOW_URL"
+external_url = "http://driftwatch.internal:9108"
+[[receivers.email]]
+host = "smtp.example.com"
+port = 465
+ssl = true
+username = "driftwatch"
+password_file = "smtp-password"
+from = "driftwatch <driftwatch@example.com>"
+to = "ml-oncall@example.com"
+[[receivers.alertmanager]]
+url = "http://alertmanager:9093"
+bearer_token_env = "AM_TOKEN"
+firing_ttl = "8h"
+"""
+    )
+    env = {"OPSGENIE_KEY": "og-key-SECRET", "TEAMS_WORKFLOW_URL": WEBHOOK, "AM_TOKEN": "am-SECRET"}
+    assert check_config(path, env=env) == ([], [])
+    config = load_config(path, env=env)
+    got = [(i.kind, i.options, i.secret_keys) for i in config.receivers[0].integrations]
+    assert got == [
+        (
+            "opsgenie",
+            {
+                "api_key": "og-key-SECRET",
+                "url": "https://api.eu.opsgenie.com",
+                "priority": "P2",
+                "responders": (
+                    {"type": "team", "name": "ml-engineering"},
+                    {"type": "user", "username": "a@x.org"},
+                ),
+                "timeout": 5.0,
+            },
+            ("api_key",),
+        ),
+        ("msteams", {"url": WEBHOOK, "external_url": "http://driftwatch.internal:9108"}, ("url",)),
+        (
+            "email",
+            {
+                "host": "smtp.example.com",
+                "port": 465,
+                "ssl": True,
+                "username": "driftwatch",
+                "password": "smtp-pw-SECRET",
+                "from": "driftwatch <driftwatch@example.com>",
+                "to": ("ml-oncall@example.com",),
+            },
+            ("password",),
+        ),
+        (
+            "alertmanager",
+            {"url": "http://alertmanager:9093", "bearer_token": "am-SECRET", "firing_ttl": 28800.0},
+            ("bearer_token",),
+        ),
+    ]
+    built = build_notifiers(config.receivers)["ops"]
+    assert [n.name for n in built] == ["opsgenie", "msteams", "email", "alertmanager"]
+    for n, secret in zip(built, ("og-key-SECRET", "SECRET-TOKEN-1", "smtp-pw-SECRET", "am-SECRET"),
+                         strict=True):
+        assert secret not in repr(n)
 
 
 def test_inhibit_rules() -> None:
