@@ -154,7 +154,8 @@ class Dispatcher:
             for n in self.groups.due(now, flush=flush):
                 for i, notifier in enumerate(self.notifiers.get(n.group.receiver, ())):
                     self.outbox.put(OutboxItem.new(n.group.receiver, i, notifier.name,
-                                                   n.alerts, n.group, now, at=n.at))
+                                                   n.alerts, n.group, now, at=n.at,
+                                                   repeat=n.repeat))
 
     # -- delivery --------------------------------------------------------------
     def _notifier(self, item: OutboxItem) -> Notifier | None:

@@ -44,6 +44,7 @@ class Group:
     sent: dict[str, State] = field(default_factory=dict)
     fired: set[str] = field(default_factory=set)  # seen firing (sent or not)
     last_notified: float | None = None
+    repeats: int = 0  # notifications of the same alerts since they last changed
 
     def changed(self) -> bool:
         return any(self.sent.get(fp) != (a.status, a.starts_at) for fp, a in self.alerts.items())
@@ -53,7 +54,11 @@ class Group:
 class Notification:
     group: GroupInfo
     alerts: list[Alert]
-    at: float  # when the group spoke: part of the notification's identity
+    at: float  # when the group spoke
+    # 0 for news, n for the n-th repeat of the same alerts: with the alerts, the
+    # notification's identity -- deterministic, so the same notification made again
+    # after a restart is recognised by the outbox as already delivered
+    repeat: int = 0
 
 
 class Aggregator:
@@ -89,9 +94,10 @@ class Aggregator:
             repeat = (firing and g.last_notified is not None
                       and now - g.last_notified >= g.repeat and not flush)
             if g.changed() or repeat:
+                g.repeats = 0 if g.changed() else g.repeats + 1
                 alerts = sorted(g.alerts.values(), key=lambda a: (
                     a.status != "firing", a.starts_at, sorted(a.labels.items())))
-                out.append(Notification(g.info, alerts, now))
+                out.append(Notification(g.info, alerts, now, g.repeats))
                 g.sent = {fp: (a.status, a.starts_at) for fp, a in g.alerts.items()}
                 g.last_notified = now
                 for fp in [fp for fp, a in g.alerts.items() if a.status != "firing"]:

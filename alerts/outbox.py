@@ -7,9 +7,10 @@ them in a table; :class:`MemoryOutbox` is the in-process implementation and
 :class:`Outbox` the small interface a SQL implementation will fill in.
 
 Dedup: an item whose ``(receiver, integration, group key, digest)`` -- the
-digest covers each alert's fingerprint, status and startsAt and the moment
-the group spoke -- is already queued or was already delivered is ignored on
-``put``.  Failed
+digest covers each alert's fingerprint, status and startsAt, and which repeat
+of those alerts it is -- is already queued or was already delivered is
+ignored on ``put``.  Nothing in it depends on the wall clock, so a restarted
+daemon that makes the same notification again does not send it twice.  Failed
 items (not retriable) are kept for reporting; putting them again re-queues.
 """
 
@@ -56,6 +57,7 @@ class OutboxItem:
     alerts: list[dict[str, Any]]  # Alert.to_json() of each alert of the notification
     group: dict[str, Any]  # GroupInfo.to_json()
     at: float = 0.0  # when the group spoke
+    repeat: int = 0  # 0: news; n: the n-th repeat of the same alerts
     attempts: int = 0
     next_attempt_at: float = 0.0
     created_at: float = 0.0
@@ -64,7 +66,7 @@ class OutboxItem:
     @classmethod
     def new(
         cls, receiver: str, integration: int, kind: str, alerts: list[Alert], group: GroupInfo,
-        now: float, at: float | None = None,
+        now: float, at: float | None = None, repeat: int = 0,
     ) -> OutboxItem:
         return cls(
             id=uuid.uuid4().hex,
@@ -74,13 +76,14 @@ class OutboxItem:
             alerts=[a.to_json() for a in alerts],
             group=group.to_json(),
             at=now if at is None else at,
+            repeat=repeat,
             next_attempt_at=now,
             created_at=now,
         )
 
     @property
     def dedup_key(self) -> DedupKey:
-        h = hashlib.sha256(repr(self.at).encode())
+        h = hashlib.sha256(f"repeat {self.repeat}".encode())
         for a in self.alerts:
             h.update(f"|{a['fingerprint']},{a['status']},{a['startsAt']}".encode())
         return (self.receiver, self.integration, str(self.group["group_key"]), h.hexdigest())
@@ -104,6 +107,7 @@ class OutboxItem:
             "alerts": self.alerts,
             "group": self.group,
             "at": self.at,
+            "repeat": self.repeat,
             "attempts": self.attempts,
             "next_attempt_at": self.next_attempt_at,
             "created_at": self.created_at,

@@ -49,14 +49,14 @@ def test_silences_round_trip_and_expire(db_engine):
     assert ended.ends_at == T0 + 60 and ended.state(T0 + 61) == "expired"
 
 
-def item(now: float = T0) -> OutboxItem:
-    return OutboxItem.new("ds", 0, "webhook", [alert("data_drift")], GroupInfo("ds", "{}:{}"),
-                          now)
+def item(now: float = T0, feature: str = "age") -> OutboxItem:
+    return OutboxItem.new("ds", 0, "webhook", [alert("data_drift", feature=feature)],
+                          GroupInfo("ds", "{}:{}"), now)
 
 
 def test_the_outbox_survives_a_restart_without_losing_or_repeating(db_engine):
     first = SqlOutbox(Store(db_engine))
-    a, b = item(), item(T0 + 1)
+    a, b = item(), item(T0 + 1, feature="plan")
     assert first.put(a) and first.put(b)
     first.ack(a.id)
     first.reschedule(b.id, T0 + 30, "HTTP 503")
@@ -70,9 +70,10 @@ def test_the_outbox_survives_a_restart_without_losing_or_repeating(db_engine):
 
 def test_prune_forgets_old_delivered_notifications_only(db_engine):
     box = SqlOutbox(Store(db_engine))
-    a, b = item(), item(T0 + 1)
+    a, b = item(), item(T0 + 1, feature="plan")
     box.put(a)
     box.put(b)
     box.ack(a.id)
     assert box.prune(older_than=float("inf")) == 1
     assert box.pending() == 1
+
