@@ -19,6 +19,9 @@ class RouteConfig:
     repeat_interval: float | None = None
     continue_: bool = False  # TOML key: continue
     routes: tuple[RouteConfig, ...] = ()
+    # names of [[time_intervals]]: hold notifications inside these / outside those
+    mute_time_intervals: tuple[str, ...] = ()
+    active_time_intervals: tuple[str, ...] = ()
 
 
 DEFAULT_ROUTE = RouteConfig(

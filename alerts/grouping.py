@@ -19,6 +19,10 @@ to hear of), but a resolution whose firing this group never saw -- e.g. the
 daemon restarted in between -- is sent: a stray resolution beats a stuck
 incident.  An emptied group is forgotten.
 
+A route's ``mute_time_intervals`` / ``active_time_intervals``
+(:mod:`alerts.timeintervals`) hold a group's notifications -- news included,
+also at shutdown: nobody asked to be paged then -- until a tick outside them.
+
 Everything takes ``now`` from the caller, so tests drive time by hand.
 """
 
@@ -29,6 +33,7 @@ from dataclasses import dataclass, field
 from alerts.model import Alert
 from alerts.receivers.base import GroupInfo
 from alerts.routing import Route
+from alerts.timeintervals import TimeInterval, muted
 
 State = tuple[str, float]  # (status, startsAt) as last notified
 
@@ -44,6 +49,8 @@ class Group:
     sent: dict[str, State] = field(default_factory=dict)
     fired: set[str] = field(default_factory=set)  # seen firing (sent or not)
     last_notified: float | None = None
+    mute: tuple[TimeInterval, ...] = ()
+    active: tuple[TimeInterval, ...] = ()
     repeats: int = 0  # notifications of the same alerts since they last changed
 
     def changed(self) -> bool:
@@ -71,7 +78,8 @@ class Aggregator:
         g = self.groups.get(key)
         if g is None:
             g = self.groups[key] = Group(info, route.group_wait, route.group_interval,
-                                         route.repeat_interval, next_tick=now + route.group_wait)
+                                         route.repeat_interval, next_tick=now + route.group_wait,
+                                         mute=route.mute, active=route.active)
         fp = alert.fingerprint
         if alert.status == "firing":
             g.fired.add(fp)
@@ -89,6 +97,10 @@ class Aggregator:
         out: list[Notification] = []
         for key, g in list(self.groups.items()):
             if g.next_tick > now and not flush:
+                continue
+            if (g.mute or g.active) and muted(now, g.mute, g.active):
+                if g.next_tick <= now:  # held: the news waits for a tick outside the mute
+                    g.next_tick = now + g.interval
                 continue
             firing = any(a.status == "firing" for a in g.alerts.values())
             repeat = (firing and g.last_notified is not None

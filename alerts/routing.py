@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 from alerts.config import DEFAULT_ROUTE, RouteConfig
 from alerts.matchers import Matcher, match_all, parse_all
+from alerts.timeintervals import TimeInterval
 
 ALL_LABELS = "..."  # group_by = ["..."] groups by every label, as in Alertmanager
 
@@ -52,6 +53,8 @@ class Route:
     repeat_interval: float
     matchers: tuple[Matcher, ...] = ()
     continue_: bool = False
+    mute: tuple[TimeInterval, ...] = ()  # mute_time_intervals
+    active: tuple[TimeInterval, ...] = ()  # active_time_intervals (empty: always)
     key: str = "{}"  # Alertmanager's Route.Key(): ancestors' matchers, "/"-joined
     path: str = "{}"  # unique and stable: key plus the sibling index when keys collide
     routes: list[Route] = field(default_factory=list)
@@ -84,7 +87,8 @@ def group_key(route: Route, labels: Mapping[str, str]) -> str:
 
 
 def _build(
-    cfg: RouteConfig, parent: Route | None, index: int, siblings: Sequence[RouteConfig]
+    cfg: RouteConfig, parent: Route | None, index: int, siblings: Sequence[RouteConfig],
+    intervals: Mapping[str, TimeInterval],
 ) -> Route:
     base = parent or Route(
         receiver=str(DEFAULT_ROUTE.receiver),
@@ -111,18 +115,27 @@ def _build(
         ),
         matchers=matchers,
         continue_=cfg.continue_ if parent is not None else False,
+        mute=tuple(_interval(intervals, n) for n in cfg.mute_time_intervals),
+        active=tuple(_interval(intervals, n) for n in cfg.active_time_intervals),
         key=key,
         path=path,
     )
-    node.routes = [_build(c, node, i, cfg.routes) for i, c in enumerate(cfg.routes)]
+    node.routes = [_build(c, node, i, cfg.routes, intervals) for i, c in enumerate(cfg.routes)]
     return node
+
+
+def _interval(intervals: Mapping[str, TimeInterval], name: str) -> TimeInterval:
+    if name not in intervals:
+        raise ValueError(f"route names time interval {name!r}, which is not defined")
+    return intervals[name]
 
 
 class RouteTree:
     """The routing tree, built once from the ``[route]`` config."""
 
-    def __init__(self, config: RouteConfig = DEFAULT_ROUTE) -> None:
-        self.root = _build(config, None, 0, ())
+    def __init__(self, config: RouteConfig = DEFAULT_ROUTE,
+                 intervals: Sequence[TimeInterval] = ()) -> None:
+        self.root = _build(config, None, 0, (), {i.name: i for i in intervals})
 
     def match(self, labels: Mapping[str, str]) -> list[Route]:
         """Matched routes in tree order; never empty (the root catches everything)."""

@@ -73,7 +73,7 @@ def build(config: Config, *, registry: CollectorRegistry | None = None,
     silencer = (Silencer(lambda: store.silences(active_after=time.time()))
                 if store is not None else None)
     dispatcher = Dispatcher(
-        RouteTree(config.route),
+        RouteTree(config.route, config.time_intervals),
         notifiers,
         Inhibitor(config.inhibit_rules),
         outbox,

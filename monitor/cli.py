@@ -95,7 +95,7 @@ def cmd_routes_test(config_path: str | None, labels: Sequence[str]) -> int:
             return EXIT_CONFIG
         parsed[name] = value.strip('"')
     config = _load(config_path)
-    print(",".join(RouteTree(config.route).receivers_for(parsed)))
+    print(",".join(RouteTree(config.route, config.time_intervals).receivers_for(parsed)))
     return 0
 
 

@@ -17,6 +17,7 @@ from alerts.config import (
     ReceiverConfig,
     RouteConfig,
 )
+from alerts.timeintervals import TimeInterval
 
 __all__ = [
     "DEFAULT_INHIBIT_RULES", "DEFAULT_ROUTE", "FEATURE_TYPES", "TASKS", "Config", "Contract",
@@ -110,6 +111,7 @@ class Config:
     route: RouteConfig = DEFAULT_ROUTE
     receivers: tuple[ReceiverConfig, ...] = (ReceiverConfig(name="default"),)
     inhibit_rules: tuple[InhibitRule, ...] = DEFAULT_INHIBIT_RULES
+    time_intervals: tuple[TimeInterval, ...] = ()
 
     def model(self, name: str) -> ModelConfig:
         """The model's config; a model not configured gets the defaults."""

@@ -627,3 +627,22 @@ def test_a_directory_is_not_a_config(tmp_path: Path) -> None:
     assert len(errors) == 1 and errors[0].startswith(f"{tmp_path}: cannot read")
     with pytest.raises(ConfigError):
         load_config(tmp_path)
+
+
+def test_time_intervals_reach_the_routes() -> None:
+    from alerts.routing import RouteTree
+    from alerts.timeintervals import Spec
+
+    config = parse_config({
+        "time_intervals": [{"name": "nights", "time_intervals": [
+            {"times": [{"start_time": "00:00", "end_time": "07:00"}],
+             "weekdays": ["monday:friday"], "location": "Europe/Berlin"},
+            {"weekdays": ["saturday", "sunday"]}]}],
+        "receivers": [{"name": "default"}],
+        "route": {"receiver": "default", "mute_time_intervals": ["nights"]},
+    })
+    (nights,) = config.time_intervals
+    assert nights.specs[0] == Spec(times=((0, 420),), weekdays=((0, 4),),
+                                   location="Europe/Berlin")
+    assert nights.specs[1].weekdays == ((5, 5), (6, 6))
+    assert RouteTree(config.route, config.time_intervals).root.mute == (nights,)
