@@ -16,7 +16,7 @@ expected false alarms stay below ``2 * alpha / window_events`` per event
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -27,7 +27,7 @@ from detectors.cusum import Alarm, CusumBank, normal_scores
 from monitor.batch import PredictionColumns
 from monitor.codec import f64_from_text, f64_to_text
 from monitor.config_types import MonitorSettings
-from monitor.evaluate import quality_results
+from monitor.evaluate import dominant_version, quality_results
 from monitor.localize import confined_segment
 from monitor.rate_streams import RateStream, indicator, rate_streams
 
@@ -59,11 +59,14 @@ class SeqAlarm:
     what: str | None = None
     # the drift is confined to this segment ("host=pod-2"): [segment, details]
     confined: list[Any] | None = None
+    # the model version serving the alarm's rows, and whether the reference knew it
+    version: str | None = None
+    new_version: bool = False
 
     def to_state(self) -> list[Any]:
         return [self.kind, self.feature, self.ts, self.statistic, self.threshold, self.k,
                 self.direction, self.ref_mean, self.recent_mean, self.quality, self.what,
-                self.confined]
+                self.confined, self.version, self.new_version]
 
 
 class SequentialWatch:
@@ -76,6 +79,7 @@ class SequentialWatch:
         self._ref_mean = [float(v.mean()) for v in self._sorted]
         self._tail = [np.empty(0) for _ in streams]
         self.floor = settings.drift_min_effect
+        self._ref_versions = set(np.asarray(reference.versions, dtype=str).tolist())
         self.rates: list[RateStream] = rate_streams(reference, settings)
         self._ref_cat = {r.feature: reference.categorical[r.feature] for r in self.rates
                          if r.source == "category" and r.feature is not None}
@@ -114,19 +118,28 @@ class SequentialWatch:
         v = cols.numeric.get(stream)
         return v if v is not None else np.full(cols.n, np.nan)
 
+    def _versioned(self, alarm: SeqAlarm, a: Alarm | RateAlarm,
+                   cols: PredictionColumns) -> SeqAlarm:
+        """The version serving the alarm's own rows (not the batch's), and if it is new."""
+        lo = max(0, a.row - max(MIN_RUN, min(a.run_length, TAIL)) + 1)
+        version = dominant_version(cols.versions[lo:a.row + 1])
+        return replace(alarm, version=version, new_version=version not in self._ref_versions)
+
     def update(self, cols: PredictionColumns) -> list[SeqAlarm]:
         alarms: list[SeqAlarm] = []
         if self.bank is not None:
             raws = [self._raw(cols, s) for s in self.streams]
             z = np.column_stack([normal_scores(ref, np.asarray(raw, dtype=float))
                                  for ref, raw in zip(self._sorted, raws, strict=True)])
-            alarms += [self._describe(a, cols, raws[a.stream]) for a in self.bank.update(z)]
+            alarms += [self._versioned(self._describe(a, cols, raws[a.stream]), a, cols)
+                       for a in self.bank.update(z)]
             self._tail = [np.concatenate([t, np.asarray(r, dtype=float)])[-TAIL:]
                           for t, r in zip(self._tail, raws, strict=True)]
         if self.rate_bank is not None:
             x = np.column_stack([indicator(r, cols) for r in self.rates])
             for a in self.rate_bank.update(x):
-                alarms.append(self._describe_rate(a, cols, x[:, a.stream]))
+                alarms.append(self._versioned(self._describe_rate(a, cols, x[:, a.stream]), a,
+                                              cols))
                 self._alarmed[a.stream] = True
             seen = np.isfinite(x)
             for i, p in enumerate(self._pending):
@@ -250,10 +263,12 @@ def alarm_findings(model: str, version: str, alarm: SeqAlarm, alpha: float,
         summary = f"{model} serves slower than its reference"
     else:
         summary = f"Input drift in {what} of {model}"
+    version = alarm.version or version
     common = {"model": model, "model_version": version, "threshold": alarm.threshold,
               "reference_n": 0, "current_n": 0, "window": (alarm.ts, alarm.ts),
               "severity": "warning", "feature": alarm.feature,
               "p_value": alpha / window_events, "summary": summary}
+    new = {"new_version": version} if alarm.new_version else {}
     where, local = "", {}
     if alarm.confined is not None and alarm.quality is None:
         segment, local = alarm.confined
@@ -271,7 +286,8 @@ def alarm_findings(model: str, version: str, alarm: SeqAlarm, alpha: float,
                 f"sized for a {'rise' if alarm.direction > 0 else 'fall'} to {alarm.k:.2%} "
                 f"crossed its threshold: {alarm.statistic:.3g} > {alarm.threshold:.3g}).{where}"),
             details={"p1": alarm.k, "direction": way, "ref_rate": alarm.ref_mean,
-                     "cur_rate": alarm.recent_mean, "stream": alarm.what, **local}, **common)]
+                     "cur_rate": alarm.recent_mean, "stream": alarm.what, **local, **new},
+            **common)]
     unit = " ms" if alarm.feature is None else ""
     description = (
         f"{what} of {model} moved {way}: mean {alarm.ref_mean:.3g}{unit} in the reference, "
@@ -283,7 +299,7 @@ def alarm_findings(model: str, version: str, alarm: SeqAlarm, alpha: float,
         kind=alarm.kind, detector="cusum", statistic=alarm.statistic,
         description=description,
         details={"k": alarm.k, "direction": way, "ref_mean": alarm.ref_mean,
-                 "recent_mean": alarm.recent_mean, **local}, **common)]
+                 "recent_mean": alarm.recent_mean, **local, **new}, **common)]
     if alarm.quality is not None:
         detector, p, effect, details = alarm.quality
         findings.append(Finding(

@@ -28,7 +28,9 @@ class Fault:
     (rate), ``silence`` (events dropped from ``start`` to ``end``), ``stuck``
     (feature, value, host: one replica sends a constant), ``nulls`` (feature,
     rate: the feed drops the value), ``rename`` (feature, to: the field arrives
-    under another name), ``retype`` (feature: its values arrive as strings).
+    under another name), ``retype`` (feature: its values arrive as strings),
+    ``outputs`` (shift: added to churn's logit / eta's minutes: a model that
+    scores differently on the same inputs), ``version`` (version).
     """
 
     model: str
@@ -76,11 +78,13 @@ _SCALE = {
 }
 
 
-def _predict(shape: str, f: dict[str, np.ndarray], rng: np.random.Generator) -> np.ndarray:
+def _predict(shape: str, f: dict[str, np.ndarray], rng: np.random.Generator,
+             shift: np.ndarray) -> np.ndarray:
     if shape == "churn":
         z = -1.0 + 0.04 * (f["age"] - 40) - 0.03 * f["tenure_months"] + 0.01 * f["monthly_spend"]
-        return (1.0 / (1.0 + np.exp(-z))).round(4)
-    return (5.0 + 2.2 * f["distance_km"] + rng.normal(0, 1.0, f["hour"].shape[0])).round(2)
+        return (1.0 / (1.0 + np.exp(-(z + shift)))).round(4)
+    return (5.0 + 2.2 * f["distance_km"] + shift
+            + rng.normal(0, 1.0, f["hour"].shape[0])).round(2)
 
 
 def model_events(
@@ -103,6 +107,7 @@ def model_events(
     version = np.full(n, spec.version, dtype=object)
     nulls: dict[str, np.ndarray] = {}
     renames: dict[str, tuple[np.ndarray, str]] = {}
+    outputs = np.zeros(n)  # added to the churn logit / eta minutes: a miscalibrated model
     retypes: dict[str, np.ndarray] = {}
     for fault in faults:
         if fault.model != spec.name:
@@ -134,11 +139,13 @@ def model_events(
             renames[str(p["feature"])] = (on, str(p["to"]))
         elif fault.kind == "retype":
             retypes[str(p["feature"])] = on
+        elif fault.kind == "outputs":
+            outputs = np.where(on, float(p["shift"]), outputs)
         elif fault.kind == "version":
             version = np.where(on, str(p["version"]), version)
         else:
             raise ValueError(f"unknown fault kind {fault.kind!r}")
-    preds = _predict(spec.shape, feats, rng)
+    preds = _predict(spec.shape, feats, rng, outputs)
     ts = start_ts + idx * interval_s
     names = list(feats)
     cols = {k: np.where(nulls[k], None, feats[k]).tolist() if k in nulls else feats[k].tolist()

@@ -139,6 +139,27 @@ def test_drift_on_one_host_only_is_a_broken_replica_for_ml_engineering(tmp_path:
     assert not firing(result, team="data-science"), [a.labels for a in result.alerts]
 
 
+def test_slow_release_is_a_deployment_fault_for_ml_engineering(tmp_path: Path) -> None:
+    result = run(tmp_path, [Fault("eta", "version", 4_000, {"version": "v8"}),
+                            Fault("eta", "latency", 4_000, {"factor": 1.4})])
+    lat = firing(result, kind="latency_regression", model="eta")
+    assert lat and lat[0].labels["team"] == "ml-engineering"
+    assert lat[0].labels["model_version"] == "v8"
+    assert "v8" in lat[0].annotations["attribution"]  # the reason names the deploy
+    assert not firing(result, team="data-science"), [a.labels for a in result.alerts]
+
+
+def test_miscalibrated_release_is_a_model_fault_for_data_science(tmp_path: Path) -> None:
+    # v4 of churn scores every customer higher on the very same inputs
+    result = run(tmp_path, [Fault("churn", "version", 4_000, {"version": "v4"}),
+                            Fault("churn", "outputs", 4_000, {"shift": 1.0})])
+    out = firing(result, kind="prediction_drift", model="churn")
+    assert out and out[0].labels["team"] == "data-science", [a.labels for a in result.alerts]
+    assert "v4" in out[0].annotations["attribution"]
+    assert not firing(result, kind="data_drift"), [a.labels for a in result.alerts]
+    assert not firing(result, team="ml-engineering"), [a.labels for a in result.alerts]
+
+
 def test_renamed_field_is_a_schema_break_for_ml_engineering(tmp_path: Path) -> None:
     result = run(tmp_path, [Fault("churn", "rename", 4_000, {"feature": "age", "to": "age_years"})])
     sv = firing(result, kind="schema_violation", model="churn", feature="age")
