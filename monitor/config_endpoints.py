@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
-from monitor.config_check import Bad, Table, boolean, integer, string
+from monitor.config_check import Bad, Table, boolean, duration, integer, string
 from monitor.config_receivers import Context
 from monitor.config_types import HttpConfig, KafkaConfig, StoreConfig
 
@@ -110,9 +110,10 @@ def _kafka_security(t: Table, ctx: Context) -> dict[str, str | int | bool]:
 
 def parse_store(t: Table, ctx: Context) -> StoreConfig:
     inline = t.has("url")
+    every = t.take("checkpoint_interval", duration(gt=0), StoreConfig.checkpoint_interval)
     url = ctx.secret(t, "url", required=False, warn_inline=False)
     if url is None:
-        return StoreConfig()
+        return StoreConfig(checkpoint_interval=every)
     masked = re.sub(r"(//[^/@:]*:)[^/@]*@", r"\1***@", url) if inline else ...
     try:
         parsed = make_url(url)
@@ -129,7 +130,7 @@ def parse_store(t: Table, ctx: Context) -> StoreConfig:
     else:
         if inline and parsed.password:
             ctx.problems.warn(t.at("url"), "inline password; prefer url_env or url_file")
-    return StoreConfig(url=url)
+    return StoreConfig(url=url, checkpoint_interval=every)
 
 
 def parse_http(t: Table, ctx: Context) -> HttpConfig:

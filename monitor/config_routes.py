@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from alerts.routing import ALL_LABELS
 from alerts.timeintervals import (
     MONTHS,
     WEEKDAYS,
@@ -35,6 +36,11 @@ Used = list[tuple[str, str]]  # (key path, receiver name) for every receiver a r
 Named = list[tuple[str, str]]  # (key path, time interval name) for every interval a route names
 
 
+def _group_label(v: Any) -> str:
+    """A label name, or ``...``: group by every label (one group per alert)."""
+    return v if v == ALL_LABELS else label_name(v)
+
+
 def _route(t: Table, used: Used, *, root: bool, named: Named | None = None) -> RouteConfig:
     named = named if named is not None else []
     if root and not t.has("receiver"):
@@ -51,7 +57,7 @@ def _route(t: Table, used: Used, *, root: bool, named: Named | None = None) -> R
     node = RouteConfig(
         receiver=receiver,
         matchers=t.take_list("matchers", matcher, "matchers", (), distinct=False),
-        group_by=t.take_list("group_by", label_name, "label names"),
+        group_by=t.take_list("group_by", _group_label, "label names (or \"...\": all)"),
         group_wait=t.take("group_wait", duration(ge=0)),
         group_interval=t.take("group_interval", duration(gt=0)),
         repeat_interval=t.take("repeat_interval", duration(gt=0)),

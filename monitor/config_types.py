@@ -48,6 +48,9 @@ class KafkaConfig:
 @dataclass(frozen=True)
 class StoreConfig:
     url: str = "sqlite:///driftwatch.db"
+    # state + offsets are written together this often (and at shutdown); after a
+    # crash at most this much of the stream is read again (and counted once)
+    checkpoint_interval: float = 5.0
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,15 @@
 poll -> decode + process -> commit, with alerts delivered by the dispatcher's
 background thread.  SIGTERM/SIGINT finish the current batch, commit, flush the
 outbox and exit 0.
+
+With a store (what ``driftwatch run`` uses), "commit" is a checkpoint: every
+``[store] checkpoint_interval`` the pipeline's whole state, the stream
+counters and the offsets of everything processed are written in one
+transaction, and only then are those offsets committed to Kafka.  On start the
+daemon restores the last checkpoint and seeks each assigned partition to its
+checkpointed offset, so after a SIGKILL the events since the checkpoint are
+read again into the state they had not reached: none lost, none counted twice,
+and the alerts they raise again are the outbox's duplicates.
 """
 
 from __future__ import annotations
@@ -32,12 +41,24 @@ class Daemon:
                  sink: AlertSink | None = None, store: Store | None = None) -> None:
         self.config = config
         self.app: App = build(config, registry=registry, notify=True, sink=sink, store=store)
+        self.store = store
+        self._offsets: dict[str, int] | None = None  # checkpointed positions (with a store)
+        self._checkpointed_at = time.monotonic()
+        if store is not None:
+            self._offsets = {}
+            found = store.load_checkpoint(config.kafka.group_id)
+            if found is not None:
+                state, self._offsets = found
+                self.app.pipeline.load_state(state["pipeline"])
+                self.app.metrics.restore_counters(state["counters"])
+                log.info("restored checkpoint", extra={"partitions": len(self._offsets)})
         self._consumer_factory = consumer_factory
         self._overrides = consumer_overrides or {}
         self.stop_event = threading.Event()
         self.source: KafkaSource | None = None
         self.http: HttpServer | None = None
         self._ready = False
+        self._store_ok = True
         self.batches = 0
 
     @property
@@ -45,7 +66,7 @@ class Daemon:
         return self.app.pipeline
 
     def ready(self) -> bool:
-        return self._ready and not self.stop_event.is_set()
+        return self._ready and self._store_ok and not self.stop_event.is_set()
 
     def start_http(self) -> HttpServer:
         book = self.app.pipeline.book
@@ -76,7 +97,8 @@ class Daemon:
         """Consume until ``stop_event`` is set; returns the exit code."""
         if self.http is None:
             self.start_http()
-        self.source = KafkaSource(self.config.kafka, self._consumer_factory, **self._overrides)
+        self.source = KafkaSource(self.config.kafka, self._consumer_factory,
+                                  start_offsets=self._offsets, **self._overrides)
         self.app.dispatcher.start()
         log.info("consuming", extra={"bootstrap": self.config.kafka.bootstrap_servers})
         try:
@@ -104,14 +126,39 @@ class Daemon:
             self.app.metrics.batches.labels("kafka").inc()
             n += len(values)
         if n:
-            self.source.commit()
             self.batches += 1
+            if self.store is None:
+                self.source.commit()
+        if self.store is not None and (
+                time.monotonic() - self._checkpointed_at >= self.config.store.checkpoint_interval):
+            self.checkpoint()
         return n
+
+    def checkpoint(self) -> bool:
+        """State, counters and offsets in one transaction, then the offsets to Kafka."""
+        assert self.store is not None and self.source is not None and self._offsets is not None
+        self._checkpointed_at = time.monotonic()
+        offsets = {**self._offsets, **self.source.positions}
+        state = {"pipeline": self.app.pipeline.to_state(),
+                 "counters": self.app.metrics.counters_state()}
+        try:
+            self.store.save_checkpoint(self.config.kafka.group_id, state, offsets, time.time())
+        except Exception:  # the database is down: keep consuming, read again later
+            log.exception("checkpoint failed; offsets not committed")
+            self._store_ok = False
+            return False
+        self._store_ok = True
+        self._offsets = offsets
+        self.source.commit_offsets(offsets)
+        return True
 
     def shutdown(self, flush_timeout: float = 10.0) -> None:
         self._ready = False
         if self.source is not None:
-            self.source.commit()
+            if self.store is not None:
+                self.checkpoint()
+            else:
+                self.source.commit()
             self.source.close()
             self.source = None
         self.app.dispatcher.stop(flush_timeout)

@@ -165,6 +165,29 @@ class Metrics:
         self.latency = LatencyHistograms()
         r.register(self.latency)
 
+    # counters that count the stream itself: part of a checkpoint, so that after a
+    # restart they go on from the checkpoint instead of from zero (events replayed
+    # since the checkpoint are then counted once, not twice)
+    def _stream_counters(self) -> dict[str, Counter]:
+        return {"events": self.events, "invalid": self.invalid,
+                "type_mismatches": self.type_mismatches, "windows": self.windows,
+                "labels_joined": self.labels_joined, "labels_expired": self.labels_expired}
+
+    def counters_state(self) -> dict[str, list[list[Any]]]:
+        out: dict[str, list[list[Any]]] = {}
+        for name, c in self._stream_counters().items():
+            out[name] = [[dict(s.labels), s.value] for m in c.collect() for s in m.samples
+                         if s.name.endswith("_total")]
+        return out
+
+    def restore_counters(self, state: dict[str, list[list[Any]]]) -> None:
+        """Set the stream counters to a checkpoint's values (call on a fresh Metrics)."""
+        counters = self._stream_counters()
+        for name, rows in state.items():
+            c = counters.get(name)
+            for labels, value in rows if c is not None else ():
+                c.labels(**labels).inc(value)
+
     def attach_state(self, collector: Collector) -> None:
         self.registry.register(collector)
 

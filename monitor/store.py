@@ -5,6 +5,12 @@ SQLite by default (``sqlite:///driftwatch.db``), PostgreSQL in production
 on both.  Today it holds silences and the notification outbox (so a receiver
 that is down gets every notification when it comes back, across restarts).
 
+Checkpoints: the pipeline's whole state and the Kafka offsets that produced
+it, written in one transaction (:meth:`Store.save_checkpoint`); the daemon
+commits the offsets to Kafka only after that, and on start restores the state
+and seeks to the stored offsets, so a crash at any moment neither loses an
+event nor counts one twice.
+
 The schema is versioned: ``driftwatch_meta.schema_version``.  :meth:`Store.migrate`
 applies every missing step of :data:`MIGRATIONS` in order, each in its own
 transaction, so a database written by an older driftwatch is upgraded in place;
@@ -60,13 +66,26 @@ outbox = sa.Table(
 )
 
 
+checkpoints = sa.Table(
+    "driftwatch_checkpoints", metadata,
+    sa.Column("name", sa.String(255), primary_key=True),  # the consumer group
+    sa.Column("state", sa.Text, nullable=False),  # the pipeline's JSON state
+    sa.Column("offsets", sa.Text, nullable=False),  # {"topic:partition": next offset}
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+
 def _v1(conn: Connection) -> None:
     for table in (silences, outbox):
         table.create(conn, checkfirst=True)
 
 
+def _v2(conn: Connection) -> None:
+    checkpoints.create(conn, checkfirst=True)
+
+
 # MIGRATIONS[i] upgrades a database at schema version i to version i + 1.
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1]
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -119,6 +138,25 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    # -- checkpoints -------------------------------------------------------------
+    def save_checkpoint(self, name: str, state: dict[str, Any], offsets: dict[str, int],
+                        now: float) -> None:
+        """State and offsets together, or neither."""
+        row = {"state": orjson.dumps(state).decode(), "offsets": orjson.dumps(offsets).decode(),
+               "updated_at": now}
+        with self.engine.begin() as conn:
+            updated = conn.execute(sa.update(checkpoints).where(checkpoints.c.name == name)
+                                   .values(row))
+            if updated.rowcount == 0:
+                conn.execute(sa.insert(checkpoints).values(name=name, **row))
+
+    def load_checkpoint(self, name: str) -> tuple[dict[str, Any], dict[str, int]] | None:
+        with self.engine.connect() as conn:
+            r = conn.execute(sa.select(checkpoints).where(checkpoints.c.name == name)).first()
+        if r is None:
+            return None
+        return orjson.loads(r.state), {k: int(v) for k, v in orjson.loads(r.offsets).items()}
 
     # -- silences ----------------------------------------------------------------
     def put_silence(self, s: Silence) -> None:

@@ -8,7 +8,15 @@ import sqlalchemy as sa
 from alerts.outbox import OutboxItem
 from alerts.receivers import GroupInfo
 from alerts.silences import new_silence
-from monitor.store import SCHEMA_VERSION, SqlOutbox, Store, StoreError, meta
+from monitor.store import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    SqlOutbox,
+    Store,
+    StoreError,
+    meta,
+    silences,
+)
 from tests.alerts.support import T0, alert
 
 
@@ -77,3 +85,30 @@ def test_prune_forgets_old_delivered_notifications_only(db_engine):
     assert box.prune(older_than=float("inf")) == 1
     assert box.pending() == 1
 
+
+
+def test_a_version_1_database_is_migrated_and_keeps_its_data(db_engine):
+    with db_engine.begin() as conn:  # what driftwatch wrote before checkpoints existed
+        meta.create(conn)
+        MIGRATIONS[0](conn)
+        conn.execute(sa.insert(meta).values(key="schema_version", value="1"))
+    old = new_silence(['model="churn"'], ends_at=T0 + 60, created_by="ana", comment="c", now=T0)
+    with db_engine.begin() as conn:
+        conn.execute(sa.insert(silences).values(
+            id=old.id, matchers='["model=\\"churn\\""]', starts_at=old.starts_at,
+            ends_at=old.ends_at, created_by="ana", comment="c", created_at=T0))
+    store = Store(db_engine)
+    assert store.schema_version() == SCHEMA_VERSION >= 2
+    assert [s.id for s in store.silences()] == [old.id]
+    assert store.load_checkpoint("g") is None
+
+
+def test_checkpoints_hold_state_and_offsets_together(db_engine):
+    store = Store(db_engine)
+    store.save_checkpoint("g", {"watermark": 1.5, "models": {}}, {"predictions:0": 42}, T0)
+    store.save_checkpoint("g", {"watermark": 2.5, "models": {}}, {"predictions:0": 99,
+                                                                  "labels:1": 7}, T0 + 1)
+    state, offsets = Store(db_engine).load_checkpoint("g")
+    assert state == {"watermark": 2.5, "models": {}}
+    assert offsets == {"predictions:0": 99, "labels:1": 7}
+    assert store.load_checkpoint("other") is None
