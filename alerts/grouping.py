@@ -14,10 +14,12 @@ one group, and its route's timings decide when it speaks:
 A notification carries every alert of the group (firing first, then by
 start and labels); resolved
 alerts leave the group once they have been notified.  An alert that fires
-and resolves inside one wait is never notified at all (a flap nobody needs
-to hear of), but a resolution whose firing this group never saw -- e.g. the
-daemon restarted in between -- is sent: a stray resolution beats a stuck
-incident.  An emptied group is forgotten.
+and resolves within one wait of *event* time, before the group spoke, is
+never notified at all (a flap nobody needs to hear of); one that lasted longer
+but whose firing and resolution arrive together (a backlog, a replay) is sent
+as resolved, with its start and end.  A resolution whose firing this group
+never saw -- e.g. the daemon restarted in between -- is sent too: a stray
+resolution beats a stuck incident.  An emptied group is forgotten.
 
 A route's ``mute_time_intervals`` / ``active_time_intervals``
 (:mod:`alerts.timeintervals`) hold a group's notifications -- news included,
@@ -84,7 +86,9 @@ class Aggregator:
         if alert.status == "firing":
             g.fired.add(fp)
             g.alerts[fp] = alert
-        elif fp in g.fired and fp not in g.sent:  # fired and resolved unheard: a flap
+        elif (fp in g.fired and fp not in g.sent and alert.ends_at is not None
+              and alert.ends_at - alert.starts_at < g.wait):
+            # fired and resolved, unheard, within one group_wait of event time: a flap
             g.alerts.pop(fp, None)
             g.fired.discard(fp)
         else:

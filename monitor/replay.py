@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +13,8 @@ from alerts.model import Alert
 from monitor.app import JsonlAlertSink, build
 from monitor.config_types import Config
 from monitor.sources.files import iter_line_chunks
+
+NOTIFY_CHUNK_LINES = 100  # with notify: small chunks, so event time moves in small steps
 
 
 @dataclass
@@ -26,12 +29,19 @@ def replay(config: Config, files: Sequence[str | Path], *, alerts_out: str | Pat
            notify: bool = False, chunk_lines: int = 20_000) -> ReplayResult:
     """Replay ``files`` through the pipeline; returns every alert state change.
 
-    With ``notify`` the routed alerts are also delivered to the receivers
-    (the outbox is flushed before returning).
+    With ``notify`` the routed alerts are also delivered to the receivers, as
+    the daemon would have delivered them: grouping runs on the replay's event
+    time (``group_wait`` and friends count event seconds) and due notifications
+    go out after every chunk; the outbox is flushed before returning.
     """
     sink = JsonlAlertSink(alerts_out) if alerts_out is not None else None
     result = ReplayResult(registry=CollectorRegistry())
     app = build(config, registry=result.registry, notify=notify, sink=sink)
+    if notify:
+        chunk_lines = min(chunk_lines, NOTIFY_CHUNK_LINES)
+        wall = app.dispatcher.clock
+        app.dispatcher.clock = lambda: (app.pipeline.watermark
+                                        if math.isfinite(app.pipeline.watermark) else wall())
     try:
         for lines in iter_line_chunks(list(files), chunk_lines=chunk_lines):
             batch = app.pipeline.decoder.decode_lines(lines)
@@ -40,7 +50,10 @@ def replay(config: Config, files: Sequence[str | Path], *, alerts_out: str | Pat
             result.invalid += sum(batch.invalid.values())
             result.alerts += app.pipeline.process(batch)
             app.metrics.batches.labels("replay").inc()
+            if notify:
+                app.dispatcher.deliver_due()
         if notify:
+            app.dispatcher.clock = wall  # retries left over wait in real time
             app.dispatcher.stop(flush_timeout=30.0)
     finally:
         if sink is not None:

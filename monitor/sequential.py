@@ -34,7 +34,13 @@ from monitor.rate_streams import RateStream, indicator, rate_streams
 KS = (0.125, 0.25, 0.5)  # tuned to shifts of 0.25, 0.5 and 1 standard deviation
 LATENCY = "__latency__"
 MIN_REFERENCE = 100  # a feature with fewer reference values is not watched
-RECENT = 500  # rows before an alarm used to describe the shift
+RECENT = 500  # at most this many rows before an alarm describe the shift ...
+
+
+def described(a: Alarm | RateAlarm) -> int:
+    """... the rows of the alarm's own excursion (where the change began), at least
+    MIN_RUN: the last RECENT rows would mostly predate a change caught in 24 rows."""
+    return max(MIN_RUN, min(a.run_length, RECENT))
 TAIL = 2_000  # raw values kept per stream, for the data-quality check at an alarm
 MIN_RUN = 50  # the quality check looks at no fewer rows than this
 BASELINE_MAX = 10  # a rate's baseline grows with clean windows up to this many references
@@ -173,7 +179,7 @@ class SequentialWatch:
     def _describe_rate(self, a: RateAlarm, cols: PredictionColumns,
                        x: np.ndarray) -> SeqAlarm:
         r = self.rates[a.stream]
-        recent = np.concatenate([self._rtail[a.stream], x[: a.row + 1]])[-RECENT:]
+        recent = np.concatenate([self._rtail[a.stream], x[: a.row + 1]])[-described(a):]
         recent = recent[np.isfinite(recent)]
         return SeqAlarm(
             kind=r.kind, feature=r.feature, ts=float(cols.ts[a.row]), statistic=a.statistic,
@@ -214,7 +220,7 @@ class SequentialWatch:
     def _describe(self, a: Alarm, cols: PredictionColumns, raw: np.ndarray) -> SeqAlarm:
         stream = self.streams[a.stream]
         rows = self._upto(a, raw)
-        recent = rows[-RECENT:]
+        recent = rows[-described(a):]
         recent = recent[np.isfinite(recent)]
         return SeqAlarm(
             kind="latency_regression" if stream == LATENCY else "data_drift",

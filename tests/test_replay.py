@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from monitor.cli import main
-from monitor.config_types import Config, MonitorSettings
+from monitor.config_types import Config, IntegrationConfig, MonitorSettings, ReceiverConfig
 from monitor.replay import replay
 from monitor.simulate import DEMO_MODELS, Fault, stream, write_jsonl
 
@@ -198,3 +198,19 @@ def test_alerts_do_not_depend_on_how_the_stream_is_batched(tmp_path: Path, fault
     runs = [[rounded(a.to_json()) for a in replay(SMALL, [path], chunk_lines=chunk).alerts]
             for chunk in (250, 3_000, 50_000)]
     assert runs[0] and runs[0] == runs[1] == runs[2]
+
+
+def test_replay_notify_delivers_an_incident_that_fires_and_resolves(tmp_path: Path) -> None:
+    # eta silent from event 4,000 to 6,000: a traffic drop that fires, then resolves
+    out = tmp_path / "delivered.jsonl"
+    config = Config(defaults=SMALL.defaults, receivers=(ReceiverConfig(
+        "default", (IntegrationConfig("file", {"path": str(out)}),)),))
+    path = tmp_path / "events.jsonl"
+    write_jsonl(str(path), stream(DEMO_MODELS, 8_000, [Fault("eta", "silence", 4_000, end=6_000)],
+                                  seed=1))
+    result = replay(config, [path], notify=True)
+    changes = [(a.labels["alertname"], a.status) for a in result.alerts]
+    assert ("TrafficDrop", "firing") in changes and ("TrafficDrop", "resolved") in changes
+    delivered = [orjson.loads(x) for x in out.read_bytes().splitlines()]
+    drops = [a["status"] for a in delivered if a["labels"]["alertname"] == "TrafficDrop"]
+    assert drops == ["firing", "resolved"]  # as the daemon would have sent them

@@ -3,6 +3,8 @@ repeat_interval and resolution, as Alertmanager times them."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from alerts.config import RouteConfig
@@ -21,8 +23,11 @@ TREE = RouteTree(RouteConfig(receiver="ds", group_by=("alertname", "model"), gro
                              group_interval=INTERVAL, repeat_interval=REPEAT))
 
 
-def drift(feature: str, status: str = "firing", model: str = "churn") -> Alert:
-    return alert("data_drift", status, feature=feature, model=model)
+def drift(feature: str, status: str = "firing", model: str = "churn",
+          lasted: float | None = None) -> Alert:
+    """``lasted``: for a resolution, how long the alert fired in event time."""
+    a = alert("data_drift", status, feature=feature, model=model)
+    return a if lasted is None else replace(a, ends_at=a.starts_at + lasted)
 
 
 class Run:
@@ -89,9 +94,16 @@ def test_a_resolution_is_notified_then_the_group_is_gone():
 def test_a_flap_inside_group_wait_is_never_notified():
     r = Run()
     r.add(0, drift("age"))
-    r.add(5, drift("age", "resolved"))
+    r.add(5, drift("age", "resolved", lasted=5))
     assert r.agg.groups == {}
     assert r.at(30) == []
+
+
+def test_an_incident_whose_firing_and_resolution_arrive_together_is_sent_resolved():
+    r = Run()  # a backlog: it fired for an hour of event time, both changes arrive at once
+    r.add(0, drift("age"))
+    r.add(1, drift("age", "resolved", lasted=3600))
+    assert r.at(30) == [[("age", "resolved")]]
 
 
 def test_a_resolution_whose_firing_was_never_seen_is_sent():
@@ -108,7 +120,8 @@ def test_flush_sends_pending_news_at_once_and_nothing_else():
 
 
 # A decision table: (time, event) -> notifications expected at each time.
-# Events: "+x" fires feature x, "-x" resolves it; "?" only looks for due notifications.
+# Events: "+x" fires feature x, "-x" resolves it (after an hour), "~x" resolves it after
+# 5 s of event time (a flap); "?" only looks for due notifications.
 TABLE = [
     ("one alert", [(0, "+a"), (30, "?")], {30: [[("a", "firing")]]}),
     ("duplicate firing adds nothing", [(0, "+a"), (5, "+a"), (30, "?"), (330, "?")],
@@ -121,7 +134,7 @@ TABLE = [
     ("refire after resolution is news", [(0, "+a"), (30, "?"), (40, "-a"), (330, "?"),
                                          (400, "+a"), (430, "?")],
      {30: [[("a", "firing")]], 330: [[("a", "resolved")]], 430: [[("a", "firing")]]}),
-    ("flap inside wait with a sibling", [(0, "+a"), (1, "+b"), (2, "-b"), (30, "?")],
+    ("flap inside wait with a sibling", [(0, "+a"), (1, "+b"), (2, "~b"), (30, "?")],
      {30: [[("a", "firing")]]}),
 ]
 
@@ -132,7 +145,8 @@ def test_decision_table(name, events, expected):
     got: dict[float, list] = {}
     for t, ev in events:
         if ev != "?":
-            r.add(t, drift(ev[1:], "firing" if ev[0] == "+" else "resolved"))
+            r.add(t, drift(ev[1:], "firing" if ev[0] == "+" else "resolved",
+                           lasted={"+": None, "-": 3600.0, "~": 5.0}[ev[0]]))
         else:
             due = r.at(t)
             if due:
