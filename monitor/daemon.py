@@ -12,6 +12,13 @@ daemon restores the last checkpoint and seeks each assigned partition to its
 checkpointed offset, so after a SIGKILL the events since the checkpoint are
 read again into the state they had not reached: none lost, none counted twice,
 and the alerts they raise again are the outbox's duplicates.
+
+Background jobs (APScheduler 3, each with ``coalesce``, ``max_instances=1`` and
+a misfire grace): a wall-clock staleness check (a model whose events stop
+arriving while the daemon is live -- even when the whole stream stops), and
+the store's retention (delivered notifications and ended silences older than
+a week).  They take the same lock as the consumer loop, so the pipeline is
+never touched by two threads at once.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import threading
 import time
 from typing import Any
 
+from apscheduler.schedulers.background import BackgroundScheduler
 from prometheus_client import CollectorRegistry
 
 from monitor.app import App, build
@@ -29,9 +37,12 @@ from monitor.http import HttpServer
 from monitor.pipeline import AlertSink
 from monitor.silencing import SilenceApi
 from monitor.sources.kafka import ConsumerFactory, KafkaConsumer, KafkaSource
-from monitor.store import Store
+from monitor.store import SqlOutbox, Store
 
 log = logging.getLogger("driftwatch.daemon")
+
+STALE_CHECK_SECONDS = 15.0
+RETENTION_SECONDS = 7 * 86_400.0
 
 
 class Daemon:
@@ -60,6 +71,16 @@ class Daemon:
         self._ready = False
         self._store_ok = True
         self.batches = 0
+        self.lock = threading.Lock()  # the pipeline: consumer loop vs background jobs
+        self.scheduler = BackgroundScheduler()
+        # a late run is worth one run (coalesce), never two at once, and not worth
+        # running at all once half a minute late: the next interval comes soon
+        job = {"coalesce": True, "max_instances": 1, "misfire_grace_time": 30}
+        self.scheduler.add_job(self.check_stale, "interval", seconds=STALE_CHECK_SECONDS,
+                               id="staleness", **job)
+        if store is not None:
+            self.scheduler.add_job(self.retention, "interval", seconds=3600, id="retention",
+                                   **job)
 
     @property
     def pipeline(self) -> Any:
@@ -93,10 +114,23 @@ class Daemon:
             for name, st in list(self.app.pipeline.models.items())
         }
 
+    def check_stale(self, now: float | None = None) -> int:
+        """The staleness job; returns how many alert changes it made."""
+        if not self.ready():
+            return 0  # not consuming: silence is ours, not the models'
+        with self.lock:
+            return len(self.app.pipeline.check_stale(time.time() if now is None else now))
+
+    def retention(self, now: float | None = None) -> int:
+        assert self.store is not None
+        cutoff = (time.time() if now is None else now) - RETENTION_SECONDS
+        return SqlOutbox(self.store).prune(older_than=cutoff) + self.store.prune_silences(cutoff)
+
     def run(self) -> int:
         """Consume until ``stop_event`` is set; returns the exit code."""
         if self.http is None:
             self.start_http()
+        self.scheduler.start()
         self.source = KafkaSource(self.config.kafka, self._consumer_factory,
                                   start_offsets=self._offsets, **self._overrides)
         self.app.dispatcher.start()
@@ -117,7 +151,8 @@ class Daemon:
         n = 0
         for kind, values in polled.items():
             try:
-                self.app.pipeline.process_messages(values, kind)
+                with self.lock:
+                    self.app.pipeline.process_messages(values, kind)
             except Exception:
                 # A bug must not take monitoring down with it, nor block the
                 # partition forever by re-reading the same batch on restart.
@@ -139,8 +174,9 @@ class Daemon:
         assert self.store is not None and self.source is not None and self._offsets is not None
         self._checkpointed_at = time.monotonic()
         offsets = {**self._offsets, **self.source.positions}
-        state = {"pipeline": self.app.pipeline.to_state(),
-                 "counters": self.app.metrics.counters_state()}
+        with self.lock:
+            state = {"pipeline": self.app.pipeline.to_state(),
+                     "counters": self.app.metrics.counters_state()}
         try:
             self.store.save_checkpoint(self.config.kafka.group_id, state, offsets, time.time())
         except Exception:  # the database is down: keep consuming, read again later
@@ -154,6 +190,8 @@ class Daemon:
 
     def shutdown(self, flush_timeout: float = 10.0) -> None:
         self._ready = False
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
         if self.source is not None:
             if self.store is not None:
                 self.checkpoint()

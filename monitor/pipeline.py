@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -104,6 +105,10 @@ class Pipeline:
         self.join = self._new_join()
         self.perf: dict[str, PerformanceWatch] = {}
         self._expired_at = -math.inf  # watermark of the last join.expire
+        # wall-clock time each model's events last arrived (not state: after a restart
+        # every model counts from the restart), for check_stale
+        self.arrived: dict[str, float] = {}
+        self.started = time.time()
         metrics.attach_state(StateCollector(self._drift_samples, self._firing_samples))
         metrics.attach_state(LabelStateCollector(self._label_samples))
 
@@ -139,6 +144,7 @@ class Pipeline:
             if cols.n == 0:
                 continue
             m.events.labels(model, "prediction").inc(cols.n)
+            self.arrived[model] = time.time()
             m.latency.observe_many(model, cols.versions, cols.latency_ms)
             changes += self._ingest(model, cols)
         changes += self._labels(batch)
@@ -307,6 +313,21 @@ class Pipeline:
                                          else float(ts.min()))
         return changes
 
+    def check_stale(self, now: float) -> list[Alert]:
+        """traffic_drop on the wall clock, for the live daemon: a model whose events stop
+        arriving while the daemon runs -- also when every model stops, which the
+        event-time check (it needs some other model's events) cannot see."""
+        changes: list[Alert] = []
+        for model, st in list(self.models.items()):
+            if st.rate_per_s is None or self.book.is_firing((model, "traffic_drop", None, None)):
+                continue
+            silent = now - self.arrived.get(model, self.started)
+            limit = self._silence_limit(model, st.rate_per_s)
+            if silent >= limit:
+                changes += self._drop(model, st.rate_per_s, st.last_ts, silent, limit,
+                                      clock="wall-clock")
+        return self._emit(changes)
+
     def _silence_limit(self, model: str, rate_per_s: float) -> float:
         s = self.config.model(model).settings
         return silence_threshold(rate_per_s, s.alpha, s.traffic_gap_min_seconds)
@@ -324,7 +345,7 @@ class Pipeline:
         return changes
 
     def _drop(self, model: str, rate: float, start: float, gap: float,
-              limit: float) -> list[Alert]:
+              limit: float, clock: str = "event time") -> list[Alert]:
         s = self.config.model(model).settings
         r = silence_test(gap, rate, min_seconds=s.traffic_gap_min_seconds)
         finding = Finding(
@@ -332,10 +353,12 @@ class Pipeline:
             statistic=gap, p_value=r.p_value, threshold=s.alpha, reference_n=0,
             current_n=0, window=(start, start + limit), severity="critical",
             summary=f"{model} stopped sending predictions",
-            description=(f"no prediction from {model} for {gap:.0f}s of event time while "
-                         f"other models kept sending (reference rate {rate:.3g}/s; "
-                         f"silences over {limit:.0f}s are alerts)."),
-            details={"gap_seconds": gap, "rate_per_s": rate},
+            description=(f"no prediction from {model} for {gap:.0f}s of {clock}"
+                         + (" while other models kept sending" if clock == "event time"
+                            else " while driftwatch kept consuming")
+                         + f" (reference rate {rate:.3g}/s; silences over {limit:.0f}s "
+                         "are alerts)."),
+            details={"gap_seconds": gap, "rate_per_s": rate, "clock": clock},
         )
         return self.book.update(model, [], attribute([finding]), now=start + limit)
 

@@ -178,6 +178,12 @@ class Store:
                             r.created_by, r.comment, r.created_at)
                     for r in conn.execute(q)]
 
+    def prune_silences(self, older_than: float) -> int:
+        """Forget silences that ended before ``older_than``."""
+        with self.engine.begin() as conn:
+            return int(conn.execute(sa.delete(silences)
+                                    .where(silences.c.ends_at < older_than)).rowcount)
+
     def expire_silence(self, silence_id: str, now: float) -> bool:
         """End a silence now; False when there is no such silence or it already ended."""
         with self.engine.begin() as conn:

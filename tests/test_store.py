@@ -112,3 +112,14 @@ def test_checkpoints_hold_state_and_offsets_together(db_engine):
     assert state == {"watermark": 2.5, "models": {}}
     assert offsets == {"predictions:0": 99, "labels:1": 7}
     assert store.load_checkpoint("other") is None
+
+
+def test_retention_forgets_old_silences_and_notifications(db_engine):
+    store = Store(db_engine)
+    old = new_silence(['model="a"'], ends_at=T0 + 60, created_by="x", comment="y", now=T0)
+    new = new_silence(['model="b"'], ends_at=T0 + 10 * 86_400, created_by="x", comment="y",
+                      now=T0)
+    store.put_silence(old)
+    store.put_silence(new)
+    assert store.prune_silences(older_than=T0 + 86_400) == 1
+    assert [s.id for s in store.silences()] == [new.id]
