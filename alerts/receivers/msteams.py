@@ -21,7 +21,7 @@ from typing import Any
 from alerts.model import Alert, rfc3339
 from alerts.receivers.base import DeliveryResult, GroupInfo, optional_str, required_str, seconds
 from alerts.receivers.http import post_json, redact_url
-from alerts.receivers.text import cut, evidence_short, title, window_text
+from alerts.receivers.text import cut, key_facts, title, window_text
 
 CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 CARD_SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
@@ -35,15 +35,7 @@ def _text(text: str, **style: Any) -> dict[str, Any]:
 
 
 def _facts(a: Alert) -> list[dict[str, str]]:
-    lab = a.labels
-    facts = [
-        ("Model", f"{lab.get('model', '')} ({lab.get('model_version', '')})"),
-        ("Team", lab.get("team", "")),
-        ("Fault", lab.get("fault", "")),
-        ("Severity", lab.get("severity", "")),
-    ]
-    facts += [(k.title(), lab[k]) for k in ("feature", "segment") if k in lab]
-    facts.append(("Evidence", evidence_short(a)))
+    facts = key_facts(a)
     if window_text(a):
         facts.append(("Window", window_text(a)))
     facts.append(("Started", rfc3339(a.starts_at) or ""))

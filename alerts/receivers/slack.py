@@ -14,6 +14,7 @@ from typing import Any
 from alerts.model import Alert
 from alerts.receivers.base import DeliveryResult, GroupInfo, optional_str, required_str, seconds
 from alerts.receivers.http import post_json, redact_url
+from alerts.receivers.text import key_facts, title
 
 MAX_ALERTS = 15  # 3 blocks each, under Slack's 50-block limit
 HEADER_CHARS = 150
@@ -28,38 +29,15 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _num(x: Any) -> str:
-    return f"{x:.3g}" if isinstance(x, int | float) and not isinstance(x, bool) else str(x)
-
-
-def _evidence(a: Alert) -> str:
-    ev = a.evidence
-    text = f"{ev.get('detector', '?')} statistic {_num(ev.get('statistic'))}"
-    if ev.get("p_value") is not None:
-        text += f", p={_num(ev['p_value'])}"
-    return text
-
-
-def _title(a: Alert) -> str:
-    return f"[{a.status.upper()}] {a.labels.get('alertname', '')} · {a.labels.get('model', '')}"
-
-
 def _blocks(a: Alert) -> list[dict[str, Any]]:
     lab = a.labels
-    fields = [
-        ("Model", f"{lab.get('model', '')} ({lab.get('model_version', '')})"),
-        ("Team", lab.get("team", "")),
-        ("Fault", lab.get("fault", "")),
-        ("Severity", lab.get("severity", "")),
-    ]
-    fields += [(name.title(), lab[name]) for name in ("feature", "segment") if name in lab]
-    fields.append(("Evidence", _evidence(a)))
+    fields = key_facts(a)
     why = f"*Why {_esc(lab.get('team', ''))}:* {_esc(a.annotations.get('attribution', ''))}"
     summary = f"*{_esc(a.annotations.get('summary', ''))}*"
     if a.annotations.get("description"):
         summary += "\n" + _esc(a.annotations["description"])
     return [
-        {"type": "header", "text": {"type": "plain_text", "text": _cut(_title(a), HEADER_CHARS)}},
+        {"type": "header", "text": {"type": "plain_text", "text": _cut(title(a), HEADER_CHARS)}},
         {
             "type": "section",
             "text": {"type": "mrkdwn", "text": _cut(summary, TEXT_CHARS)},
@@ -73,7 +51,7 @@ def _blocks(a: Alert) -> list[dict[str, Any]]:
 
 def _fallback(a: Alert) -> str:
     where = " ".join(f"{k}={a.labels[k]}" for k in ("feature", "segment") if k in a.labels)
-    head = f"{_title(a)} {where}".rstrip()
+    head = f"{title(a)} {where}".rstrip()
     return f"{head}: {a.annotations.get('summary', '')} ({a.annotations.get('attribution', '')})"
 
 

@@ -65,6 +65,20 @@ def evidence_short(a: Alert) -> str:
     return text
 
 
+def key_facts(a: Alert) -> list[tuple[str, str]]:
+    """What a chat card lists for an alert: model, team, fault, severity, where, evidence."""
+    lab = a.labels
+    facts = [
+        ("Model", f"{lab.get('model', '')} ({lab.get('model_version', '')})"),
+        ("Team", lab.get("team", "")),
+        ("Fault", lab.get("fault", "")),
+        ("Severity", lab.get("severity", "")),
+    ]
+    facts += [(k.title(), lab[k]) for k in ("feature", "segment") if k in lab]
+    facts.append(("Evidence", evidence_short(a)))
+    return facts
+
+
 def evidence_pairs(a: Alert) -> list[tuple[str, str]]:
     """Every evidence entry but the window as ``(key, value)``, the detector's first."""
     ev = a.evidence
