@@ -114,3 +114,63 @@ def test_a_model_that_stops_sending_is_a_traffic_drop_on_the_wall_clock() -> Non
     assert jobs["staleness"].coalesce and jobs["staleness"].max_instances == 1
     assert jobs["staleness"].misfire_grace_time == 30
     d.shutdown(flush_timeout=1)
+
+
+class GroupConsumer(FakeConsumer):
+    """The stand-in, subscribed with a rebalance listener and committing explicit offsets."""
+
+    def __init__(self, *topics: str, **options: Any) -> None:
+        super().__init__(*topics, **options)
+        self.committed: list[dict] = []
+        self.listener: Any = None
+
+    def subscribe(self, topics: list[str], listener: Any) -> None:
+        self.topics, self.listener = tuple(topics), listener
+
+    def commit(self, offsets: dict | None = None) -> None:
+        self.committed.append(dict(offsets or {}))
+
+
+def test_while_the_database_is_down_nothing_is_committed_and_readyz_says_so(tmp_path) -> None:
+    import sqlalchemy as sa
+
+    from monitor.store import Store
+
+    Rec = namedtuple("Rec", "value offset")
+    consumers: list[GroupConsumer] = []
+
+    def factory(*topics: str, **options: Any) -> GroupConsumer:
+        consumers.append(GroupConsumer(*topics, **options))
+        return consumers[-1]
+
+    store = Store(f"sqlite:///{tmp_path / 'dw.db'}")
+    config = Config()
+    d = Daemon(config, registry=CollectorRegistry(), consumer_factory=factory, store=store)
+    from monitor.sources.kafka import KafkaSource
+    d.source = KafkaSource(config.kafka, factory, start_offsets=d._offsets)
+    c = consumers[0]
+    c.batches = [{TP("predictions", 0): [Rec(event(i), i) for i in range(10)]}]
+    real = store.save_checkpoint
+
+    def down(*args: Any, **kw: Any) -> None:
+        raise sa.exc.OperationalError("INSERT", {}, Exception("database is down"))
+
+    store.save_checkpoint = down  # type: ignore[method-assign]
+    assert d.step() == 10 and not d.checkpoint()
+    assert c.committed == [] and not d.ready()  # nothing committed: it will be read again
+    store.save_checkpoint = real  # type: ignore[method-assign]
+    assert d.checkpoint() and d.ready()
+    ((tp, om),) = c.committed[-1].items()
+    assert (tp.topic, tp.partition, om.offset) == ("predictions", 0, 10)
+    state, offsets = store.load_checkpoint(config.kafka.group_id)
+    assert offsets == {"predictions:0": 10}
+    assert state["counters"]["events"] == [[{"model": "m", "type": "prediction"}, 10.0]]
+    # a restart resumes there: the assigned partition is sought to the checkpoint
+    d2 = Daemon(config, registry=CollectorRegistry(), consumer_factory=factory, store=store)
+    KafkaSource(config.kafka, factory, start_offsets=d2._offsets)
+    seeks: list[tuple[Any, int]] = []
+    consumers[-1].seek = lambda tp, off: seeks.append((tp, off))  # type: ignore[attr-defined]
+    consumers[-1].listener.on_partitions_assigned([TP("predictions", 0), TP("labels", 0)])
+    assert seeks == [(TP("predictions", 0), 10)]
+    assert d2.app.metrics.registry.get_sample_value(
+        "driftwatch_events_total", {"model": "m", "type": "prediction"}) == 10
