@@ -4,7 +4,12 @@ poll -> decode + process -> commit, with alerts delivered by the dispatcher's
 background thread.  SIGTERM/SIGINT finish the current batch, commit, flush the
 outbox and exit 0.
 
-With a store (what ``driftwatch run`` uses), "commit" is a checkpoint: every
+With a store (what ``driftwatch run`` uses), one daemon per consumer group is
+active: it holds the group's lease in the store (renewed at every
+checkpoint); another daemon started for the same group stands by until the
+lease lapses (the active one died) and then takes over from the checkpoint.
+
+With a store, "commit" is a checkpoint: every
 ``[store] checkpoint_interval`` the pipeline's whole state, the stream
 counters and the offsets of everything processed are written in one
 transaction, and only then are those offsets committed to Kafka.  On start the
@@ -24,8 +29,11 @@ never touched by two threads at once.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
+import uuid
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -42,6 +50,7 @@ from monitor.store import SqlOutbox, Store
 log = logging.getLogger("driftwatch.daemon")
 
 STALE_CHECK_SECONDS = 15.0
+MIN_LEASE_SECONDS = 3.0  # the lease lives 3 checkpoint intervals, at least this
 RETENTION_SECONDS = 7 * 86_400.0
 
 
@@ -55,14 +64,8 @@ class Daemon:
         self.store = store
         self._offsets: dict[str, int] | None = None  # checkpointed positions (with a store)
         self._checkpointed_at = time.monotonic()
-        if store is not None:
-            self._offsets = {}
-            found = store.load_checkpoint(config.kafka.group_id)
-            if found is not None:
-                state, self._offsets = found
-                self.app.pipeline.load_state(state["pipeline"])
-                self.app.metrics.restore_counters(state["counters"])
-                log.info("restored checkpoint", extra={"partitions": len(self._offsets)})
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.lease_ttl = max(MIN_LEASE_SECONDS, 3 * config.store.checkpoint_interval)
         self._consumer_factory = consumer_factory
         self._overrides = consumer_overrides or {}
         self.stop_event = threading.Event()
@@ -114,6 +117,32 @@ class Daemon:
             for name, st in list(self.app.pipeline.models.items())
         }
 
+    def restore(self) -> None:
+        """Load the group's last checkpoint (state, counters, offsets), if any."""
+        assert self.store is not None
+        self._offsets = {}
+        found = self.store.load_checkpoint(self.config.kafka.group_id)
+        if found is not None:
+            state, self._offsets = found
+            self.app.pipeline.load_state(state["pipeline"])
+            self.app.metrics.restore_counters(state["counters"])
+            log.info("restored checkpoint", extra={"partitions": len(self._offsets)})
+
+    def acquire(self) -> bool:
+        """Wait for the group's lease (one active daemon per group, the others stand by);
+        False if asked to stop first."""
+        assert self.store is not None
+        group, said = self.config.kafka.group_id, 0.0
+        while not self.stop_event.is_set():
+            if self.store.acquire_lease(group, self.owner, self.lease_ttl, time.time()):
+                return True
+            if time.monotonic() - said > 30:
+                said = time.monotonic()
+                log.warning("standing by: another driftwatch is active for this consumer group",
+                            extra={"group": group, "holder": self.store.lease_holder(group)})
+            self.stop_event.wait(1.0)
+        return False
+
     def check_stale(self, now: float | None = None) -> int:
         """The staleness job; returns how many alert changes it made."""
         if not self.ready():
@@ -130,6 +159,11 @@ class Daemon:
         """Consume until ``stop_event`` is set; returns the exit code."""
         if self.http is None:
             self.start_http()
+        if self.store is not None:
+            if not self.acquire():
+                self.shutdown()
+                return 0
+            self.restore()
         self.scheduler.start()
         self.source = KafkaSource(self.config.kafka, self._consumer_factory,
                                   start_offsets=self._offsets, **self._overrides)
@@ -186,6 +220,12 @@ class Daemon:
         self._store_ok = True
         self._offsets = offsets
         self.source.commit_offsets(offsets)
+        if not self.store.acquire_lease(self.config.kafka.group_id, self.owner, self.lease_ttl,
+                                        time.time()):
+            # we were presumed dead and another daemon took over: stop, never both
+            log.error("lease lost to another driftwatch; stopping",
+                      extra={"holder": self.store.lease_holder(self.config.kafka.group_id)})
+            self.stop_event.set()
         return True
 
     def shutdown(self, flush_timeout: float = 10.0) -> None:
@@ -203,6 +243,8 @@ class Daemon:
         if self.http is not None:
             self.http.stop()
             self.http = None
+        if self.store is not None:
+            self.store.release_lease(self.config.kafka.group_id, self.owner)
 
     def request_stop(self, *_: Any) -> None:
         self.stop_event.set()

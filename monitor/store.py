@@ -75,6 +75,14 @@ checkpoints = sa.Table(
 )
 
 
+leases = sa.Table(
+    "driftwatch_leases", metadata,
+    sa.Column("name", sa.String(255), primary_key=True),  # the consumer group
+    sa.Column("owner", sa.String(255), nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+)
+
+
 def _v1(conn: Connection) -> None:
     for table in (silences, outbox):
         table.create(conn, checkfirst=True)
@@ -84,8 +92,12 @@ def _v2(conn: Connection) -> None:
     checkpoints.create(conn, checkfirst=True)
 
 
+def _v3(conn: Connection) -> None:
+    leases.create(conn, checkfirst=True)
+
+
 # MIGRATIONS[i] upgrades a database at schema version i to version i + 1.
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2]
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -157,6 +169,35 @@ class Store:
         if r is None:
             return None
         return orjson.loads(r.state), {k: int(v) for k, v in orjson.loads(r.offsets).items()}
+
+    # -- leases: one active daemon per consumer group -----------------------------
+    def acquire_lease(self, name: str, owner: str, ttl: float, now: float) -> bool:
+        """Take (or renew) the group's lease; False while another owner holds it."""
+        with self.engine.begin() as conn:
+            done = conn.execute(sa.update(leases).where(
+                leases.c.name == name,
+                sa.or_(leases.c.owner == owner, leases.c.expires_at < now),
+            ).values(owner=owner, expires_at=now + ttl))
+            if done.rowcount:
+                return True
+            if conn.execute(sa.select(leases.c.name).where(leases.c.name == name)).first():
+                return False
+            try:
+                with conn.begin_nested():
+                    conn.execute(sa.insert(leases).values(name=name, owner=owner,
+                                                          expires_at=now + ttl))
+            except sa.exc.IntegrityError:  # another daemon took it just now
+                return False
+            return True
+
+    def lease_holder(self, name: str) -> tuple[str, float] | None:
+        with self.engine.connect() as conn:
+            r = conn.execute(sa.select(leases).where(leases.c.name == name)).first()
+        return None if r is None else (r.owner, r.expires_at)
+
+    def release_lease(self, name: str, owner: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(sa.delete(leases).where(leases.c.name == name, leases.c.owner == owner))
 
     # -- silences ----------------------------------------------------------------
     def put_silence(self, s: Silence) -> None:

@@ -146,6 +146,8 @@ def test_while_the_database_is_down_nothing_is_committed_and_readyz_says_so(tmp_
     store = Store(f"sqlite:///{tmp_path / 'dw.db'}")
     config = Config()
     d = Daemon(config, registry=CollectorRegistry(), consumer_factory=factory, store=store)
+    assert d.acquire()
+    d.restore()
     from monitor.sources.kafka import KafkaSource
     d.source = KafkaSource(config.kafka, factory, start_offsets=d._offsets)
     c = consumers[0]
@@ -167,6 +169,7 @@ def test_while_the_database_is_down_nothing_is_committed_and_readyz_says_so(tmp_
     assert state["counters"]["events"] == [[{"model": "m", "type": "prediction"}, 10.0]]
     # a restart resumes there: the assigned partition is sought to the checkpoint
     d2 = Daemon(config, registry=CollectorRegistry(), consumer_factory=factory, store=store)
+    d2.restore()
     KafkaSource(config.kafka, factory, start_offsets=d2._offsets)
     seeks: list[tuple[Any, int]] = []
     consumers[-1].seek = lambda tp, off: seeks.append((tp, off))  # type: ignore[attr-defined]
@@ -174,3 +177,24 @@ def test_while_the_database_is_down_nothing_is_committed_and_readyz_says_so(tmp_
     assert seeks == [(TP("predictions", 0), 10)]
     assert d2.app.metrics.registry.get_sample_value(
         "driftwatch_events_total", {"model": "m", "type": "prediction"}) == 10
+
+
+def test_a_second_daemon_for_the_group_stands_by_until_the_first_stops(tmp_path) -> None:
+    import threading
+
+    from monitor.store import Store
+
+    store = Store(f"sqlite:///{tmp_path / 'dw.db'}")
+    first = Daemon(Config(), registry=CollectorRegistry(), store=store)
+    second = Daemon(Config(), registry=CollectorRegistry(), store=store)
+    assert first.acquire()
+    got: list[bool] = []
+    waiter = threading.Thread(target=lambda: got.append(second.acquire()))
+    waiter.start()
+    waiter.join(1.5)
+    assert waiter.is_alive() and got == []  # standing by
+    first.shutdown(flush_timeout=1)  # releases the lease
+    waiter.join(5)
+    assert got == [True]
+    second.stop_event.set()
+    second.shutdown(flush_timeout=1)

@@ -123,3 +123,17 @@ def test_retention_forgets_old_silences_and_notifications(db_engine):
     store.put_silence(new)
     assert store.prune_silences(older_than=T0 + 86_400) == 1
     assert [s.id for s in store.silences()] == [new.id]
+
+
+def test_one_lease_per_group_renewed_by_its_owner_taken_over_when_it_lapses(db_engine):
+    a, b = Store(db_engine), Store(db_engine)  # two daemons, one database
+    assert a.acquire_lease("g", "A", ttl=10, now=T0)
+    assert not b.acquire_lease("g", "B", ttl=10, now=T0 + 5)  # A is alive: B stands by
+    assert a.acquire_lease("g", "A", ttl=10, now=T0 + 8)  # renewed to T0 + 18
+    assert not b.acquire_lease("g", "B", ttl=10, now=T0 + 15)
+    assert b.acquire_lease("g", "B", ttl=10, now=T0 + 19)  # A went silent: B takes over
+    assert not a.acquire_lease("g", "A", ttl=10, now=T0 + 20)  # A must stop
+    assert a.lease_holder("g") == ("B", T0 + 29)
+    assert a.acquire_lease("other", "A", ttl=10, now=T0)  # groups are independent
+    b.release_lease("g", "B")
+    assert a.acquire_lease("g", "A", ttl=10, now=T0 + 21)
