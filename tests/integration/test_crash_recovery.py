@@ -171,3 +171,54 @@ def test_sigkill_loses_nothing_and_counts_nothing_twice(broker, tmp_path: Path) 
     assert {what(a.to_json()) for a in clean.alerts} == {what(a) for a in delivered}
     assert any(w[0] == "DataDrift" and w[1] == "churn" for w in map(what, delivered))
     assert any(w[0] == "LatencyRegression" and w[1] == "eta" for w in map(what, delivered))
+
+
+def test_a_standby_daemon_takes_over_when_the_active_one_is_killed(broker, tmp_path: Path) -> None:
+    suffix = uuid.uuid4().hex[:8]
+    topics = (f"predictions-{suffix}", f"labels-{suffix}")
+    broker.create_topics(list(topics))
+    ports = [free_port(), free_port()]
+    cfgs = []
+    for i, port in enumerate(ports):
+        cfg = tmp_path / f"config-{i}.toml"
+        cfg.write_text(config_text(broker.bootstrap, topics, f"g-{suffix}", tmp_path / "dw.db",
+                                   port, tmp_path / "alerts.jsonl"))
+        cfgs.append(cfg)
+    events = stream(DEMO_MODELS, 9_000, FAULTS, seed=9)
+    produced = {m.name: sum(1 for e in events if e["model"] == m.name) for m in DEMO_MODELS}
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=5)
+    half = len(events) // 2
+    for chunk in ndjson_chunks(events[:half], 100):
+        producer.send(topics[0], value=chunk)
+    producer.flush()
+    active = start(cfgs[0])
+    standby = None
+    try:
+        assert wait_for(lambda: metric(ports[0], "churn") > 0 or active.poll() is not None, 60)
+        standby = start(cfgs[1])  # same group, same database: it must wait
+        time.sleep(3)
+        assert standby.poll() is None
+        assert metric(ports[1], "churn") == 0.0  # up, but not consuming
+        time.sleep(1.5)  # at least one checkpoint of the active daemon
+        active.send_signal(signal.SIGKILL)
+        active.wait(10)
+        for chunk in ndjson_chunks(events[half:], 100):  # traffic goes on
+            producer.send(topics[0], value=chunk)
+        producer.flush()
+        producer.close()
+        assert wait_for(lambda: all(metric(ports[1], m) >= n for m, n in produced.items())
+                        or standby.poll() is not None, 90), \
+            {m: metric(ports[1], m) for m in produced}
+        time.sleep(2.5)
+        assert {m: metric(ports[1], m) for m in produced} == {m: float(n)
+                                                              for m, n in produced.items()}
+    finally:
+        for p in (active, standby):
+            if p is not None and p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                p.wait(30)
+            if p is not None:
+                p.stderr.close()
+    delivered = [orjson.loads(x) for x in (tmp_path / "alerts.jsonl").read_bytes().splitlines()]
+    keys = [(a["fingerprint"], a["status"], a["startsAt"]) for a in delivered]
+    assert keys and len(keys) == len(set(keys))
