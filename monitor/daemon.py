@@ -122,11 +122,21 @@ class Daemon:
         assert self.store is not None
         self._offsets = {}
         found = self.store.load_checkpoint(self.config.kafka.group_id)
-        if found is not None:
-            state, self._offsets = found
-            self.app.pipeline.load_state(state["pipeline"])
-            self.app.metrics.restore_counters(state["counters"])
-            log.info("restored checkpoint", extra={"partitions": len(self._offsets)})
+        if found is None:
+            return
+        state, self._offsets = found
+        try:  # on a scratch pipeline first: a state it cannot read leaves ours untouched
+            build(self.config, registry=CollectorRegistry(), notify=False
+                  ).pipeline.load_state(state["pipeline"])
+        except (KeyError, TypeError, ValueError):
+            # written by another driftwatch version: monitoring goes on from the stored
+            # offsets and references warm up again, rather than not starting at all
+            log.exception("checkpoint state unreadable; starting from empty state at its "
+                          "offsets", extra={"partitions": len(self._offsets)})
+            return
+        self.app.pipeline.load_state(state["pipeline"])
+        self.app.metrics.restore_counters(state.get("counters", {}))
+        log.info("restored checkpoint", extra={"partitions": len(self._offsets)})
 
     def acquire(self) -> bool:
         """Wait for the group's lease (one active daemon per group, the others stand by);

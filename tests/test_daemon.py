@@ -198,3 +198,15 @@ def test_a_second_daemon_for_the_group_stands_by_until_the_first_stops(tmp_path)
     assert got == [True]
     second.stop_event.set()
     second.shutdown(flush_timeout=1)
+
+
+def test_an_unreadable_checkpoint_starts_fresh_at_its_offsets(tmp_path) -> None:
+    from monitor.store import Store
+
+    store = Store(f"sqlite:///{tmp_path / 'dw.db'}")
+    store.save_checkpoint("driftwatch", {"pipeline": {"version": 99}, "counters": {}},
+                          {"predictions:0": 1234}, 0.0)
+    d = Daemon(Config(), registry=CollectorRegistry(), store=store)
+    d.restore()  # logs the problem, does not raise
+    assert d._offsets == {"predictions:0": 1234}
+    assert d.app.pipeline.models == {}
