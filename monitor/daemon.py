@@ -136,7 +136,13 @@ class Daemon:
             return
         self.app.pipeline.load_state(state["pipeline"])
         self.app.metrics.restore_counters(state.get("counters", {}))
-        log.info("restored checkpoint", extra={"partitions": len(self._offsets)})
+        # notification groups are not in the checkpoint: hand the dispatcher every alert
+        # that fires, so news a group had not sent before the crash goes out; what was
+        # sent is the outbox's duplicate (same alerts, same repeat) and is not sent again
+        firing = self.app.pipeline.book.firing()
+        self.app.dispatcher.submit(firing, firing)
+        log.info("restored checkpoint", extra={"partitions": len(self._offsets),
+                                               "firing": len(firing)})
 
     def acquire(self) -> bool:
         """Wait for the group's lease (one active daemon per group, the others stand by);

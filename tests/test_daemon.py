@@ -210,3 +210,36 @@ def test_an_unreadable_checkpoint_starts_fresh_at_its_offsets(tmp_path) -> None:
     d.restore()  # logs the problem, does not raise
     assert d._offsets == {"predictions:0": 1234}
     assert d.app.pipeline.models == {}
+
+
+def test_an_alert_fired_but_not_yet_notified_before_a_crash_is_notified_after_it(
+        tmp_path) -> None:
+    from dataclasses import replace
+
+    from alerts.attribution import attribute
+    from alerts.config import IntegrationConfig, ReceiverConfig, RouteConfig
+    from monitor.store import Store
+    from tests.alerts.support import T0, finding
+
+    out = tmp_path / "alerts.jsonl"
+    config = replace(Config(), route=RouteConfig(receiver="all", group_wait=30.0),
+                     receivers=(ReceiverConfig("all", (IntegrationConfig(
+                         "file", {"path": str(out)}),)),))
+    store = Store(f"sqlite:///{tmp_path / 'dw.db'}")
+    before = Daemon(config, registry=CollectorRegistry(), store=store)
+    (a,) = before.app.pipeline.book.update("churn", [], attribute([finding("data_drift")]),
+                                            now=T0)
+    before.app.dispatcher.submit([a], [a])  # inside group_wait: nothing sent yet ...
+    store.save_checkpoint(config.kafka.group_id, {
+        "pipeline": before.app.pipeline.to_state(), "counters": {}}, {}, 0.0)
+    # ... and the process dies here
+    after = Daemon(config, registry=CollectorRegistry(), store=store)
+    after.restore()
+    after.app.dispatcher.stop(flush_timeout=2)
+    lines = [orjson.loads(x) for x in out.read_bytes().splitlines()]
+    assert [(x["labels"]["alertname"], x["status"]) for x in lines] == [("DataDrift", "firing")]
+    # a second restart does not send it again: the outbox remembers
+    again = Daemon(config, registry=CollectorRegistry(), store=store)
+    again.restore()
+    again.app.dispatcher.stop(flush_timeout=2)
+    assert len(out.read_bytes().splitlines()) == 1
