@@ -180,6 +180,7 @@ class Daemon:
                 self.shutdown()
                 return 0
             self.restore()
+        self.app.metrics.active.set(1)
         self.scheduler.start()
         self.source = KafkaSource(self.config.kafka, self._consumer_factory,
                                   start_offsets=self._offsets, **self._overrides)
@@ -231,14 +232,17 @@ class Daemon:
             self.store.save_checkpoint(self.config.kafka.group_id, state, offsets, time.time())
         except Exception:  # the database is down: keep consuming, read again later
             log.exception("checkpoint failed; offsets not committed")
+            self.app.metrics.checkpoint_failures.inc()
             self._store_ok = False
             return False
         self._store_ok = True
+        self.app.metrics.checkpoint_time.set(time.time())
         self._offsets = offsets
         self.source.commit_offsets(offsets)
         if not self.store.acquire_lease(self.config.kafka.group_id, self.owner, self.lease_ttl,
                                         time.time()):
             # we were presumed dead and another daemon took over: stop, never both
+            self.app.metrics.active.set(0)
             log.error("lease lost to another driftwatch; stopping",
                       extra={"holder": self.store.lease_holder(self.config.kafka.group_id)})
             self.stop_event.set()
@@ -246,6 +250,7 @@ class Daemon:
 
     def shutdown(self, flush_timeout: float = 10.0) -> None:
         self._ready = False
+        self.app.metrics.active.set(0)
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)
         if self.source is not None:

@@ -162,6 +162,15 @@ class Metrics:
             "Join entries dropped: predictions never labelled (unlabelled), labels whose "
             "prediction never came (orphan), entries evicted by the memory bound (evicted).",
             ["model", "reason"], registry=r)
+        self.checkpoint_time = Gauge(
+            "driftwatch_last_checkpoint_timestamp_seconds",
+            "When state and offsets were last stored together (0: never).", registry=r)
+        self.checkpoint_failures = Counter(
+            "driftwatch_checkpoint_failures", "Checkpoints the store refused (nothing committed).",
+            registry=r)
+        self.active = Gauge("driftwatch_active",
+                            "1 while this daemon holds its consumer group's lease and consumes.",
+                            registry=r)
         self.latency = LatencyHistograms()
         r.register(self.latency)
 

@@ -160,8 +160,12 @@ def test_while_the_database_is_down_nothing_is_committed_and_readyz_says_so(tmp_
     store.save_checkpoint = down  # type: ignore[method-assign]
     assert d.step() == 10 and not d.checkpoint()
     assert c.committed == [] and not d.ready()  # nothing committed: it will be read again
+    reg = d.app.metrics.registry
+    assert reg.get_sample_value("driftwatch_checkpoint_failures_total") >= 1
+    assert reg.get_sample_value("driftwatch_last_checkpoint_timestamp_seconds") == 0
     store.save_checkpoint = real  # type: ignore[method-assign]
     assert d.checkpoint() and d.ready()
+    assert reg.get_sample_value("driftwatch_last_checkpoint_timestamp_seconds") > 0
     ((tp, om),) = c.committed[-1].items()
     assert (tp.topic, tp.partition, om.offset) == ("predictions", 0, 10)
     state, offsets = store.load_checkpoint(config.kafka.group_id)
