@@ -40,6 +40,7 @@ from alerts.outbox import Outbox, OutboxItem
 from alerts.receivers.base import DeliveryResult, GroupInfo, Notifier
 from alerts.routing import RouteTree, group_key
 from alerts.silences import Silencer
+from alerts.timeintervals import TimeInterval
 
 log = logging.getLogger("driftwatch.alerts")
 
@@ -118,6 +119,17 @@ class Dispatcher:
         if kept:
             self._wake.set()
         return kept
+
+    def groups_state(self) -> list[dict[str, object]]:
+        """The aggregation groups, for a checkpoint (so news pending in a group at a
+        crash -- a resolution too -- is not lost)."""
+        with self._submit_lock:
+            return self.groups.to_state()
+
+    def load_groups(self, state: list[dict[str, object]],
+                    intervals: Mapping[str, TimeInterval]) -> None:
+        with self._submit_lock:
+            self.groups = Aggregator.from_state(state, intervals)  # type: ignore[arg-type]
 
     def _mute_reason(self, a: Alert, firing: list[Alert]) -> str | None:
         if self.inhibitor.inhibited(a, firing):

@@ -30,9 +30,12 @@ Everything takes ``now`` from the caller, so tests drive time by hand.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from alerts.model import Alert
+from alerts.outbox import alert_from_json
 from alerts.receivers.base import GroupInfo
 from alerts.routing import Route
 from alerts.timeintervals import TimeInterval, muted
@@ -125,6 +128,33 @@ class Aggregator:
             elif g.next_tick <= now:
                 g.next_tick = now + g.interval
         return out
+
+    def to_state(self) -> list[dict[str, Any]]:
+        """Every group, JSON-clean (time intervals by name), for a checkpoint."""
+        return [{"info": g.info.to_json(), "wait": g.wait, "interval": g.interval,
+                 "repeat": g.repeat, "next_tick": g.next_tick,
+                 "alerts": [a.to_json() for a in g.alerts.values()],
+                 "sent": [[fp, s, t] for fp, (s, t) in g.sent.items()],
+                 "fired": sorted(g.fired), "last_notified": g.last_notified,
+                 "mute": [i.name for i in g.mute], "active": [i.name for i in g.active],
+                 "repeats": g.repeats} for g in self.groups.values()]
+
+    @classmethod
+    def from_state(cls, state: list[dict[str, Any]],
+                   intervals: Mapping[str, TimeInterval]) -> Aggregator:
+        agg = cls()
+        for s in state:
+            info = GroupInfo.from_json(s["info"])
+            alerts = [alert_from_json(a) for a in s["alerts"]]
+            agg.groups[(info.receiver, info.group_key)] = Group(
+                info, s["wait"], s["interval"], s["repeat"], s["next_tick"],
+                alerts={a.fingerprint: a for a in alerts},
+                sent={fp: (st, t) for fp, st, t in s["sent"]}, fired=set(s["fired"]),
+                last_notified=s["last_notified"],
+                mute=tuple(intervals[n] for n in s["mute"] if n in intervals),
+                active=tuple(intervals[n] for n in s["active"] if n in intervals),
+                repeats=int(s["repeats"]))
+        return agg
 
     def next_tick(self) -> float | None:
         """When the earliest group may speak next (None when there are no groups)."""

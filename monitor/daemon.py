@@ -136,9 +136,11 @@ class Daemon:
             return
         self.app.pipeline.load_state(state["pipeline"])
         self.app.metrics.restore_counters(state.get("counters", {}))
-        # notification groups are not in the checkpoint: hand the dispatcher every alert
-        # that fires, so news a group had not sent before the crash goes out; what was
-        # sent is the outbox's duplicate (same alerts, same repeat) and is not sent again
+        # the notification groups as they were (news they had not sent goes out), then
+        # every firing alert (changes after the checkpoint are read again anyway); what
+        # was sent before is the outbox's duplicate (same alerts, same repeat)
+        self.app.dispatcher.load_groups(state.get("groups", []),
+                                        {i.name: i for i in self.config.time_intervals})
         firing = self.app.pipeline.book.firing()
         self.app.dispatcher.submit(firing, firing)
         log.info("restored checkpoint", extra={"partitions": len(self._offsets),
@@ -227,7 +229,8 @@ class Daemon:
         offsets = {**self._offsets, **self.source.positions}
         with self.lock:
             state = {"pipeline": self.app.pipeline.to_state(),
-                     "counters": self.app.metrics.counters_state()}
+                     "counters": self.app.metrics.counters_state(),
+                     "groups": self.app.dispatcher.groups_state()}
         try:
             self.store.save_checkpoint(self.config.kafka.group_id, state, offsets, time.time())
         except Exception:  # the database is down: keep consuming, read again later

@@ -247,3 +247,36 @@ def test_an_alert_fired_but_not_yet_notified_before_a_crash_is_notified_after_it
     again.restore()
     again.app.dispatcher.stop(flush_timeout=2)
     assert len(out.read_bytes().splitlines()) == 1
+
+
+def test_a_resolution_pending_in_a_group_at_a_crash_is_delivered_after_it(tmp_path) -> None:
+    from dataclasses import replace
+
+    from alerts.attribution import attribute
+    from alerts.config import IntegrationConfig, ReceiverConfig, RouteConfig
+    from monitor.store import Store
+    from tests.alerts.support import T0, finding
+
+    out = tmp_path / "alerts.jsonl"
+    config = replace(Config(), route=RouteConfig(receiver="all", group_wait=0.0,
+                                                 group_interval=300.0),
+                     receivers=(ReceiverConfig("all", (IntegrationConfig(
+                         "file", {"path": str(out)}),)),))
+    store = Store(f"sqlite:///{tmp_path / 'dw.db'}")
+    before = Daemon(config, registry=CollectorRegistry(), store=store)
+    book, dispatcher = before.app.pipeline.book, before.app.dispatcher
+    (a,) = book.update("churn", [], attribute([finding("data_drift")]), now=T0)
+    dispatcher.submit([a], [a])
+    dispatcher.deliver_due()  # the firing went out
+    (gone,) = book.resolve(("churn", "data_drift", "age", None), now=T0 + 600)
+    dispatcher.submit([gone], [])  # the resolution waits for the next group tick ...
+    store.save_checkpoint(config.kafka.group_id, {
+        "pipeline": before.app.pipeline.to_state(), "counters": {},
+        "groups": dispatcher.groups_state()}, {}, 0.0)
+    # ... and the process dies before it
+    after = Daemon(config, registry=CollectorRegistry(), store=store)
+    after.restore()
+    after.app.dispatcher.stop(flush_timeout=2)
+    lines = [orjson.loads(x) for x in out.read_bytes().splitlines()]
+    assert [(x["labels"]["alertname"], x["status"]) for x in lines] == [
+        ("DataDrift", "firing"), ("DataDrift", "resolved")]
