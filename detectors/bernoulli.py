@@ -116,8 +116,8 @@ class BernoulliBank:
         self.arl0 = float(arl0)
         # one row per CUSUM: (stream, p1, log-ratio on a 1, on a 0, threshold)
         self.cusums: list[tuple[int, float, float, float, float]] = [
-            (s, q, math.log(q / p), math.log((1 - q) / (1 - p)), bernoulli_threshold(p, q, arl0))
-            for s, (p, alts) in enumerate(zip(self.p0, self.p1, strict=True)) for q in alts]
+            self._cusum(s, p, q) for s, (p, alts) in enumerate(zip(self.p0, self.p1, strict=True))
+            for q in alts]
         self.state = np.zeros(len(self.cusums))
         self.run = np.zeros(len(self.cusums), dtype=np.int64)
         self.n = 0
@@ -133,9 +133,12 @@ class BernoulliBank:
         self.p0[stream] = float(p0)
         self.p1[stream] = [float(q) for q in p1]
         for i, q in zip(rows, self.p1[stream], strict=True):
-            self.cusums[i] = (stream, q, math.log(q / p0), math.log((1 - q) / (1 - p0)),
-                              bernoulli_threshold(p0, q, self.arl0))
+            self.cusums[i] = self._cusum(stream, p0, q)
         return True
+
+    def _cusum(self, stream: int, p0: float, p1: float) -> tuple[int, float, float, float, float]:
+        return (stream, p1, math.log(p1 / p0), math.log((1 - p1) / (1 - p0)),
+                bernoulli_threshold(p0, p1, self.arl0))
 
     def update(self, x: np.ndarray) -> list[RateAlarm]:
         """Feed a batch of indicators (rows x streams); returns the alarms, in row order."""

@@ -6,6 +6,7 @@ receivers: every receiver a route names must be defined.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -136,7 +137,7 @@ def _spec(t: Table) -> Spec:
     fields: dict[str, Any] = {}
     for key, (what, lo, hi, names, base) in _SPEC_FIELDS.items():
         fields[key] = t.take_list(
-            key, lambda v, w=what, a=lo, b=hi, n=names, s=base: _range(v, w, a, b, n, s),
+            key, _rule(parse_range, what, lo, hi, names, base),
             f"{what}s or ranges of them", (), distinct=False)
     times: list[tuple[int, int]] = []
     if t.has("times"):
@@ -149,37 +150,26 @@ def _spec(t: Table) -> Spec:
             missing = [k for k in ("start_time", "end_time") if not tt.has(k)]
             if missing:
                 t.problems.error(where, f"required: {' and '.join(missing)} (HH:MM)")
-            start, end = tt.take("start_time", _time), tt.take("end_time", _time)
+            start, end = (tt.take(k, _rule(parse_time)) for k in ("start_time", "end_time"))
             if start is not None and end is not None:
                 if end <= start:
                     t.problems.error(where, "end_time must be after start_time", item)
                 else:
                     times.append((start, end))
             tt.finish()
-    location = t.take("location", _location, "UTC")
+    location = t.take("location", _rule(check_location), "UTC")
     t.finish()
     return Spec(times=tuple(times), location=location, **fields)
 
 
-def _range(v: Any, what: str, lo: int, hi: int, names: Any, base: int) -> tuple[int, int]:
-    try:
-        return parse_range(v, what, lo, hi, names, base)
-    except ValueError as exc:
-        raise Bad(str(exc)) from None
-
-
-def _time(v: Any) -> int:
-    try:
-        return parse_time(v)
-    except ValueError as exc:
-        raise Bad(str(exc)) from None
-
-
-def _location(v: Any) -> str:
-    try:
-        return check_location(v)
-    except ValueError as exc:
-        raise Bad(str(exc)) from None
+def _rule(parse: Callable[..., Any], *args: Any) -> Callable[[Any], Any]:
+    """A config rule from a parser that raises ValueError with the reason."""
+    def check(v: Any) -> Any:
+        try:
+            return parse(v, *args)
+        except ValueError as exc:
+            raise Bad(str(exc)) from None
+    return check
 
 
 def parse_time_intervals(value: Any, problems: Problems) -> tuple[TimeInterval, ...]:

@@ -36,7 +36,7 @@ from detectors.rates import error_rate_contract_test, error_rate_test
 from detectors.result import TestResult
 from monitor.batch import PredictionColumns
 from monitor.config_types import ModelConfig
-from monitor.localize import MIN_SEGMENT_ROWS, confined_segment
+from monitor.localize import MAX_SEGMENT_VALUES, confined_segment, testable
 from monitor.schema import schema_findings
 
 Key = tuple[str, str, str | None, str | None]
@@ -260,21 +260,6 @@ def _tests(model: ModelConfig, ref: PredictionColumns, cur: PredictionColumns,
     return tests
 
 
-MAX_SEGMENT_VALUES = 50  # a segment key with more values is not used to localise drift
-
-
-def segment_values(cols: PredictionColumns) -> list[str]:
-    """``key=value`` of every segment value with enough rows to be tested on its own."""
-    out = []
-    for key, seg in sorted(cols.segments.items()):
-        values, counts = np.unique(np.asarray(seg[np.not_equal(seg, None)], dtype=str),
-                                   return_counts=True)
-        if values.size <= MAX_SEGMENT_VALUES:
-            out += [f"{key}={v}" for v, c in zip(values, counts, strict=True)
-                    if c >= MIN_SEGMENT_ROWS]
-    return out
-
-
 def _localize(model: ModelConfig, ref: PredictionColumns, cur: PredictionColumns,
               ev: Evaluation) -> None:
     """Drift confined to one segment becomes that segment's finding (an infrastructure
@@ -282,11 +267,11 @@ def _localize(model: ModelConfig, ref: PredictionColumns, cur: PredictionColumns
     resolves once the segment is clean again."""
     if not cur.segments:
         return
-    segs = {k: v for k, v in cur.segments.items()
-            if len(set(v.tolist())) <= MAX_SEGMENT_VALUES + 1}
+    groups = {k: testable(v) for k, v in sorted(cur.segments.items())}
+    segs = {k: cur.segments[k] for k, (_, n) in groups.items() if n <= MAX_SEGMENT_VALUES}
     tested = sorted({k[2] for k in ev.evaluated if k[1] == "data_drift" and k[2] is not None})
-    ev.evaluated += [(model.name, "data_drift", f, s) for f in tested
-                     for s in segment_values(cur)]
+    ev.evaluated += [(model.name, "data_drift", f, f"{k}={v}") for f in tested
+                     for k in segs for v in groups[k][0]]
     for i, f in enumerate(ev.findings):
         if f.kind != "data_drift" or f.feature is None:
             continue

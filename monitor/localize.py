@@ -23,8 +23,18 @@ from detectors.categorical import chi2_test
 from detectors.numeric import ks_test
 
 MIN_SEGMENT_ROWS = 30
+MAX_SEGMENT_VALUES = 50  # a segment key with more values is not used to localise drift
 LOCAL_ALPHA = 1e-3
 STABLE_P = 0.05
+
+
+def testable(seg: np.ndarray) -> tuple[list[str], int]:
+    """The values of one segment column with enough rows to be tested on their own,
+    and how many distinct values it has (absent ones not counted)."""
+    seg = np.asarray(seg, dtype=object)
+    values, counts = np.unique(seg[np.not_equal(seg, None)].astype(str), return_counts=True)
+    return ([str(v) for v, c in zip(values, counts, strict=True) if c >= MIN_SEGMENT_ROWS],
+            int(values.size))
 
 
 def confined_segment(ref: np.ndarray, cur: np.ndarray, segments: Mapping[str, np.ndarray], *,
@@ -37,8 +47,7 @@ def confined_segment(ref: np.ndarray, cur: np.ndarray, segments: Mapping[str, np
         seg = np.asarray(segments[key], dtype=object)
         if seg.shape[0] != cur.shape[0]:
             continue
-        values, counts = np.unique(seg[np.not_equal(seg, None)].astype(str), return_counts=True)
-        values = [str(v) for v, c in zip(values, counts, strict=True) if c >= MIN_SEGMENT_ROWS]
+        values, _ = testable(seg)
         if len(values) < 2:
             continue
         results = {v: test(ref, cur[seg == v], min_effect=floor) for v in values}

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -64,13 +65,18 @@ class RateStream:
             return p0, _rise(p0, [f * p0, 2 * f * p0])
         return p0, _fall(p0, [p0 - f / 2, max(p0 - 2 * f, p0 / 4)])
 
+    @cached_property
+    def _reference(self) -> tuple[float, tuple[float, ...]]:
+        return self.parameters(self.hits, self.n)
+
     @property
     def p0(self) -> float:
-        return self.parameters(self.hits, self.n)[0]
+        """The in-control rate from the reference alone."""
+        return self._reference[0]
 
     @property
     def p1(self) -> tuple[float, ...]:
-        return self.parameters(self.hits, self.n)[1]
+        return self._reference[1]
 
 
 def indicator(s: RateStream, cols: PredictionColumns) -> np.ndarray:

@@ -34,15 +34,26 @@ from monitor.rate_streams import RateStream, indicator, rate_streams
 KS = (0.125, 0.25, 0.5)  # tuned to shifts of 0.25, 0.5 and 1 standard deviation
 LATENCY = "__latency__"
 MIN_REFERENCE = 100  # a feature with fewer reference values is not watched
-RECENT = 500  # at most this many rows before an alarm describe the shift ...
+RECENT = 500  # at most this many rows before an alarm describe the shift
+TAIL = 2_000  # raw values kept per stream, for the data-quality check at an alarm
+MIN_RUN = 50  # an alarm's rows are never fewer than this
+
+
+def excursion(a: Alarm | RateAlarm) -> int:
+    """How many rows before (and at) an alarm belong to it: its CUSUM's own excursion,
+    where the change began -- at least MIN_RUN, at most TAIL."""
+    return max(MIN_RUN, min(a.run_length, TAIL))
 
 
 def described(a: Alarm | RateAlarm) -> int:
-    """... the rows of the alarm's own excursion (where the change began), at least
-    MIN_RUN: the last RECENT rows would mostly predate a change caught in 24 rows."""
-    return max(MIN_RUN, min(a.run_length, RECENT))
-TAIL = 2_000  # raw values kept per stream, for the data-quality check at an alarm
-MIN_RUN = 50  # the quality check looks at no fewer rows than this
+    """The rows that describe the shift: the excursion, at most RECENT (the last RECENT
+    rows would mostly predate a change caught in 24 rows)."""
+    return min(RECENT, excursion(a))
+
+
+def batch_rows(a: Alarm | RateAlarm) -> slice:
+    """The alarm's rows that are in the current batch."""
+    return slice(max(0, a.row - excursion(a) + 1), a.row + 1)
 BASELINE_MAX = 10  # a rate's baseline grows with clean windows up to this many references
 
 
@@ -127,8 +138,7 @@ class SequentialWatch:
     def _versioned(self, alarm: SeqAlarm, a: Alarm | RateAlarm,
                    cols: PredictionColumns) -> SeqAlarm:
         """The version serving the alarm's own rows (not the batch's), and if it is new."""
-        lo = max(0, a.row - max(MIN_RUN, min(a.run_length, TAIL)) + 1)
-        version = dominant_version(cols.versions[lo:a.row + 1])
+        version = dominant_version(cols.versions[batch_rows(a)])
         return replace(alarm, version=version, new_version=version not in self._ref_versions)
 
     def update(self, cols: PredictionColumns) -> list[SeqAlarm]:
@@ -198,7 +208,7 @@ class SequentialWatch:
     def _quality(self, a: Alarm, rows: np.ndarray) -> list[Any] | None:
         """Is the alarm a broken feed (nulls, a stuck default, out-of-range values)?
         Checked on the rows of the CUSUM's own excursion, where the change began."""
-        rows = rows[-min(TAIL, max(MIN_RUN, a.run_length)):]
+        rows = rows[-excursion(a):]
         broken = [r for r in quality_results(self._ref_raw[a.stream], rows)
                   if r.significant(self.alpha)]
         if not broken:
@@ -211,8 +221,7 @@ class SequentialWatch:
         """Is the alarm's excursion (its rows in this batch) confined to one segment?"""
         if values is None or not cols.segments:
             return None
-        lo = max(0, a.row - max(MIN_RUN, min(a.run_length, TAIL)) + 1)
-        rows = slice(lo, a.row + 1)
+        rows = batch_rows(a)
         loc = confined_segment(ref, np.asarray(values)[rows],
                                {k: v[rows] for k, v in cols.segments.items()}, floor=self.floor)
         return None if loc is None else [loc["segment"], loc]

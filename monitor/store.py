@@ -105,6 +105,13 @@ class StoreError(RuntimeError):
     pass
 
 
+def _upsert(conn: Connection, key: sa.Column[Any], value: str, row: dict[str, Any]) -> None:
+    """Update the row whose ``key`` is ``value``, or insert it (portable SQL, no dialect
+    upsert), inside the caller's transaction."""
+    if conn.execute(sa.update(key.table).where(key == value).values(row)).rowcount == 0:
+        conn.execute(sa.insert(key.table).values({key.name: value, **row}))
+
+
 def engine_for(url: str) -> Engine:
     if url.startswith("sqlite"):
         # one writer at a time; wait for the lock instead of failing at once
@@ -143,10 +150,7 @@ class Store:
 
     @staticmethod
     def _set_version(conn: Connection, version: int) -> None:
-        updated = conn.execute(sa.update(meta).where(meta.c.key == "schema_version")
-                               .values(value=str(version)))
-        if updated.rowcount == 0:
-            conn.execute(sa.insert(meta).values(key="schema_version", value=str(version)))
+        _upsert(conn, meta.c.key, "schema_version", {"value": str(version)})
 
     def close(self) -> None:
         self.engine.dispose()
@@ -158,10 +162,7 @@ class Store:
         row = {"state": orjson.dumps(state).decode(), "offsets": orjson.dumps(offsets).decode(),
                "updated_at": now}
         with self.engine.begin() as conn:
-            updated = conn.execute(sa.update(checkpoints).where(checkpoints.c.name == name)
-                                   .values(row))
-            if updated.rowcount == 0:
-                conn.execute(sa.insert(checkpoints).values(name=name, **row))
+            _upsert(conn, checkpoints.c.name, name, row)
 
     def load_checkpoint(self, name: str) -> tuple[dict[str, Any], dict[str, int]] | None:
         with self.engine.connect() as conn:
@@ -205,9 +206,7 @@ class Store:
                "ends_at": s.ends_at, "created_by": s.created_by, "comment": s.comment,
                "created_at": s.created_at}
         with self.engine.begin() as conn:
-            updated = conn.execute(sa.update(silences).where(silences.c.id == s.id).values(row))
-            if updated.rowcount == 0:
-                conn.execute(sa.insert(silences).values(id=s.id, **row))
+            _upsert(conn, silences.c.id, s.id, row)
 
     def silences(self, *, active_after: float | None = None) -> list[Silence]:
         """Every silence (only those ending after ``active_after`` when given)."""
