@@ -19,6 +19,7 @@ a database newer than this code is refused rather than misread.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -96,8 +97,16 @@ def _v3(conn: Connection) -> None:
     leases.create(conn, checkfirst=True)
 
 
+def _v4(conn: Connection) -> None:
+    """Outbox identities become hashes (an identity longer than the column was refused by
+    PostgreSQL, and its notification never sent)."""
+    for r in list(conn.execute(sa.select(outbox.c.id, outbox.c.item))):
+        item = OutboxItem.from_json(orjson.loads(r.item))
+        conn.execute(sa.update(outbox).where(outbox.c.id == r.id).values(dedup=_dedup(item)))
+
+
 # MIGRATIONS[i] upgrades a database at schema version i to version i + 1.
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3]
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -237,7 +246,9 @@ class Store:
 
 
 def _dedup(item: OutboxItem) -> str:
-    return "|".join(str(x) for x in item.dedup_key)
+    """The notification's identity, hashed: a group key holds every label of the group
+    (``group_by = ["..."]``) and would overflow any fixed-width column."""
+    return hashlib.sha256("|".join(str(x) for x in item.dedup_key).encode()).hexdigest()
 
 
 class SqlOutbox:

@@ -137,3 +137,24 @@ def test_one_lease_per_group_renewed_by_its_owner_taken_over_when_it_lapses(db_e
     assert a.acquire_lease("other", "A", ttl=10, now=T0)  # groups are independent
     b.release_lease("g", "B")
     assert a.acquire_lease("g", "A", ttl=10, now=T0 + 21)
+
+
+def test_a_version_3_outbox_gets_hashed_identities_and_still_knows_its_notifications(
+        db_engine):
+    import orjson
+
+    from monitor.store import outbox
+
+    with db_engine.begin() as conn:  # driftwatch before v4 kept identities in clear
+        meta.create(conn)
+        for step in MIGRATIONS[:3]:
+            step(conn)
+        conn.execute(sa.insert(meta).values(key="schema_version", value="3"))
+        sent = item()
+        conn.execute(sa.insert(outbox).values(
+            id=sent.id, dedup="|".join(str(x) for x in sent.dedup_key), state="delivered",
+            next_attempt_at=T0, attempts=1, last_error="",
+            item=orjson.dumps(sent.to_json()).decode(), updated_at=T0))
+    store = Store(db_engine)
+    assert store.schema_version() == SCHEMA_VERSION >= 4
+    assert not SqlOutbox(store).put(item())  # delivered before the upgrade: not again

@@ -119,3 +119,17 @@ def test_memory_outbox_forgets_oldest_delivered_keys() -> None:
         box.ack(i.id)
     assert box.put(item(feature="a"))  # forgotten
     assert not box.put(item(feature="b"))
+
+
+def test_a_notification_grouped_by_every_label_is_kept(outbox: Outbox) -> None:
+    """``group_by = ["..."]``: the group key holds every label of the alert; its
+    identity must fit the store (PostgreSQL refused one over 200 characters)."""
+    a = alert("data_drift", "firing")
+    key = "{}:{" + ", ".join(f'{k}="{v}"' for k, v in sorted(a.labels.items())) + "}"
+    first = OutboxItem.new("ds", 0, "webhook", [a], GroupInfo("ds", key, dict(a.labels)), T0)
+    assert len("|".join(str(x) for x in first.dedup_key)) > 200
+    assert outbox.put(first)
+    assert [i.id for i in outbox.due(T0)] == [first.id]
+    outbox.ack(first.id)
+    again = OutboxItem.new("ds", 0, "webhook", [a], GroupInfo("ds", key, dict(a.labels)), T0)
+    assert not outbox.put(again)
