@@ -119,13 +119,18 @@ class OutboxItem:
         return cls(**d)
 
 
+CLAIM_SECONDS = 60.0  # an item handed out by ``due``: longer than any receiver's timeout
+
+
 class Outbox(Protocol):
     def put(self, item: OutboxItem) -> bool:
         """Queue ``item``; False when an equal notification is queued or delivered."""
         ...
 
     def due(self, now: float) -> list[OutboxItem]:
-        """Queued items with ``next_attempt_at <= now``, oldest due first (copies)."""
+        """Queued items with ``next_attempt_at <= now``, oldest due first (copies), each
+        claimed for the caller: due to nobody else for :data:`CLAIM_SECONDS` (several
+        daemons share one outbox; one that dies mid-send leaves the item due again)."""
         ...
 
     def ack(self, item_id: str) -> None:
@@ -172,8 +177,11 @@ class MemoryOutbox:
 
     def due(self, now: float) -> list[OutboxItem]:
         with self._lock:
-            ready = [replace(i) for i in self._queued.values() if i.next_attempt_at <= now]
-        return sorted(ready, key=lambda i: i.next_attempt_at)
+            ready = [i for i in self._queued.values() if i.next_attempt_at <= now]
+            out = sorted((replace(i) for i in ready), key=lambda i: i.next_attempt_at)
+            for i in ready:
+                i.next_attempt_at = now + CLAIM_SECONDS
+        return out
 
     def _pop(self, item_id: str) -> OutboxItem | None:
         item = self._queued.pop(item_id, None)

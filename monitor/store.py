@@ -29,7 +29,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from alerts.outbox import OutboxItem
+from alerts.outbox import CLAIM_SECONDS, OutboxItem
 from alerts.silences import Silence
 
 log = logging.getLogger("driftwatch.store")
@@ -296,9 +296,22 @@ class SqlOutbox:
                 .order_by(outbox.c.next_attempt_at, outbox.c.id))
 
     def due(self, now: float) -> list[OutboxItem]:
+        """The items due at ``now``, each claimed for this caller: its next attempt moves
+        :data:`CLAIM_SECONDS` ahead, so another daemon on the same store does not send it
+        too; a caller that dies mid-send leaves it due again after that."""
         with self.engine.connect() as conn:
-            rows = conn.execute(self._where("queued").where(outbox.c.next_attempt_at <= now))
-            return [self._item(r) for r in rows]
+            rows = list(conn.execute(self._where("queued")
+                                     .where(outbox.c.next_attempt_at <= now)))
+        mine = []
+        for r in rows:
+            with self.engine.begin() as conn:
+                done = conn.execute(sa.update(outbox).where(
+                    outbox.c.id == r.id, outbox.c.state == "queued",
+                    outbox.c.next_attempt_at == r.next_attempt_at,
+                ).values(next_attempt_at=now + CLAIM_SECONDS))
+            if done.rowcount == 1:
+                mine.append(self._item(r))
+        return mine
 
     def _update(self, item_id: str, **values: Any) -> None:
         with self.engine.begin() as conn:
@@ -343,4 +356,5 @@ class SqlOutbox:
             return int(done.rowcount)
 
 
-__all__: Sequence[str] = ("MIGRATIONS", "SCHEMA_VERSION", "SqlOutbox", "Store", "StoreError")
+__all__: Sequence[str] = ("CLAIM_SECONDS", "MIGRATIONS", "SCHEMA_VERSION", "SqlOutbox", "Store",
+                          "StoreError")

@@ -9,6 +9,7 @@ from alerts.outbox import OutboxItem
 from alerts.receivers import GroupInfo
 from alerts.silences import new_silence
 from monitor.store import (
+    CLAIM_SECONDS,
     MIGRATIONS,
     SCHEMA_VERSION,
     SqlOutbox,
@@ -73,7 +74,11 @@ def test_the_outbox_survives_a_restart_without_losing_or_repeating(db_engine):
     (queued,) = again.due(T0 + 30)
     assert (queued.attempts, queued.last_error) == (1, "HTTP 503")
     assert not again.put(item())  # a was delivered before the restart: not again
-    assert again.pending() == 1 and again.next_attempt_at() == T0 + 30
+    # claimed by this caller while it sends: due for others only after CLAIM_SECONDS
+    assert again.pending() == 1 and again.next_attempt_at() == T0 + 30 + CLAIM_SECONDS
+    assert again.due(T0 + 31) == [] and SqlOutbox(Store(db_engine)).due(T0 + 31) == []
+    (retry,) = again.due(T0 + 30 + CLAIM_SECONDS)  # the sender died: due again
+    assert retry.id == b.id
 
 
 def test_prune_forgets_old_delivered_notifications_only(db_engine):

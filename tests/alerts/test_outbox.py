@@ -8,7 +8,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from alerts.outbox import MemoryOutbox, Outbox, OutboxItem, alert_from_json
+from alerts.outbox import CLAIM_SECONDS, MemoryOutbox, Outbox, OutboxItem, alert_from_json
 from alerts.receivers import GroupInfo
 from monitor.store import SqlOutbox, Store
 from tests.alerts.support import T0, alert
@@ -45,9 +45,10 @@ def test_put_due_ack(outbox: Outbox) -> None:
     assert outbox.put(a) and outbox.put(b)
     assert outbox.pending() == 2
     assert [i.id for i in outbox.due(T0)] == [a.id]
-    assert [i.id for i in outbox.due(T0 + 1)] == [a.id, b.id]
+    assert [i.id for i in outbox.due(T0 + 1)] == [b.id]  # a is claimed by the first call
     outbox.ack(a.id)
-    assert outbox.pending() == 1 and outbox.next_attempt_at() == T0 + 1
+    assert outbox.pending() == 1 and outbox.next_attempt_at() == T0 + 1 + CLAIM_SECONDS
+    assert [i.id for i in outbox.due(T0 + 1 + CLAIM_SECONDS)] == [b.id]  # its sender died
 
 
 def test_dedup_while_queued_and_after_delivery(outbox: Outbox) -> None:
@@ -80,8 +81,15 @@ def test_reschedule_and_fail(outbox: Outbox) -> None:
 def test_due_returns_copies(outbox: Outbox) -> None:
     a = item()
     outbox.put(a)
-    outbox.due(T0)[0].next_attempt_at = T0 + 100
-    assert len(outbox.due(T0)) == 1
+    outbox.due(T0)[0].next_attempt_at = T0 + 1e6  # changing the copy changes nothing
+    assert len(outbox.due(T0 + CLAIM_SECONDS)) == 1
+
+
+def test_an_item_is_handed_to_one_caller_at_a_time(outbox: Outbox) -> None:
+    outbox.put(item())
+    outbox.put(item(feature="plan"))
+    got = [outbox.due(T0 + 1) for _ in range(3)]  # three daemons asking in turn
+    assert [len(g) for g in got] == [2, 0, 0]
 
 
 def test_items_are_plain_json() -> None:
