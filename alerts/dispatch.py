@@ -120,16 +120,23 @@ class Dispatcher:
             self._wake.set()
         return kept
 
-    def groups_state(self) -> list[dict[str, object]]:
-        """The aggregation groups, for a checkpoint (so news pending in a group at a
-        crash -- a resolution too -- is not lost)."""
+    def groups_state(self, models: set[str] | None = None) -> list[dict[str, object]]:
+        """The aggregation groups (with ``models``, those models' share of them), for a
+        checkpoint, so news pending in a group at a crash -- a resolution too -- is not
+        lost."""
         with self._submit_lock:
-            return self.groups.to_state()
+            return self.groups.to_state(models)
 
     def load_groups(self, state: list[dict[str, object]],
                     intervals: Mapping[str, TimeInterval]) -> None:
+        """Take in checkpointed groups (merged into the groups there are)."""
         with self._submit_lock:
-            self.groups = Aggregator.from_state(state, intervals)  # type: ignore[arg-type]
+            self.groups.merge(state, intervals)  # type: ignore[arg-type]
+
+    def forget_models(self, models: set[str]) -> None:
+        """Another daemon took these models over: their alerts leave our groups."""
+        with self._submit_lock:
+            self.groups.forget(models)
 
     def _mute_reason(self, a: Alert, firing: list[Alert]) -> str | None:
         if self.inhibitor.inhibited(a, firing):

@@ -129,32 +129,61 @@ class Aggregator:
                 g.next_tick = now + g.interval
         return out
 
-    def to_state(self) -> list[dict[str, Any]]:
-        """Every group, JSON-clean (time intervals by name), for a checkpoint."""
-        return [{"info": g.info.to_json(), "wait": g.wait, "interval": g.interval,
-                 "repeat": g.repeat, "next_tick": g.next_tick,
-                 "alerts": [a.to_json() for a in g.alerts.values()],
-                 "sent": [[fp, s, t] for fp, (s, t) in g.sent.items()],
-                 "fired": sorted(g.fired), "last_notified": g.last_notified,
-                 "mute": [i.name for i in g.mute], "active": [i.name for i in g.active],
-                 "repeats": g.repeats} for g in self.groups.values()]
+    def to_state(self, models: set[str] | None = None) -> list[dict[str, Any]]:
+        """Every group, JSON-clean (time intervals by name), for a checkpoint; with
+        ``models``, only those models' alerts (and groups holding any)."""
+        out = []
+        for g in self.groups.values():
+            fps = {fp for fp, a in g.alerts.items()
+                   if models is None or a.labels.get("model") in models}
+            if not fps:
+                continue
+            out.append({"info": g.info.to_json(), "wait": g.wait, "interval": g.interval,
+                        "repeat": g.repeat, "next_tick": g.next_tick,
+                        "alerts": [a.to_json() for fp, a in g.alerts.items() if fp in fps],
+                        "sent": [[fp, s, t] for fp, (s, t) in g.sent.items() if fp in fps],
+                        "fired": sorted(g.fired & fps), "last_notified": g.last_notified,
+                        "mute": [i.name for i in g.mute], "active": [i.name for i in g.active],
+                        "repeats": g.repeats})
+        return out
 
     @classmethod
     def from_state(cls, state: list[dict[str, Any]],
                    intervals: Mapping[str, TimeInterval]) -> Aggregator:
         agg = cls()
+        agg.merge(state, intervals)
+        return agg
+
+    def merge(self, state: list[dict[str, Any]], intervals: Mapping[str, TimeInterval]) -> None:
+        """Take in groups from a checkpoint (another daemon's share of them): a group this
+        aggregator has already gets their alerts and keeps its own timing."""
         for s in state:
             info = GroupInfo.from_json(s["info"])
-            alerts = [alert_from_json(a) for a in s["alerts"]]
-            agg.groups[(info.receiver, info.group_key)] = Group(
+            alerts = {a.fingerprint: a for a in map(alert_from_json, s["alerts"])}
+            sent = {fp: (st, t) for fp, st, t in s["sent"]}
+            g = self.groups.get((info.receiver, info.group_key))
+            if g is not None:
+                g.alerts.update(alerts)
+                g.sent.update(sent)
+                g.fired |= set(s["fired"])
+                continue
+            self.groups[(info.receiver, info.group_key)] = Group(
                 info, s["wait"], s["interval"], s["repeat"], s["next_tick"],
-                alerts={a.fingerprint: a for a in alerts},
-                sent={fp: (st, t) for fp, st, t in s["sent"]}, fired=set(s["fired"]),
+                alerts=alerts, sent=sent, fired=set(s["fired"]),
                 last_notified=s["last_notified"],
                 mute=tuple(intervals[n] for n in s["mute"] if n in intervals),
                 active=tuple(intervals[n] for n in s["active"] if n in intervals),
                 repeats=int(s["repeats"]))
-        return agg
+
+    def forget(self, models: set[str]) -> None:
+        """Drop these models' alerts from every group (another daemon notifies them now)."""
+        for key, g in list(self.groups.items()):
+            for fp in [fp for fp, a in g.alerts.items() if a.labels.get("model") in models]:
+                del g.alerts[fp]
+                g.sent.pop(fp, None)
+                g.fired.discard(fp)
+            if not g.alerts:
+                del self.groups[key]
 
     def next_tick(self) -> float | None:
         """When the earliest group may speak next (None when there are no groups)."""

@@ -1,29 +1,49 @@
 """`driftwatch run`: the long-running consumer loop.
 
 poll -> decode + process -> commit, with alerts delivered by the dispatcher's
-background thread.  SIGTERM/SIGINT finish the current batch, commit, flush the
-outbox and exit 0.
+background thread.  SIGTERM/SIGINT finish the current batch, checkpoint,
+commit, flush the outbox and exit 0.
 
-With a store (what ``driftwatch run`` uses), one daemon per consumer group is
-active: it holds the group's lease in the store (renewed at every
-checkpoint); another daemon started for the same group stands by until the
-lease lapses (the active one died) and then takes over from the checkpoint.
+State is kept per partition: one pipeline per partition number, fed by that
+partition of the predictions topic and the same partition of the labels topic
+(events are keyed by model, so a model's predictions and labels meet there).
+Several daemons in one consumer group therefore split the partitions, and a
+rebalance hands state over through the store:
 
-With a store, "commit" is a checkpoint: every
-``[store] checkpoint_interval`` the pipeline's whole state, the stream
-counters and the offsets of everything processed are written in one
-transaction, and only then are those offsets committed to Kafka.  On start the
-daemon restores the last checkpoint and seeks each assigned partition to its
-checkpointed offset, so after a SIGKILL the events since the checkpoint are
-read again into the state they had not reached: none lost, none counted twice,
-and the alerts they raise again are the outbox's duplicates.
+* revoked: each revoked partition's state, counters, notification groups and
+  offsets are checkpointed (one transaction per partition), and the offsets
+  committed to Kafka;
+* assigned: each new partition's checkpoint row is *claimed* (the row records
+  its owner and a claim number, so a daemon Kafka already presumed dead can no
+  longer write it -- its save is refused and it drops the partition), its
+  state loaded and the partition sought to the checkpointed offset.  While the
+  store cannot be reached the partition stays paused and the daemon not ready.
+
+A model's metric series and alerts move with it: the daemon that gives a
+partition up stops exporting its models' series and drops their alerts from
+its notification groups; the one that takes it over restores the counters
+from the checkpoint and notifies what was pending.  Summed over daemons, each
+model is counted once, and the outbox (shared, each item claimed by one
+sender) sends each notification once.
+
+When the two topics are not co-partitioned (different partition counts) a
+model's labels may sit in another partition than its predictions: then one
+pipeline takes every partition, and one daemon per group is active -- it
+holds the group's lease in the store; another daemon stands by until the
+lease lapses and then takes over from the checkpoint.
+
+Every ``[store] checkpoint_interval`` each partition's state is checkpointed
+with its offsets, and only then are those offsets committed to Kafka; after a
+SIGKILL the events since the checkpoint are read again into the state that
+had not seen them: none lost, none counted twice, and the alerts they raise
+again are the outbox's duplicates.
 
 Background jobs (APScheduler 3, each with ``coalesce``, ``max_instances=1`` and
 a misfire grace): a wall-clock staleness check (a model whose events stop
 arriving while the daemon is live -- even when the whole stream stops), and
 the store's retention (delivered notifications and ended silences older than
-a week).  They take the same lock as the consumer loop, so the pipeline is
-never touched by two threads at once.
+a week).  They take the same lock as the consumer loop, so no pipeline is
+touched by two threads at once.
 """
 
 from __future__ import annotations
@@ -39,13 +59,14 @@ from typing import Any
 from apscheduler.schedulers.background import BackgroundScheduler
 from prometheus_client import CollectorRegistry
 
+from alerts.model import Alert
 from monitor.app import App, build
 from monitor.config_types import Config
 from monitor.http import HttpServer
-from monitor.pipeline import AlertSink
+from monitor.pipeline import AlertSink, Pipeline
 from monitor.silencing import SilenceApi
 from monitor.sources.kafka import ConsumerFactory, KafkaConsumer, KafkaSource
-from monitor.store import SqlOutbox, Store
+from monitor.store import Fenced, SqlOutbox, Store
 
 log = logging.getLogger("driftwatch.daemon")
 
@@ -61,20 +82,28 @@ class Daemon:
                  sink: AlertSink | None = None, store: Store | None = None) -> None:
         self.config = config
         self.app: App = build(config, registry=registry, notify=True, sink=sink, store=store)
+        self.app.metrics.untrack(self.app.pipeline)  # the daemon runs one per partition
         self.store = store
-        self._offsets: dict[str, int] | None = None  # checkpointed positions (with a store)
+        self.shards: dict[int, Pipeline] = {}  # partition number (or 0: all) -> pipeline
+        self.claims: dict[int, int] = {}  # shard -> our claim on its checkpoint row
+        self.offsets: dict[int, dict[str, int]] = {}  # shard -> checkpointed offsets
+        self.positions: dict[str, int] = {}  # "topic:partition" -> next offset processed
+        self.waiting: dict[int, list[Any]] = {}  # assigned, state not loaded yet: paused
+        self.fenced: set[int] = set()  # claimed by another daemon since: not ours to read
+        self.split = True  # False: topics not co-partitioned, one pipeline for everything
         self._checkpointed_at = time.monotonic()
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.lease_ttl = max(MIN_LEASE_SECONDS, 3 * config.store.checkpoint_interval)
         self._consumer_factory = consumer_factory
         self._overrides = consumer_overrides or {}
+        self._sink = sink
         self.stop_event = threading.Event()
         self.source: KafkaSource | None = None
         self.http: HttpServer | None = None
         self._ready = False
         self._store_ok = True
         self.batches = 0
-        self.lock = threading.Lock()  # the pipeline: consumer loop vs background jobs
+        self.lock = threading.Lock()  # the pipelines: consumer loop vs background jobs
         self.scheduler = BackgroundScheduler()
         # a late run is worth one run (coalesce), never two at once, and not worth
         # running at all once half a minute late: the next interval comes soon
@@ -85,20 +114,46 @@ class Daemon:
             self.scheduler.add_job(self.retention, "interval", seconds=3600, id="retention",
                                    **job)
 
-    @property
-    def pipeline(self) -> Any:
-        return self.app.pipeline
+    # -- shards --------------------------------------------------------------------
+    def key(self, partition: int) -> int:
+        return partition if self.split else 0
 
+    def row(self, key: int) -> str:
+        """The shard's checkpoint row: the group's one row when it is not split."""
+        group = self.config.kafka.group_id
+        return f"{group}/{key}" if self.split else group
+
+    def shard(self, key: int) -> Pipeline:
+        """The shard's pipeline (a new, empty one the first time)."""
+        p = self.shards.get(key)
+        if p is None:
+            p = self.shards[key] = self._pipeline()
+        return p
+
+    def _pipeline(self) -> Pipeline:
+        p = Pipeline(self.config, self.app.metrics, self.app.dispatcher, sink=self._sink)
+        p.everyone = self.firing
+        return p
+
+    def firing(self) -> list[Alert]:
+        return [a for p in list(self.shards.values()) for a in p.book.firing()]
+
+    def _shard_offsets(self, key: int) -> dict[str, int]:
+        return {**self.offsets.get(key, {}),
+                **{k: v for k, v in self.positions.items()
+                   if self.key(int(k.rpartition(":")[2])) == key}}
+
+    # -- readiness and the HTTP API ------------------------------------------------
     def ready(self) -> bool:
-        return self._ready and self._store_ok and not self.stop_event.is_set()
+        return (self._ready and self._store_ok and not self.waiting
+                and not self.stop_event.is_set())
 
     def start_http(self) -> HttpServer:
-        book = self.app.pipeline.book
         self.http = HttpServer(
             self.config.http.host, self.config.http.port, self.app.metrics.registry,
             ready=self.ready,
             api={
-                "alerts": lambda: [a.to_json() for a in book.firing()],
+                "alerts": lambda: [a.to_json() for a in self.firing()],
                 "models": self._models_api,
             },
             handlers=({"/api/silences": SilenceApi(self.app.store, self.app.silencer)}
@@ -113,39 +168,125 @@ class Daemon:
                 "reference_ready": st.windows.reference_ready,
                 "windows_evaluated": st.windows.windows_closed,
                 "last_event_ts": st.last_ts,
+                "partition": key if self.split else None,
             }
-            for name, st in list(self.app.pipeline.models.items())
+            for key, p in list(self.shards.items()) for name, st in list(p.models.items())
         }
 
-    def restore(self) -> None:
-        """Load the group's last checkpoint (state, counters, offsets), if any."""
-        assert self.store is not None
-        self._offsets = {}
-        found = self.store.load_checkpoint(self.config.kafka.group_id)
-        if found is None:
-            return
-        state, self._offsets = found
-        try:  # on a scratch pipeline first: a state it cannot read leaves ours untouched
-            build(self.config, registry=CollectorRegistry(), notify=False
-                  ).pipeline.load_state(state["pipeline"])
-        except (KeyError, TypeError, ValueError):
-            # written by another driftwatch version: monitoring goes on from the stored
-            # offsets and references warm up again, rather than not starting at all
-            log.exception("checkpoint state unreadable; starting from empty state at its "
-                          "offsets", extra={"partitions": len(self._offsets)})
-            return
-        self.app.pipeline.load_state(state["pipeline"])
-        self.app.metrics.restore_counters(state.get("counters", {}))
-        # the notification groups as they were (news they had not sent goes out), then
-        # every firing alert (changes after the checkpoint are read again anyway); what
-        # was sent before is the outbox's duplicate (same alerts, same repeat)
-        self.app.dispatcher.load_groups(state.get("groups", []),
-                                        {i.name: i for i in self.config.time_intervals})
-        firing = self.app.pipeline.book.firing()
-        self.app.dispatcher.submit(firing, firing)
-        log.info("restored checkpoint", extra={"partitions": len(self._offsets),
-                                               "firing": len(firing)})
+    # -- rebalances ------------------------------------------------------------------
+    def on_revoked(self, partitions: list[Any]) -> None:
+        """Kafka takes partitions away (every partition, at each rebalance): checkpoint
+        their shards, so whoever gets them next starts exactly where we stopped.
 
+        Runs on the consumer's IO thread, where blocking consumer calls are refused: the
+        offsets go to Kafka with the next periodic checkpoint of whoever owns them then
+        (the store's checkpoint, not Kafka's committed offset, is where reading resumes)."""
+        keys = {self.key(tp.partition) for tp in partitions} & set(self.shards)
+        if self.store is not None and keys and self._save(keys) is not None:
+            self._store_ok = True
+
+    def on_assigned(self, partitions: list[Any]) -> None:
+        """The group's new assignment: shards no longer ours are let go, new ones are
+        claimed and loaded from the store (paused until that worked)."""
+        assert self.source is not None
+        by_key: dict[int, list[Any]] = {}
+        for tp in partitions:
+            by_key.setdefault(self.key(tp.partition), []).append(tp)
+        for key in set(self.shards) | set(self.waiting):
+            if key not in by_key:
+                self._release(key)
+        self.fenced -= set(by_key)
+        log.info("partitions assigned", extra={"shards": sorted(by_key), "owner": self.owner})
+        for key, tps in by_key.items():
+            if self.store is None:
+                self.shard(key)
+                continue
+            self.waiting[key] = tps
+            self.source.pause(tps)
+        self._take_waiting()
+        self.app.metrics.active.set(1 if self.shards else 0)
+
+    def _take_waiting(self) -> None:
+        assert self.source is not None
+        for key, tps in list(self.waiting.items()):
+            try:
+                self._take(key, tps)
+            except Exception:
+                log.exception("cannot load the state of assigned partitions; they stay paused",
+                              extra={"shard": key})
+                self._store_ok = False
+                return
+            self.waiting.pop(key, None)
+            self.source.resume(tps)
+            self._store_ok = True
+
+    def _take(self, key: int, tps: list[Any]) -> None:
+        """Claim the shard's checkpoint row, load it (unless what we hold is it), seek."""
+        assert self.store is not None and self.source is not None
+        epoch, ours = self.store.claim_checkpoint(self.row(key), self.owner, time.time())
+        if key in self.shards and ours and self.claims.get(key) == epoch - 1:
+            self.claims[key] = epoch  # nobody wrote the row since our last save
+        else:
+            self._release(key)
+            self.claims[key] = epoch
+            self._load(key)
+        offsets = self._shard_offsets(key)
+        for tp in tps:
+            offset = offsets.get(f"{tp.topic}:{tp.partition}")
+            if offset is not None:
+                self.source.seek(tp, offset)
+
+    def _load(self, key: int) -> None:
+        """The shard's last checkpoint, if any, into a new pipeline."""
+        assert self.store is not None
+        p = self._pipeline()
+        self.offsets[key] = {}
+        found = self.store.load_checkpoint(self.row(key))
+        if found is not None:
+            state, self.offsets[key] = found
+            try:  # on a scratch pipeline first: a state it cannot read leaves ours untouched
+                build(self.config, registry=CollectorRegistry(), notify=False
+                      ).pipeline.load_state(state["pipeline"])
+            except (KeyError, TypeError, ValueError):
+                # written by another driftwatch version: monitoring goes on from the stored
+                # offsets and references warm up again, rather than not starting at all
+                log.exception("checkpoint state unreadable; starting from empty state at its "
+                              "offsets", extra={"shard": key})
+                found = None
+        if found is not None:
+            p.load_state(state["pipeline"])
+            self.app.metrics.restore_counters(state.get("counters", {}))
+        with self.lock:
+            self.shards[key] = p
+        if found is not None:
+            # the notification groups as they were (news they had not sent goes out), then
+            # every firing alert (changes after the checkpoint are read again anyway); what
+            # was sent before is the outbox's duplicate (same alerts, same repeat)
+            self.app.dispatcher.load_groups(state.get("groups", []),
+                                            {i.name: i for i in self.config.time_intervals})
+            firing = p.book.firing()
+            self.app.dispatcher.submit(firing, self.firing())
+            log.info("restored checkpoint", extra={"shard": key, "firing": len(firing),
+                                                   "offsets": self.offsets[key]})
+
+    def _release(self, key: int) -> None:
+        """Let a shard go: another daemon owns its models now."""
+        self.waiting.pop(key, None)
+        self.claims.pop(key, None)
+        self.offsets.pop(key, None)
+        for k in [k for k in self.positions if self.key(int(k.rpartition(":")[2])) == key]:
+            del self.positions[k]
+        with self.lock:
+            p = self.shards.pop(key, None)
+        if p is None:
+            return
+        models = p.model_names()
+        self.app.metrics.untrack(p)
+        self.app.metrics.forget_models(models)
+        self.app.dispatcher.forget_models(models)
+        log.info("partition released", extra={"shard": key, "models": sorted(models)})
+
+    # -- the single-pipeline mode's lease ---------------------------------------------
     def acquire(self) -> bool:
         """Wait for the group's lease (one active daemon per group, the others stand by);
         False if asked to stop first."""
@@ -161,33 +302,39 @@ class Daemon:
             self.stop_event.wait(1.0)
         return False
 
+    # -- background jobs ----------------------------------------------------------
     def check_stale(self, now: float | None = None) -> int:
         """The staleness job; returns how many alert changes it made."""
         if not self.ready():
             return 0  # not consuming: silence is ours, not the models'
+        t = time.time() if now is None else now
         with self.lock:
-            return len(self.app.pipeline.check_stale(time.time() if now is None else now))
+            return sum(len(p.check_stale(t)) for p in list(self.shards.values()))
 
     def retention(self, now: float | None = None) -> int:
         assert self.store is not None
         cutoff = (time.time() if now is None else now) - RETENTION_SECONDS
         return SqlOutbox(self.store).prune(older_than=cutoff) + self.store.prune_silences(cutoff)
 
+    # -- the loop -------------------------------------------------------------------
     def run(self) -> int:
         """Consume until ``stop_event`` is set; returns the exit code."""
         if self.http is None:
             self.start_http()
-        if self.store is not None:
-            if not self.acquire():
+        self.source = KafkaSource(self.config.kafka, self._consumer_factory, listener=self,
+                                  **self._overrides)
+        self.split = self.source.co_partitioned()
+        if not self.split:
+            log.warning("the predictions and labels topics are not co-partitioned: one "
+                        "pipeline takes every partition and one daemon per group is active",
+                        extra={"topics": list(self.source.types)})
+            if self.store is not None and not self.acquire():
                 self.shutdown()
                 return 0
-            self.restore()
-        self.app.metrics.active.set(1)
         self.scheduler.start()
-        self.source = KafkaSource(self.config.kafka, self._consumer_factory,
-                                  start_offsets=self._offsets, **self._overrides)
         self.app.dispatcher.start()
-        log.info("consuming", extra={"bootstrap": self.config.kafka.bootstrap_servers})
+        log.info("consuming", extra={"bootstrap": self.config.kafka.bootstrap_servers,
+                                     "split": self.split})
         try:
             while not self.stop_event.is_set():
                 self.step()
@@ -198,21 +345,34 @@ class Daemon:
     def step(self, timeout_ms: int = 500) -> int:
         """One poll-process-commit cycle; returns the number of messages handled."""
         assert self.source is not None
+        if self.waiting:  # assigned while the store was unreachable: try again
+            self._take_waiting()
         polled = self.source.poll(timeout_ms)
         if self.source.assigned:
             self._ready = True
         n = 0
-        for kind, values in polled.items():
-            try:
-                with self.lock:
-                    self.app.pipeline.process_messages(values, kind)
-            except Exception:
-                # A bug must not take monitoring down with it, nor block the
-                # partition forever by re-reading the same batch on restart.
-                log.exception("batch failed", extra={"type": kind, "messages": len(values)})
-                self.app.metrics.batch_errors.labels("kafka").inc()
+        for part in polled:
+            key = self.key(part.partition)
+            # under the lock: a rebalance (on the consumer's IO thread) may let the shard go
+            # or checkpoint it meanwhile, and must see its state and position agree
+            with self.lock:
+                p = self.shards.get(key)
+                if p is None and self.store is None:
+                    p = self.shard(key)
+                if p is None or key in self.waiting:
+                    continue  # not ours (any more, or yet): read again by its owner
+                try:
+                    p.process_messages(part.values, part.kind)
+                except Exception:
+                    # A bug must not take monitoring down with it, nor block the
+                    # partition forever by re-reading the same batch on restart.
+                    log.exception("batch failed", extra={"type": part.kind,
+                                                         "messages": len(part.values)})
+                    self.app.metrics.batch_errors.labels("kafka").inc()
+                if part.next_offset is not None:
+                    self.positions[f"{part.topic}:{part.partition}"] = part.next_offset
             self.app.metrics.batches.labels("kafka").inc()
-            n += len(values)
+            n += len(part.values)
         if n:
             self.batches += 1
             if self.store is None:
@@ -223,33 +383,60 @@ class Daemon:
         return n
 
     def checkpoint(self) -> bool:
-        """State, counters and offsets in one transaction, then the offsets to Kafka."""
-        assert self.store is not None and self.source is not None and self._offsets is not None
+        """Each shard's state, counters and offsets in one transaction, then the offsets
+        to Kafka; False when the store refused (nothing committed)."""
+        assert self.store is not None and self.source is not None
         self._checkpointed_at = time.monotonic()
-        offsets = {**self._offsets, **self.source.positions}
-        with self.lock:
-            state = {"pipeline": self.app.pipeline.to_state(),
-                     "counters": self.app.metrics.counters_state(),
-                     "groups": self.app.dispatcher.groups_state()}
-        try:
-            self.store.save_checkpoint(self.config.kafka.group_id, state, offsets, time.time())
-        except Exception:  # the database is down: keep consuming, read again later
-            log.exception("checkpoint failed; offsets not committed")
-            self.app.metrics.checkpoint_failures.inc()
-            self._store_ok = False
+        saved = self._save(set(self.shards))
+        if saved is None:
             return False
         self._store_ok = True
         self.app.metrics.checkpoint_time.set(time.time())
-        self._offsets = offsets
-        self.source.commit_offsets(offsets)
-        if not self.store.acquire_lease(self.config.kafka.group_id, self.owner, self.lease_ttl,
-                                        time.time()):
+        self.source.commit_offsets(saved)
+        if not self.split and not self.store.acquire_lease(
+                self.config.kafka.group_id, self.owner, self.lease_ttl, time.time()):
             # we were presumed dead and another daemon took over: stop, never both
             self.app.metrics.active.set(0)
             log.error("lease lost to another driftwatch; stopping",
                       extra={"holder": self.store.lease_holder(self.config.kafka.group_id)})
             self.stop_event.set()
         return True
+
+    def _save(self, keys: set[int]) -> dict[str, int] | None:
+        """Store these shards' checkpoints; the offsets saved, or None when the store
+        refused.  A shard claimed by another daemon since is let go."""
+        assert self.store is not None and self.source is not None
+        saved: dict[str, int] = {}
+        for key in sorted(keys):
+            with self.lock:
+                p = self.shards.get(key)
+                if p is None or key not in self.claims:
+                    continue
+                claim = (self.owner, self.claims[key])
+                offsets = self._shard_offsets(key)
+                state = {"pipeline": p.to_state(), "counters": p.counters_state(),
+                         "groups": self.app.dispatcher.groups_state(p.model_names())}
+            try:
+                self.store.save_checkpoint(self.row(key), state, offsets, time.time(),
+                                           claim=claim)
+            except Fenced as exc:
+                # Kafka gave the partition to another daemon while we thought it ours
+                # (our session had lapsed): its state is theirs now, ours is stale
+                log.error("partition claimed by another daemon; letting it go",
+                          extra={"shard": key, "error": str(exc)})
+                self._release(key)
+                self.fenced.add(key)
+                self.source.pause([tp for tp in self.source.consumer.assignment()
+                                   if self.key(tp.partition) == key])
+                continue
+            except Exception:  # the database is down: keep consuming, read again later
+                log.exception("checkpoint failed; offsets not committed")
+                self.app.metrics.checkpoint_failures.inc()
+                self._store_ok = False
+                return None
+            self.offsets[key] = offsets
+            saved.update(offsets)
+        return saved
 
     def shutdown(self, flush_timeout: float = 10.0) -> None:
         self._ready = False
@@ -267,7 +454,7 @@ class Daemon:
         if self.http is not None:
             self.http.stop()
             self.http = None
-        if self.store is not None:
+        if self.store is not None and not self.split:
             self.store.release_lease(self.config.kafka.group_id, self.owner)
 
     def request_stop(self, *_: Any) -> None:

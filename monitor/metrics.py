@@ -44,6 +44,11 @@ class LatencyHistograms(Collector):
                 entry[1] += float(v.sum())
                 entry[2] += int(v.size)
 
+    def forget(self, models: set[str]) -> None:
+        with self._lock:
+            for key in [k for k in self._data if k[0] in models]:
+                del self._data[key]
+
     def collect(self) -> Iterable[HistogramMetricFamily]:
         fam = HistogramMetricFamily("driftwatch_serving_latency_seconds",
                                     "Serving latency reported in prediction events.",
@@ -169,10 +174,33 @@ class Metrics:
             "driftwatch_checkpoint_failures", "Checkpoints the store refused (nothing committed).",
             registry=r)
         self.active = Gauge("driftwatch_active",
-                            "1 while this daemon holds its consumer group's lease and consumes.",
+                            "1 while this daemon owns partitions and consumes them.",
                             registry=r)
         self.latency = LatencyHistograms()
         r.register(self.latency)
+        # the pipelines whose state the scrape-time gauges read (a daemon runs one per
+        # partition it owns): one collector over all of them, so each family is one
+        self._sources: list[Any] = []
+        self._sources_lock = threading.Lock()
+        r.register(StateCollector(self._each("_drift_samples"), self._each("_firing_samples")))
+        r.register(LabelStateCollector(self._each("_label_samples")))
+
+    def track(self, pipeline: Any) -> None:
+        """Read ``pipeline``'s drift, firing and label gauges at scrape time."""
+        with self._sources_lock:
+            self._sources.append(pipeline)
+
+    def untrack(self, pipeline: Any) -> None:
+        with self._sources_lock:
+            self._sources = [p for p in self._sources if p is not pipeline]
+
+    def _each(self, method: str) -> Callable[[], Iterable[Any]]:
+        def samples() -> Iterable[Any]:
+            with self._sources_lock:
+                sources = list(self._sources)
+            for p in sources:
+                yield from getattr(p, method)()
+        return samples
 
     # counters that count the stream itself: part of a checkpoint, so that after a
     # restart they go on from the checkpoint instead of from zero (events replayed
@@ -182,23 +210,38 @@ class Metrics:
                 "type_mismatches": self.type_mismatches, "windows": self.windows,
                 "labels_joined": self.labels_joined, "labels_expired": self.labels_expired}
 
-    def counters_state(self) -> dict[str, list[list[Any]]]:
+    def counters_state(self, models: set[str] | None = None) -> dict[str, list[list[Any]]]:
+        """The stream counters' values; with ``models``, only the series of those models
+        (and none without a model label)."""
         out: dict[str, list[list[Any]]] = {}
         for name, c in self._stream_counters().items():
             out[name] = [[dict(s.labels), s.value] for m in c.collect() for s in m.samples
-                         if s.name.endswith("_total")]
+                         if s.name.endswith("_total")
+                         and (models is None or s.labels.get("model") in models)]
         return out
 
     def restore_counters(self, state: dict[str, list[list[Any]]]) -> None:
-        """Set the stream counters to a checkpoint's values (call on a fresh Metrics)."""
+        """Add a checkpoint's counts to the stream counters (call on series this process
+        has not counted yet: a fresh Metrics, or models it just took over)."""
         counters = self._stream_counters()
         for name, rows in state.items():
             c = counters.get(name)
             for labels, value in rows if c is not None else ():
                 c.labels(**labels).inc(value)
 
-    def attach_state(self, collector: Collector) -> None:
-        self.registry.register(collector)
+    def forget_models(self, models: set[str]) -> None:
+        """Drop every series of these models: another daemon owns them now and exports
+        them (summed over daemons, each model is then counted once)."""
+        for metric in (*self._stream_counters().values(), self.last_event):
+            names = list(metric._labelnames)
+            if "model" not in names:
+                continue
+            for fam in metric.collect():
+                keys = {tuple(s.labels[n] for n in names) for s in fam.samples
+                        if s.labels.get("model") in models}
+                for key in keys:
+                    metric.remove(*key)
+        self.latency.forget(models)
 
     def notification_result(self, receiver: str, integration: str, outcome: str) -> None:
         self.notifications.labels(receiver, integration, outcome).inc()

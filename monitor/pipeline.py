@@ -29,7 +29,7 @@ from monitor.config_types import Config, ModelConfig, MonitorSettings
 from monitor.evaluate import Evaluation, dominant_version, evaluate_window
 from monitor.events import Decoder
 from monitor.join import ExpiryStats, LabelJoin
-from monitor.metrics import LabelStateCollector, Metrics, StateCollector
+from monitor.metrics import Metrics
 from monitor.performance_watch import PerformanceWatch, WatchEvaluation
 from monitor.sequential import SeqAlarm, SequentialWatch, alarm_findings
 from monitor.windows import ModelWindows, take
@@ -109,8 +109,14 @@ class Pipeline:
         # every model counts from the restart), for check_stale
         self.arrived: dict[str, float] = {}
         self.started = time.time()
-        metrics.attach_state(StateCollector(self._drift_samples, self._firing_samples))
-        metrics.attach_state(LabelStateCollector(self._label_samples))
+        # what the dispatcher's inhibition sees as firing: this pipeline's alerts, or a
+        # daemon's across all its pipelines (one per partition)
+        self.everyone: Callable[[], list[Alert]] | None = None
+        # the models whose events this pipeline counted, and the invalid events it
+        # counted by reason: what its share of the stream counters is, in a checkpoint
+        self.seen: set[str] = set()
+        self.invalid: dict[str, int] = {}
+        metrics.track(self)
 
     def _new_join(self, state: dict[str, Any] | None = None) -> LabelJoin:
         """The label join, with the TTLs of the config (also over a restored state)."""
@@ -131,6 +137,10 @@ class Pipeline:
         m = self.metrics
         for reason, n in batch.invalid.items():
             m.invalid.labels(reason).inc(n)
+            self.invalid[reason] = self.invalid.get(reason, 0) + n
+        self.seen.update(batch.predictions)
+        self.seen.update(batch.labels)
+        self.seen.update(model for model, _ in batch.type_mismatches)
         for reason, raw in batch.invalid_samples:
             log.warning("invalid event", extra={"reason": reason, "sample": raw[:200]})
         for model, labels in batch.labels.items():
@@ -366,7 +376,7 @@ class Pipeline:
     def _emit(self, changes: list[Alert]) -> list[Alert]:
         if not changes:
             return []
-        kept = self.dispatcher.submit(changes, self.book.firing())
+        kept = self.dispatcher.submit(changes, (self.everyone or self.book.firing)())
         for a in kept:
             self.metrics.alert_changes.labels(a.labels.get("kind", ""), a.labels.get("team", ""),
                                               a.status).inc()
@@ -399,7 +409,8 @@ class Pipeline:
                 "book": self.book.to_state(),
                 "models": {k: v.to_state() for k, v in self.models.items()},
                 "join": self.join.to_state(), "expired_at": _finite_or_none(self._expired_at),
-                "performance": {k: w.to_state() for k, w in self.perf.items()}}
+                "performance": {k: w.to_state() for k, w in self.perf.items()},
+                "seen": sorted(self.seen), "invalid": self.invalid}
 
     def load_state(self, s: dict[str, Any]) -> None:
         self.watermark = _or(s["watermark"], -math.inf)
@@ -415,3 +426,15 @@ class Pipeline:
         self._expired_at = _or(s.get("expired_at"), -math.inf)
         self.perf = {k: PerformanceWatch.from_state(w)
                      for k, w in s.get("performance", {}).items()}
+        self.seen = set(s.get("seen", ())) | set(self.models) | set(self.perf)
+        self.invalid = {k: int(v) for k, v in s.get("invalid", {}).items()}
+
+    def model_names(self) -> set[str]:
+        """Every model this pipeline holds state or counts for."""
+        return self.seen | set(self.models) | set(self.perf) | set(self.join.models)
+
+    def counters_state(self) -> dict[str, list[list[Any]]]:
+        """This pipeline's share of the stream counters (for its checkpoint)."""
+        out = self.metrics.counters_state(self.model_names())
+        out["invalid"] = [[{"reason": r}, float(n)] for r, n in sorted(self.invalid.items())]
+        return out

@@ -69,10 +69,15 @@ outbox = sa.Table(
 
 checkpoints = sa.Table(
     "driftwatch_checkpoints", metadata,
-    sa.Column("name", sa.String(255), primary_key=True),  # the consumer group
+    # the consumer group, or "group/partition" when several daemons split the partitions
+    sa.Column("name", sa.String(255), primary_key=True),
     sa.Column("state", sa.Text, nullable=False),  # the pipeline's JSON state
     sa.Column("offsets", sa.Text, nullable=False),  # {"topic:partition": next offset}
     sa.Column("updated_at", sa.Float, nullable=False),
+    # the daemon that claimed the row, and the claim's number: a save by any other
+    # claim (a daemon Kafka already presumed dead) is refused
+    sa.Column("owner", sa.String(255), nullable=False, server_default=""),
+    sa.Column("epoch", sa.Integer, nullable=False, server_default="0"),
 )
 
 
@@ -105,13 +110,26 @@ def _v4(conn: Connection) -> None:
         conn.execute(sa.update(outbox).where(outbox.c.id == r.id).values(dedup=_dedup(item)))
 
 
+def _v5(conn: Connection) -> None:
+    """Checkpoint rows get an owner and a claim number (fencing)."""
+    have = {c["name"] for c in sa.inspect(conn).get_columns(checkpoints.name)}
+    for column, ddl in (("owner", "VARCHAR(255) NOT NULL DEFAULT ''"),
+                        ("epoch", "INTEGER NOT NULL DEFAULT 0")):
+        if column not in have:
+            conn.execute(sa.text(f"ALTER TABLE {checkpoints.name} ADD COLUMN {column} {ddl}"))
+
+
 # MIGRATIONS[i] upgrades a database at schema version i to version i + 1.
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4]
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4, _v5]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
 class StoreError(RuntimeError):
     pass
+
+
+class Fenced(StoreError):
+    """The checkpoint row was claimed by another daemon since this one claimed it."""
 
 
 def _upsert(conn: Connection, key: sa.Column[Any], value: str, row: dict[str, Any]) -> None:
@@ -166,19 +184,61 @@ class Store:
 
     # -- checkpoints -------------------------------------------------------------
     def save_checkpoint(self, name: str, state: dict[str, Any], offsets: dict[str, int],
-                        now: float) -> None:
-        """State and offsets together, or neither."""
+                        now: float, *, claim: tuple[str, int] | None = None) -> None:
+        """State and offsets together, or neither.  With ``claim`` (owner, epoch) from
+        :meth:`claim_checkpoint`, only while that claim is the row's latest: else
+        :class:`Fenced`, and nothing is written."""
         row = {"state": orjson.dumps(state).decode(), "offsets": orjson.dumps(offsets).decode(),
                "updated_at": now}
         with self.engine.begin() as conn:
-            _upsert(conn, checkpoints.c.name, name, row)
+            if claim is None:
+                _upsert(conn, checkpoints.c.name, name, row)
+                return
+            owner, epoch = claim
+            done = conn.execute(sa.update(checkpoints).where(
+                checkpoints.c.name == name, checkpoints.c.owner == owner,
+                checkpoints.c.epoch == epoch).values(row))
+            if done.rowcount == 0:
+                raise Fenced(f"checkpoint {name!r} was claimed by another daemon "
+                             f"(holder: {self._holder(conn, name)})")
 
     def load_checkpoint(self, name: str) -> tuple[dict[str, Any], dict[str, int]] | None:
         with self.engine.connect() as conn:
             r = conn.execute(sa.select(checkpoints).where(checkpoints.c.name == name)).first()
-        if r is None:
+        if r is None or not r.state:
             return None
         return orjson.loads(r.state), {k: int(v) for k, v in orjson.loads(r.offsets).items()}
+
+    def claim_checkpoint(self, name: str, owner: str, now: float) -> tuple[int, bool]:
+        """Make ``owner`` the row's only writer (Kafka assigned it the partitions);
+        returns the claim's epoch and whether the row's previous claim was this owner's
+        own latest one (then the row holds exactly what the owner last saved)."""
+        with self.engine.begin() as conn:
+            r = conn.execute(sa.select(checkpoints.c.owner, checkpoints.c.epoch)
+                             .where(checkpoints.c.name == name)).first()
+            if r is None:
+                try:
+                    with conn.begin_nested():
+                        conn.execute(sa.insert(checkpoints).values(
+                            name=name, state="", offsets="{}", updated_at=now, owner=owner,
+                            epoch=1))
+                    return 1, False
+                except sa.exc.IntegrityError:  # claimed this very moment: go again
+                    r = conn.execute(sa.select(checkpoints.c.owner, checkpoints.c.epoch)
+                                     .where(checkpoints.c.name == name)).one()
+            epoch = int(r.epoch) + 1
+            done = conn.execute(sa.update(checkpoints).where(
+                checkpoints.c.name == name, checkpoints.c.epoch == r.epoch)
+                .values(owner=owner, epoch=epoch))
+            if done.rowcount == 0:
+                raise Fenced(f"checkpoint {name!r} claimed concurrently")
+            return epoch, r.owner == owner
+
+    @staticmethod
+    def _holder(conn: Connection, name: str) -> str:
+        r = conn.execute(sa.select(checkpoints.c.owner, checkpoints.c.epoch)
+                         .where(checkpoints.c.name == name)).first()
+        return "none" if r is None else f"{r.owner} #{r.epoch}"
 
     # -- leases: one active daemon per consumer group -----------------------------
     def acquire_lease(self, name: str, owner: str, ttl: float, now: float) -> bool:
@@ -356,5 +416,5 @@ class SqlOutbox:
             return int(done.rowcount)
 
 
-__all__: Sequence[str] = ("CLAIM_SECONDS", "MIGRATIONS", "SCHEMA_VERSION", "SqlOutbox", "Store",
-                          "StoreError")
+__all__: Sequence[str] = ("CLAIM_SECONDS", "MIGRATIONS", "SCHEMA_VERSION", "Fenced", "SqlOutbox",
+                          "Store", "StoreError")

@@ -163,3 +163,19 @@ def test_a_version_3_outbox_gets_hashed_identities_and_still_knows_its_notificat
     store = Store(db_engine)
     assert store.schema_version() == SCHEMA_VERSION >= 4
     assert not SqlOutbox(store).put(item())  # delivered before the upgrade: not again
+
+
+def test_checkpoint_rows_are_claimed_and_a_superseded_claim_cannot_write(db_engine):
+    from monitor.store import Fenced
+
+    a, b = Store(db_engine), Store(db_engine)  # two daemons, one database
+    assert a.claim_checkpoint("g/0", "A", T0) == (1, False)  # a new row
+    a.save_checkpoint("g/0", {"n": 1}, {"predictions:0": 10}, T0, claim=("A", 1))
+    assert a.claim_checkpoint("g/0", "A", T0) == (2, True)  # our own row, as we left it
+    assert b.claim_checkpoint("g/0", "B", T0) == (3, False)  # Kafka gave it to B
+    with pytest.raises(Fenced):
+        a.save_checkpoint("g/0", {"n": 2}, {"predictions:0": 20}, T0, claim=("A", 2))
+    assert b.load_checkpoint("g/0") == ({"n": 1}, {"predictions:0": 10})
+    b.save_checkpoint("g/0", {"n": 3}, {"predictions:0": 30}, T0, claim=("B", 3))
+    assert a.load_checkpoint("g/0") == ({"n": 3}, {"predictions:0": 30})
+    assert a.claim_checkpoint("g/0", "A", T0) == (4, False)  # B wrote since: not ours

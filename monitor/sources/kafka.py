@@ -3,19 +3,22 @@
 Offsets are committed manually, only after the batch that contained them has
 been processed (``commit`` after ``Pipeline.process``).  With a store, the
 daemon commits explicit offsets (:meth:`KafkaSource.commit_offsets`) after
-they were checkpointed with the state, and on assignment a partition is
-sought to its checkpointed offset (``start_offsets``), so the checkpoint, not
-Kafka's committed offset, decides where reading resumes.  Nothing here
-depends on a particular broker: any Kafka-protocol cluster works.
+they were checkpointed with the state, and when partitions are assigned it
+seeks them to their checkpointed offsets (the rebalance listener hands every
+revocation and assignment to the daemon), so the checkpoint, not Kafka's
+committed offset, decides where reading resumes.  Nothing here depends on a
+particular broker: any Kafka-protocol cluster works.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
+from kafka.coordinator.assignors.range import RangePartitionAssignor
 from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata
 
@@ -26,11 +29,31 @@ log = logging.getLogger("driftwatch.kafka")
 ConsumerFactory = Callable[..., Any]
 
 
+class Rebalance(Protocol):
+    """What the source tells its owner about the consumer group's assignment."""
+
+    def on_revoked(self, partitions: list[Any]) -> None: ...
+
+    def on_assigned(self, partitions: list[Any]) -> None: ...
+
+
+@dataclass
+class Polled:
+    """The messages of one partition from one poll."""
+
+    topic: str
+    partition: int
+    kind: str  # "prediction" or "label": the topic's default event type
+    values: list[bytes]
+    next_offset: int | None  # after the last message (None when records carry no offset)
+
+
 class KafkaSource:
-    """Polls both topics; ``poll`` returns ``{default_type: [message values]}``."""
+    """Polls both topics, one :class:`Polled` per partition; tells ``listener`` about
+    every revocation and assignment (it checkpoints and restores state there)."""
 
     def __init__(self, cfg: KafkaConfig, consumer_factory: ConsumerFactory = KafkaConsumer,
-                 start_offsets: dict[str, int] | None = None, **overrides: Any) -> None:
+                 listener: Rebalance | None = None, **overrides: Any) -> None:
         self.cfg = cfg
         self.types = {cfg.predictions_topic: "prediction", cfg.labels_topic: "label"}
         options: dict[str, Any] = {
@@ -42,42 +65,50 @@ class KafkaSource:
             "session_timeout_ms": cfg.session_timeout_ms,
             "heartbeat_interval_ms": max(300, cfg.session_timeout_ms // 3),
             "max_poll_records": cfg.max_poll_records,
+            # range: partition p of both topics goes to the same daemon, so a model's
+            # labels meet its predictions when several daemons split the partitions
+            "partition_assignment_strategy": (RangePartitionAssignor,),
             **cfg.client_options,
             **overrides,
         }
         self.records_seen = 0
-        # "topic:partition" -> the next offset after what poll() has returned
-        self.positions: dict[str, int] = {}
-        self.start_offsets = dict(start_offsets or {})
-        if start_offsets is None:
-            self.consumer = consumer_factory(*self.types, **options)
-        else:  # resume from a checkpoint: seek each partition as it is assigned
-            self.consumer = consumer_factory(**options)
-            self.consumer.subscribe(topics=list(self.types), listener=_SeekOnAssign(self))
+        self.consumer = consumer_factory(**options)
+        self.consumer.subscribe(topics=list(self.types), listener=_Listener(listener))
 
-    def _seek(self, assigned: Any) -> None:
-        for tp in assigned:
-            key = f"{tp.topic}:{tp.partition}"
-            offset = self.positions.get(key, self.start_offsets.get(key))
-            if offset is not None:
-                self.consumer.seek(tp, offset)
-                log.info("resuming from checkpoint", extra={"partition": key, "offset": offset})
+    def co_partitioned(self) -> bool:
+        """Whether a model's predictions and labels share a partition number (one topic,
+        or two with as many partitions, both keyed by model): only then can several
+        daemons split the partitions and still join labels to predictions."""
+        if self.cfg.labels_topic == self.cfg.predictions_topic:
+            return True
+        counts = [self.consumer.partitions_for_topic(t) for t in self.types]
+        return None not in counts and len(counts[0]) == len(counts[1])
 
-    def poll(self, timeout_ms: int = 500) -> dict[str, list[bytes]]:
-        out: dict[str, list[bytes]] = {}
+    def poll(self, timeout_ms: int = 500) -> list[Polled]:
+        out: list[Polled] = []
         polled = self.consumer.poll(timeout_ms=timeout_ms, max_records=self.cfg.max_poll_records)
         for tp, records in polled.items():
-            kind = self.types.get(tp.topic, "prediction")
-            out.setdefault(kind, []).extend(r.value for r in records if r.value is not None)
             self.records_seen += len(records)
             last = getattr(records[-1], "offset", None) if records else None
-            if last is not None:
-                self.positions[f"{tp.topic}:{tp.partition}"] = int(last) + 1
+            out.append(Polled(tp.topic, tp.partition, self.types.get(tp.topic, "prediction"),
+                              [r.value for r in records if r.value is not None],
+                              None if last is None else int(last) + 1))
         return out
 
     @property
     def assigned(self) -> bool:
         return bool(self.consumer.assignment())
+
+    def seek(self, tp: Any, offset: int) -> None:
+        self.consumer.seek(tp, offset)
+        log.info("resuming from checkpoint", extra={"partition": f"{tp.topic}:{tp.partition}",
+                                                    "offset": offset})
+
+    def pause(self, tps: list[Any]) -> None:
+        self.consumer.pause(*tps)
+
+    def resume(self, tps: list[Any]) -> None:
+        self.consumer.resume(*tps)
 
     def commit(self) -> bool:
         """Commit the positions of everything returned so far; False if it failed."""
@@ -113,12 +144,14 @@ class KafkaSource:
         self.consumer.close()
 
 
-class _SeekOnAssign(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, source: KafkaSource) -> None:
-        self.source = source
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, owner: Rebalance | None) -> None:
+        self.owner = owner
 
     def on_partitions_revoked(self, revoked: Any) -> None:
-        return None
+        if self.owner is not None:
+            self.owner.on_revoked(list(revoked))
 
     def on_partitions_assigned(self, assigned: Any) -> None:
-        self.source._seek(assigned)
+        if self.owner is not None:
+            self.owner.on_assigned(list(assigned))

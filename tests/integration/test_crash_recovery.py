@@ -30,8 +30,10 @@ FAULTS = [Fault("churn", "shift", 6_000, {"feature": "age", "sigmas": 1.0}),
           Fault("eta", "latency", 6_000, {"factor": 1.5})]
 
 
-def config_text(broker: str, topics: tuple[str, str], group: str, db: Path, port: int,
+def config_text(broker: str, topics: tuple[str, str], group: str, db: Path | str, port: int,
                 alerts: Path) -> str:
+    """A daemon's config; ``db`` is a SQLite file or a database URL."""
+    url = db if isinstance(db, str) else f"sqlite:///{db}"
     return f"""
 [kafka]
 bootstrap_servers = ["{broker}"]
@@ -41,7 +43,7 @@ session_timeout_ms = 3000
 max_poll_records = 500
 
 [store]
-url = "sqlite:///{db}"
+url = "{url}"
 checkpoint_interval = "1s"
 
 [http]
@@ -174,9 +176,12 @@ def test_sigkill_loses_nothing_and_counts_nothing_twice(broker, tmp_path: Path) 
 
 
 def test_a_standby_daemon_takes_over_when_the_active_one_is_killed(broker, tmp_path: Path) -> None:
+    """Topics that are not co-partitioned (a model's labels may sit in another partition
+    number than its predictions) cannot be split: one daemon is active, one stands by."""
     suffix = uuid.uuid4().hex[:8]
     topics = (f"predictions-{suffix}", f"labels-{suffix}")
-    broker.create_topics(list(topics))
+    broker.create_topics([topics[0]], partitions=2)
+    broker.create_topics([topics[1]], partitions=1)
     ports = [free_port(), free_port()]
     cfgs = []
     for i, port in enumerate(ports):
