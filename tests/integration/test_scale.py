@@ -13,17 +13,20 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import orjson
 import pytest
 import sqlalchemy as sa
 from kafka import KafkaProducer
 
 from monitor.broker import free_port
-from monitor.config import load_config
-from monitor.replay import replay
-from monitor.simulate import Fault, ModelSpec, ndjson_chunks, stream, write_jsonl
+from monitor.simulate import Fault, ModelSpec, ndjson_chunks, stream
 from tests.conftest import POSTGRES
-from tests.integration.test_crash_recovery import config_text, metric, start, wait_for
+from tests.integration.test_crash_recovery import (
+    config_text,
+    delivered_as_replayed,
+    metric,
+    start,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -95,11 +98,13 @@ def test_daemons_split_the_partitions_and_hand_state_over_when_one_is_killed(
 
     threading.Thread(target=produce, daemon=True).start()
     procs = [start(cfg) for cfg in cfgs]
-    live = list(range(daemons))
+    live, victim = list(range(daemons)), -1
     try:
         # every daemon gets a share of the partitions
-        assert wait_for(lambda: all(p.poll() is None for p in procs)
-                        and all(metric(port, "churn") >= 0 for port in ports), 30)
+        assert wait_for(lambda: any(p.poll() is not None for p in procs)
+                        or all(metric(port, "churn") >= 0 for port in ports), 90)
+        assert all(p.poll() is None for p in procs), \
+            [p.stderr.read().decode()[-2000:] for p in procs if p.poll() is not None]
         go.set()
         assert wait_for(lambda: all(owned(port) for port in ports), 60), \
             [owned(port) for port in ports]
@@ -134,17 +139,6 @@ def test_daemons_split_the_partitions_and_hand_state_over_when_one_is_killed(
             if i != victim:
                 assert rc == 0, err  # graceful: checkpoint, flush the outbox
 
-    delivered = [orjson.loads(x) for f in files if f.exists() for x in f.read_bytes().splitlines()]
-    keys = [(a["fingerprint"], a["status"], a["startsAt"]) for a in delivered]
-    assert len(keys) == len(set(keys)), "an alert state change was delivered twice"
-
-    def what(a: dict) -> tuple[str, str, str, str]:
-        lab = a["labels"]
-        return lab["alertname"], lab["model"], lab.get("feature", ""), a["status"]
-
-    events_file = tmp_path / "events.jsonl"
-    write_jsonl(str(events_file), events)
-    clean = replay(load_config(cfgs[0]), [events_file])
-    assert {what(a.to_json()) for a in clean.alerts} == {what(a) for a in delivered}
-    assert any(w[:2] == ("DataDrift", "churn") for w in map(what, delivered))
-    assert any(w[:2] == ("LatencyRegression", "eta-eu") for w in map(what, delivered))
+    seen = delivered_as_replayed(files, events, cfgs[0], tmp_path)
+    assert any(w[:2] == ("DataDrift", "churn") for w in seen)
+    assert any(w[:2] == ("LatencyRegression", "eta-eu") for w in seen)
