@@ -348,8 +348,7 @@ class Daemon:
         if self.waiting:  # assigned while the store was unreachable: try again
             self._take_waiting()
         polled = self.source.poll(timeout_ms)
-        if self.source.assigned:
-            self._ready = True
+        self._ready = self.source.assigned and self.source.connected()
         n = 0
         for part in polled:
             key = self.key(part.partition)
@@ -393,14 +392,26 @@ class Daemon:
         self._store_ok = True
         self.app.metrics.checkpoint_time.set(time.time())
         self.source.commit_offsets(saved)
-        if not self.split and not self.store.acquire_lease(
-                self.config.kafka.group_id, self.owner, self.lease_ttl, time.time()):
+        if not self.split:
+            self._renew_lease()
+        return True
+
+    def _renew_lease(self) -> None:
+        assert self.store is not None
+        group = self.config.kafka.group_id
+        try:
+            held = self.store.acquire_lease(group, self.owner, self.lease_ttl, time.time())
+            holder = None if held else self.store.lease_holder(group)
+        except Exception:  # the database went down just now: the next checkpoint retries
+            log.exception("lease renewal failed")
+            self.app.metrics.checkpoint_failures.inc()
+            self._store_ok = False
+            return
+        if not held:
             # we were presumed dead and another daemon took over: stop, never both
             self.app.metrics.active.set(0)
-            log.error("lease lost to another driftwatch; stopping",
-                      extra={"holder": self.store.lease_holder(self.config.kafka.group_id)})
+            log.error("lease lost to another driftwatch; stopping", extra={"holder": holder})
             self.stop_event.set()
-        return True
 
     def _save(self, keys: set[int]) -> dict[str, int] | None:
         """Store these shards' checkpoints; the offsets saved, or None when the store

@@ -63,6 +63,12 @@ class FakeConsumer:
     def resume(self, *tps: TP) -> None:
         self.paused -= set(tps)
 
+    heartbeat_age: float | None = None  # seconds since the coordinator last answered
+
+    def metrics(self) -> dict[str, dict[str, float | None]]:
+        return {"consumer-coordinator-metrics": {"last-heartbeat-seconds-ago":
+                                                 self.heartbeat_age}}
+
     def commit(self, offsets: dict | None = None) -> None:
         self.commits += 1
         self.committed.append(dict(offsets or {}))
@@ -71,9 +77,9 @@ class FakeConsumer:
         self.closed = True
 
 
-def attach(d: Daemon, *partitions: int) -> FakeConsumer:
+def attach(d: Daemon, *partitions: int, counts: dict[str, int] | None = None) -> FakeConsumer:
     """What ``Daemon.run`` does before its loop, on a stand-in consumer that is then
-    assigned these partitions."""
+    assigned these partitions (``counts``: the topics' partition counts)."""
     from monitor.sources.kafka import KafkaSource
 
     consumers: list[FakeConsumer] = []
@@ -83,6 +89,8 @@ def attach(d: Daemon, *partitions: int) -> FakeConsumer:
         return consumers[-1]
 
     d.source = KafkaSource(d.config.kafka, factory, listener=d)
+    if counts is not None:
+        consumers[0].partitions = counts
     d.split = d.source.co_partitioned()
     consumers[0].rebalance(*partitions)
     return consumers[0]
@@ -415,3 +423,42 @@ def test_topics_that_are_not_co_partitioned_share_one_pipeline_and_one_row(tmp_p
     assert d.checkpoint()
     _, offsets = store.load_checkpoint("driftwatch")  # the group's row, as before
     assert offsets == {"predictions:0": 10, "predictions:1": 10}
+
+
+def test_readyz_says_not_ready_while_the_broker_does_not_answer() -> None:
+    d = Daemon(Config(), registry=CollectorRegistry())
+    c = attach(d, 0)
+    c.heartbeat_age = 2.0
+    d.step()
+    assert d.ready()
+    c.heartbeat_age = 60.0  # the client keeps its assignment; the coordinator is gone
+    d.source._connected_at = -1e9  # (read at most once a second)
+    d.step()
+    assert c.assignment() and not d.ready()
+    c.heartbeat_age = 0.5  # back
+    d.source._connected_at = -1e9
+    d.step()
+    assert d.ready()
+
+
+def test_a_lease_renewal_the_database_refuses_is_retried_not_fatal(tmp_path) -> None:
+    import sqlalchemy as sa
+
+    from monitor.store import Store
+
+    store = Store(f"sqlite:///{tmp_path / 'dw.db'}")
+    d = Daemon(Config(), registry=CollectorRegistry(), store=store)
+    assert d.acquire()
+    attach(d, 0, counts={"predictions": 2, "labels": 1})  # not co-partitioned: the lease
+    assert not d.split and list(d.shards) == [0]
+    real = store.acquire_lease
+
+    def down(*args: Any, **kw: Any) -> bool:
+        raise sa.exc.OperationalError("UPDATE", {}, Exception("database is down"))
+
+    store.acquire_lease = down  # type: ignore[method-assign]
+    assert d.checkpoint()  # the state was saved; the renewal failed: logged, not raised
+    assert not d.ready() and not d.stop_event.is_set()
+    store.acquire_lease = real  # type: ignore[method-assign]
+    assert d.checkpoint() and not d.stop_event.is_set() and list(d.shards) == [0]
+    assert store.lease_holder("driftwatch")[0] == d.owner

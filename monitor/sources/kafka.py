@@ -13,6 +13,8 @@ particular broker: any Kafka-protocol cluster works.
 from __future__ import annotations
 
 import logging
+import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -72,6 +74,7 @@ class KafkaSource:
             **overrides,
         }
         self.records_seen = 0
+        self._connected, self._connected_at = True, -math.inf
         self.consumer = consumer_factory(**options)
         self.consumer.subscribe(topics=list(self.types), listener=_Listener(listener))
 
@@ -98,6 +101,27 @@ class KafkaSource:
     @property
     def assigned(self) -> bool:
         return bool(self.consumer.assignment())
+
+    def connected(self, now: float | None = None) -> bool:
+        """Whether the group coordinator answered a heartbeat within the session timeout.
+        The client keeps its assignment while the broker is unreachable, so an assignment
+        alone does not say the daemon is consuming.  Read at most once a second (the
+        client's metrics are an unstable interface: unknown counts as connected)."""
+        t = time.monotonic() if now is None else now
+        if t - self._connected_at >= 1.0:
+            self._connected_at = t
+            self._connected = self._heartbeat_age() < self.cfg.session_timeout_ms / 1000
+        return self._connected
+
+    def _heartbeat_age(self) -> float:
+        metrics = getattr(self.consumer, "metrics", None)
+        try:
+            found = metrics() if metrics is not None else None
+            age = (found or {}).get("consumer-coordinator-metrics", {}).get(
+                "last-heartbeat-seconds-ago")
+            return float(age) if age is not None else 0.0
+        except (TypeError, ValueError, AttributeError):
+            return 0.0
 
     def seek(self, tp: Any, offset: int) -> None:
         self.consumer.seek(tp, offset)
