@@ -22,7 +22,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import orjson
@@ -124,6 +125,10 @@ MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4, _v5]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
+MIGRATION_LOCK = 0x64726966  # PostgreSQL advisory lock key ("drif") held while migrating
+MIGRATE_ATTEMPTS = 5
+
+
 class StoreError(RuntimeError):
     pass
 
@@ -161,7 +166,23 @@ class Store:
             return int(row) if row is not None else 0
 
     def migrate(self) -> int:
-        """Bring the schema to :data:`SCHEMA_VERSION`; returns the version found."""
+        """Bring the schema to :data:`SCHEMA_VERSION`; returns the version found.
+
+        Daemons started together on a new database migrate one at a time: on PostgreSQL
+        under an advisory lock; elsewhere (SQLite) a step that lost the race to another
+        process is read again and skipped."""
+        for attempt in range(MIGRATE_ATTEMPTS):
+            try:
+                with self._exclusive():
+                    return self._migrate()
+            except (sa.exc.OperationalError, sa.exc.IntegrityError,
+                    sa.exc.ProgrammingError):
+                if attempt == MIGRATE_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.1 * (attempt + 1))  # another daemon was creating the schema
+        raise AssertionError("unreachable")
+
+    def _migrate(self) -> int:
         with self.engine.begin() as conn:
             meta.create(conn, checkfirst=True)
         found = self.schema_version()
@@ -174,6 +195,19 @@ class Store:
                 self._set_version(conn, version + 1)
             log.info("store migrated", extra={"schema_version": version + 1})
         return found
+
+    @contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        if self.engine.dialect.name != "postgresql":
+            yield
+            return
+        with self.engine.connect() as conn:
+            conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK})
+            try:
+                yield
+            finally:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK})
+                conn.commit()
 
     @staticmethod
     def _set_version(conn: Connection, version: int) -> None:

@@ -179,3 +179,27 @@ def test_checkpoint_rows_are_claimed_and_a_superseded_claim_cannot_write(db_engi
     b.save_checkpoint("g/0", {"n": 3}, {"predictions:0": 30}, T0, claim=("B", 3))
     assert a.load_checkpoint("g/0") == ({"n": 3}, {"predictions:0": 30})
     assert a.claim_checkpoint("g/0", "A", T0) == (4, False)  # B wrote since: not ours
+
+
+def test_daemons_starting_together_on_an_empty_database_all_come_up(db_engine):
+    """Several daemons started at once against a new database: the schema is created
+    once, and every one of them starts (none dies on the other's CREATE TABLE)."""
+    import threading
+
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(6)
+
+    def open_store() -> None:
+        barrier.wait()
+        try:
+            Store(db_engine)
+        except BaseException as exc:  # noqa: BLE001 (collected for the assertion)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_store) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    assert Store(db_engine).schema_version() == SCHEMA_VERSION
