@@ -439,6 +439,15 @@ def test_readyz_says_not_ready_while_the_broker_does_not_answer() -> None:
     d.source._connected_at = -1e9
     d.step()
     assert d.ready()
+    c.heartbeat_age = float("inf")  # none sent yet after a (re)join: ready ...
+    c.rebalance(0)
+    d.source._connected_at = -1e9
+    d.step()
+    assert d.ready()
+    d.source.assigned_at -= 60  # ... unless none came for a session timeout since
+    d.source._connected_at = -1e9
+    d.step()
+    assert not d.ready()
 
 
 def test_a_lease_renewal_the_database_refuses_is_retried_not_fatal(tmp_path) -> None:

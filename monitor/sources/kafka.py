@@ -75,8 +75,9 @@ class KafkaSource:
         }
         self.records_seen = 0
         self._connected, self._connected_at = True, -math.inf
+        self.assigned_at = time.monotonic()
         self.consumer = consumer_factory(**options)
-        self.consumer.subscribe(topics=list(self.types), listener=_Listener(listener))
+        self.consumer.subscribe(topics=list(self.types), listener=_Listener(self, listener))
 
     def co_partitioned(self) -> bool:
         """Whether a model's predictions and labels share a partition number (one topic,
@@ -103,14 +104,18 @@ class KafkaSource:
         return bool(self.consumer.assignment())
 
     def connected(self, now: float | None = None) -> bool:
-        """Whether the group coordinator answered a heartbeat within the session timeout.
-        The client keeps its assignment while the broker is unreachable, so an assignment
-        alone does not say the daemon is consuming.  Read at most once a second (the
-        client's metrics are an unstable interface: unknown counts as connected)."""
+        """Whether the group coordinator took a heartbeat within the session timeout (or,
+        before the first one, since the assignment).  The client keeps its assignment
+        while the broker is unreachable, so an assignment alone does not say the daemon
+        is consuming.  Read at most once a second (the client's metrics are an unstable
+        interface: unknown counts as connected)."""
         t = time.monotonic() if now is None else now
         if t - self._connected_at >= 1.0:
             self._connected_at = t
-            self._connected = self._heartbeat_age() < self.cfg.session_timeout_ms / 1000
+            age = self._heartbeat_age()
+            if age == math.inf:  # none sent yet: the join itself was the last answer
+                age = t - self.assigned_at
+            self._connected = age < self.cfg.session_timeout_ms / 1000
         return self._connected
 
     def _heartbeat_age(self) -> float:
@@ -169,13 +174,14 @@ class KafkaSource:
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, owner: Rebalance | None) -> None:
-        self.owner = owner
+    def __init__(self, source: KafkaSource, owner: Rebalance | None) -> None:
+        self.source, self.owner = source, owner
 
     def on_partitions_revoked(self, revoked: Any) -> None:
         if self.owner is not None:
             self.owner.on_revoked(list(revoked))
 
     def on_partitions_assigned(self, assigned: Any) -> None:
+        self.source.assigned_at = time.monotonic()
         if self.owner is not None:
             self.owner.on_assigned(list(assigned))
