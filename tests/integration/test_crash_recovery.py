@@ -156,8 +156,9 @@ def test_sigkill_loses_nothing_and_counts_nothing_twice(broker, tmp_path: Path) 
                                                           for m, n in produced.items()}
     finally:
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(30) == 0  # graceful: checkpoint, commit, flush the outbox
+        rc = proc.wait(30)
         proc.stderr.close()
+    assert rc == 0  # graceful: checkpoint, commit, flush the outbox
 
     seen = delivered_as_replayed([alerts_file], events, cfg, tmp_path)
     assert any(w[:2] == ("DataDrift", "churn") for w in seen)

@@ -6,6 +6,7 @@ clean replay is delivered once, by whichever daemon owned the model then."""
 from __future__ import annotations
 
 import signal
+import subprocess
 import threading
 import time
 import urllib.request
@@ -132,12 +133,17 @@ def test_daemons_split_the_partitions_and_hand_state_over_when_one_is_killed(
         for p in procs:
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
-        for i, p in enumerate(procs):
-            rc = p.wait(30)
-            err = p.stderr.read().decode()[-2000:]
+        ends = []
+        for p in procs:  # every process reaped and its pipe closed, before any assertion
+            try:
+                rc = p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                rc = p.wait(10)
+            ends.append((rc, p.stderr.read().decode()[-2000:]))
             p.stderr.close()
-            if i != victim:
-                assert rc == 0, err  # graceful: checkpoint, flush the outbox
+    # graceful: checkpoint, flush the outbox
+    assert all(rc == 0 for i, (rc, _) in enumerate(ends) if i != victim), ends
 
     seen = delivered_as_replayed(files, events, cfgs[0], tmp_path)
     assert any(w[:2] == ("DataDrift", "churn") for w in seen)
