@@ -26,7 +26,8 @@ the upper Jeffreys bound of the reference's error rate; its alternatives sit
 at the accuracy effect floor and four times it; it spends the same false-alarm
 rate as the windows (``alpha`` per window of pairs, split over its CUSUMs).
 An alarm fires at once and is folded into the next window's findings, so that
-window cannot count as clean.
+window cannot count as clean; alarms and windows are handed on in prediction-
+time order, so a window that ended before an alarm cannot resolve it.
 
 The task is ``ModelConfig.task`` or, when unset, inferred from the reference
 pairs: class strings -> multiclass; numeric predictions in [0, 1] with labels
@@ -348,15 +349,20 @@ class PerformanceWatch:
                 "metrics": {m: self.reference.get(m) for m in PRIMARY[self.task]}})
             self._start_sequential(ref, mcfg)
             pairs = rest
+        # (prediction time, evaluation): the CUSUMs' alarms and the windows that closed,
+        # handed on in prediction-time order -- a window that ended before an alarm must
+        # not count as a clean test after it (it would resolve the alert, and the window
+        # that holds the alarm would fire it a second time)
+        timed: list[tuple[float, WatchEvaluation]] = []
         if self.errors is not None and pairs.n:
-            out += self._sequential(pairs, mcfg)
+            timed += self._sequential(pairs, mcfg)
         while self.buffered >= self.window_n:
             allp = Pairs.concat(self.buffer)
             cur = allp.take(slice(0, self.window_n))
             rest = allp.take(slice(self.window_n, None))
             self.buffer, self.buffered = ([rest] if rest.n else []), rest.n
-            out.append(self._evaluate(cur, mcfg))
-        return out
+            timed.append((float(np.max(cur.pred_ts)), self._evaluate(cur, mcfg)))
+        return out + [ev for _, ev in sorted(timed, key=lambda t: t[0])]
 
     def _start_sequential(self, ref: Pairs, mcfg: ModelConfig) -> None:
         if self.task not in (BINARY, MULTICLASS):
@@ -371,7 +377,8 @@ class PerformanceWatch:
             arl0 = self.window_n / s.alpha * len(p1)
             self.errors = BernoulliBank([p0], [[alternative(p0, q) for q in p1]], arl0)
 
-    def _sequential(self, pairs: Pairs, mcfg: ModelConfig) -> list[WatchEvaluation]:
+    def _sequential(self, pairs: Pairs,
+                    mcfg: ModelConfig) -> list[tuple[float, WatchEvaluation]]:
         assert self.errors is not None and self.task is not None
         x = wrong(self.task, pairs)
         out = []
@@ -382,7 +389,7 @@ class PerformanceWatch:
             self.alarms.append(alarm)
             ev = WatchEvaluation(self.model, now=float(pairs.label_ts[a.row]))
             ev.findings.append(self._alarm_finding(alarm, mcfg))
-            out.append(ev)
+            out.append((alarm[0], ev))
         self.recent_wrong = np.concatenate([self.recent_wrong, x])[-RECENT_PAIRS:].tolist()
         return out
 

@@ -267,3 +267,40 @@ def test_sizes_and_task_inference() -> None:
     assert infer_task(Pairs.from_joined(j)) == BINARY
     j = _joined(np.array([0.2, 3.0]), np.array([0.0, 1.0]))
     assert infer_task(Pairs.from_joined(j)) == REGRESSION
+
+
+def test_a_cusum_alarm_is_paged_once_even_when_windows_close_in_its_batch() -> None:
+    """Alarms and windows leave the watch in prediction-time order: a window that ended
+    before the alarm (closed in the same batch) must not resolve it, or the window that
+    holds the alarm would fire it a second time."""
+    app = app_for(CONFIG, ttl=600)
+    alerts = run(app, DROP, chunk=20_000)  # ~10,000 events a batch: several windows each
+    assert [(a["status"], a["labels"]["kind"]) for a in alerts] == [
+        ("firing", "performance_degradation")]
+    assert alerts[0]["evidence"]["detector"] == "bernoulli_cusum"
+
+
+def test_alarms_and_windows_are_returned_in_prediction_time_order() -> None:
+    w = PerformanceWatch.build(ModelConfig("churn", task=BINARY))
+    rng = np.random.default_rng(4)
+
+    def pairs(start: int, n: int, wrong: np.ndarray) -> Joined:
+        ts = T0 + np.arange(start, start + n) * INTERVAL
+        pred = rng.random(n)
+        label = np.where(wrong, pred < 0.5, pred >= 0.5).astype(float)
+        none = np.full(n, None, dtype=object)
+        return Joined("churn", np.arange(start, start + n).astype(str).astype(object), ts,
+                      ts + 1.0, pred, none, label, none.copy())
+
+    ref = w.reference_n
+    assert w.add(pairs(0, ref, rng.random(ref) < 0.1), CONFIG.model("churn")) == []
+    wrong = rng.random(3 * w.window_n) < 0.1
+    wrong[int(2.5 * w.window_n):] = True  # the last half window is all wrong
+    evs = w.add(pairs(ref, 3 * w.window_n, wrong), CONFIG.model("churn"))
+    kinds = ["alarm" if not e.evaluated else "window" for e in evs]
+    # two clean windows, then the CUSUM's alarms (it restarts and alarms on), then the
+    # window that holds them
+    assert kinds[:2] == ["window", "window"] and kinds[-1] == "window"
+    assert len(kinds) > 3 and set(kinds[2:-1]) == {"alarm"}
+    assert [e.now for e in evs] == sorted(e.now for e in evs)
+    assert any(f.detector == "bernoulli_cusum" for f in evs[-1].findings)  # folded in
