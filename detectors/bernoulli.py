@@ -17,7 +17,14 @@ that every CUSUM has ``ARL0 >= arl0``.
 
 ``p0`` is estimated from a reference, so it is uncertain; :func:`rate_bound`
 gives the one-sided Jeffreys bound to use instead of the point estimate, so
-that a rate the reference happened to underestimate does not page.
+that a rate the reference happened to underestimate does not page.  A bound
+is not a guarantee: one reference in ten underestimates the rate by more,
+and a CUSUM tuned to a small rise then alarms far more often than its
+budget.  So when the bank knows the counts ``p0`` came from, ``h`` keeps the
+false-alarm budget *on average over the rate's posterior* (Jeffreys,
+``Beta(hits + 1/2, n - hits + 1/2)``; :func:`expected_threshold`) instead of
+at ``p0`` alone: higher than Wald's ``h`` when the reference is small,
+lower when it is large and the bound already sits well above the rate.
 """
 
 from __future__ import annotations
@@ -30,7 +37,12 @@ from typing import Any
 import numpy as np
 from scipy import optimize, special
 
-from detectors.cusum import lindley_scan, log_wald_numerator
+from detectors.cusum import lindley_scan, log_g, log_wald_numerator, solve_threshold
+
+# quadrature over the rate's posterior, in normal scores of its quantiles
+_T = np.linspace(-10.0, 10.0, 81)
+_LOG_W = -0.5 * _T**2 - 0.5 * math.log(2 * math.pi) + math.log(_T[1] - _T[0])
+_LOWER = _T <= 0
 
 
 def kl_bernoulli(p: float, q: float) -> float:
@@ -53,6 +65,92 @@ def bernoulli_threshold(p0: float, p1: float, arl0: float) -> float:
     if target <= log_wald_numerator(1e-6):
         return 1e-6
     return float(optimize.brentq(lambda h: log_wald_numerator(h) - target, 1e-6, 1e4))
+
+
+def _tilt(p: np.ndarray, a: float, b: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For increments ``a`` (probability ``p``) or ``b``: the nonzero root ``theta`` of
+    ``p e^(theta a) + (1 - p) e^(theta b) = 1`` (Wald's exponent), the mean and the
+    variance, elementwise over ``p``."""
+    mu = p * a + (1 - p) * b
+    var = p * (1 - p) * (a - b) ** 2
+    lp, lq = np.log(p), np.log1p(-p)
+
+    def psi(t: np.ndarray) -> np.ndarray:
+        return np.logaddexp(lp + t * a, lq + t * b)
+
+    quad = -2 * mu / var  # the root of psi's quadratic approximation
+    # next to a zero drift the quadratic root is exact enough (and Newton ill-posed)
+    flat = np.abs(quad) < 1e-6
+    theta = np.where(flat, 1.0, 2 * quad)
+    for _ in range(200):  # start beyond the root: Newton then converges monotonically
+        short = psi(theta) < 0
+        if not short.any():
+            break
+        theta = np.where(short, 2 * theta, theta)
+    for _ in range(100):
+        y = psi(theta)
+        wa = np.exp(lp + theta * a - y)  # the tilted probability of an ``a``
+        step = y / (wa * a + (1 - wa) * b)
+        theta = theta - step
+        if np.all(np.abs(step) <= 1e-10 * np.abs(theta)):
+            break
+    return np.where(flat, quad, theta), mu, var
+
+
+def log_bernoulli_arl(p: np.ndarray, p0: float, p1: float, h: float) -> np.ndarray:
+    """log of Wald's run length of the ``p0 -> p1`` CUSUM with threshold ``h`` when the
+    rate is ``p`` (elementwise): ``(e^(theta h) - theta h - 1) / (-theta mu)``, which
+    is :func:`bernoulli_threshold`'s at ``p = p0`` and ``h^2 / var`` at zero drift."""
+    a, b = math.log(p1 / p0), math.log((1 - p1) / (1 - p0))
+    theta, mu, var = _tilt(np.asarray(p, dtype=float), a, b)
+    return _log_arl(theta, mu, var, h)
+
+
+def _log_arl(theta: np.ndarray, mu: np.ndarray, var: np.ndarray, h: float) -> np.ndarray:
+    return 2 * math.log(h) + log_g(theta * h) + _log_ratio(theta, mu, var)
+
+
+def _log_ratio(theta: np.ndarray, mu: np.ndarray, var: np.ndarray) -> np.ndarray:
+    # (e^x - x - 1) / (-theta mu) with x = theta h is h^2 g(x) theta / (-mu); theta / (-mu)
+    # tends to 2 / var at zero drift
+    return np.log(np.where(np.abs(theta) < 1e-12, 2 / var,
+                           theta / np.where(mu == 0, 1.0, -mu)))
+
+
+def posterior_rates(hits: float, n: float) -> np.ndarray:
+    """The quadrature nodes over a rate's Jeffreys posterior (its quantiles at the
+    normal scores ``_T``; the upper tail from the complementary side, for precision),
+    clipped away from 0 and 1."""
+    a, b = hits + 0.5, n - hits + 0.5
+    lower = special.betaincinv(a, b, special.ndtr(_T[_LOWER]))
+    upper = 1 - special.betaincinv(b, a, special.ndtr(-_T[~_LOWER]))
+    return np.clip(np.concatenate([lower, upper]), 1e-12, 1 - 1e-12)
+
+
+def expected_thresholds(p0: float, p1: Sequence[float], arl0: float, hits: float,
+                        n: float) -> list[float]:
+    """The ``h`` of each ``p0 -> p1`` CUSUM that keeps ARL0 on average over the
+    posterior of a rate seen ``hits`` times in ``n``: its expected false alarms per
+    event are ``1 / arl0`` (``inf`` when no ``h`` up to ``H_MAX`` keeps that)."""
+    if not arl0 > 1:
+        raise ValueError(f"arl0 must be > 1, got {arl0!r}")
+    if not (0 <= hits <= n and n > 0):
+        raise ValueError(f"need 0 <= hits <= n and n > 0, got {hits!r}, {n!r}")
+    for q in p1:
+        if not (0 < p0 < 1 and 0 < q < 1) or p0 == q:
+            raise ValueError(f"need 0 < p0, p1 < 1 and p0 != p1, got {p0!r}, {q!r}")
+    rates = posterior_rates(hits, n)
+    out = []
+    for q in p1:
+        theta, mu, var = _tilt(rates, math.log(q / p0), math.log((1 - q) / (1 - p0)))
+        out.append(solve_threshold(_LOG_W - _log_ratio(theta, mu, var), theta,
+                                   math.log(arl0), bernoulli_threshold(p0, q, arl0)))
+    return out
+
+
+def expected_threshold(p0: float, p1: float, arl0: float, hits: float, n: float) -> float:
+    """:func:`expected_thresholds` for one alternative."""
+    return expected_thresholds(p0, [p1], arl0, hits, n)[0]
 
 
 def rate_bound(count: float, n: float, *, upper: bool, level: float = 0.9) -> float:
@@ -78,6 +176,11 @@ def alternative(p0: float, p_zero: float) -> float:
     return float(optimize.brentq(drift, lo, hi, xtol=1e-15))
 
 
+def _valid_counts(c: Sequence[float]) -> bool:
+    return (len(c) == 2 and all(math.isfinite(float(x)) for x in c)
+            and 0 <= float(c[0]) <= float(c[1]) and float(c[1]) > 0)
+
+
 @dataclass(frozen=True)
 class RateAlarm:
     row: int  # index into the batch
@@ -101,7 +204,7 @@ class BernoulliBank:
     """
 
     def __init__(self, p0: Sequence[float], p1: Sequence[Sequence[float]],
-                 arl0: float) -> None:
+                 arl0: float, counts: Sequence[Sequence[float] | None] | None = None) -> None:
         if not p0 or len(p1) != len(p0):
             raise ValueError(f"need one list of alternatives per stream, got {len(p0)} "
                              f"streams and {len(p1)} lists")
@@ -111,34 +214,46 @@ class BernoulliBank:
             if not alts or any(not (0 < q < 1 and q != p) for q in alts):
                 raise ValueError(f"alternatives must be in (0, 1) and differ from p0={p!r}, "
                                  f"got {list(alts)!r}")
+        cnt = list(counts) if counts is not None else [None] * len(p0)
+        if len(cnt) != len(p0) or any(c is not None and not _valid_counts(c) for c in cnt):
+            raise ValueError(f"counts must be one (hits, n) with 0 <= hits <= n, n > 0 (or "
+                             f"None) per stream, got {cnt!r}")
         self.p0 = [float(p) for p in p0]
         self.p1 = [[float(q) for q in alts] for alts in p1]
+        # the baseline each p0 was estimated from, (hits, n); None: p0 is known
+        self.counts: list[list[float] | None] = [
+            None if c is None else [float(c[0]), float(c[1])] for c in cnt]
         self.arl0 = float(arl0)
         # one row per CUSUM: (stream, p1, log-ratio on a 1, on a 0, threshold)
         self.cusums: list[tuple[int, float, float, float, float]] = [
-            self._cusum(s, p, q) for s, (p, alts) in enumerate(zip(self.p0, self.p1, strict=True))
-            for q in alts]
+            row for s in range(len(self.p0)) for row in self._stream(s)]
         self.state = np.zeros(len(self.cusums))
         self.run = np.zeros(len(self.cusums), dtype=np.int64)
         self.n = 0
 
-    def retune(self, stream: int, p0: float, p1: Sequence[float]) -> bool:
+    def retune(self, stream: int, p0: float, p1: Sequence[float],
+               counts: Sequence[float] | None = None) -> bool:
         """New in-control rate and alternatives for one stream (a sharper estimate of
-        its baseline); its statistics carry over.  Refused (False) when the number of
-        alternatives would change."""
+        its baseline, from ``counts``); its statistics carry over.  Refused (False) when
+        the number of alternatives would change."""
         rows = [i for i, c in enumerate(self.cusums) if c[0] == stream]
-        if len(rows) != len(p1) or not 0 < p0 < 1 or any(not (0 < q < 1 and q != p0)
-                                                          for q in p1):
+        if (len(rows) != len(p1) or not 0 < p0 < 1
+                or any(not (0 < q < 1 and q != p0) for q in p1)
+                or (counts is not None and not _valid_counts(counts))):
             return False
         self.p0[stream] = float(p0)
         self.p1[stream] = [float(q) for q in p1]
-        for i, q in zip(rows, self.p1[stream], strict=True):
-            self.cusums[i] = self._cusum(stream, p0, q)
+        self.counts[stream] = None if counts is None else [float(counts[0]), float(counts[1])]
+        for i, row in zip(rows, self._stream(stream), strict=True):
+            self.cusums[i] = row
         return True
 
-    def _cusum(self, stream: int, p0: float, p1: float) -> tuple[int, float, float, float, float]:
-        return (stream, p1, math.log(p1 / p0), math.log((1 - p1) / (1 - p0)),
-                bernoulli_threshold(p0, p1, self.arl0))
+    def _stream(self, s: int) -> list[tuple[int, float, float, float, float]]:
+        p0, alts, c = self.p0[s], self.p1[s], self.counts[s]
+        hs = ([bernoulli_threshold(p0, q, self.arl0) for q in alts] if c is None
+              else expected_thresholds(p0, alts, self.arl0, c[0], c[1]))
+        return [(s, q, math.log(q / p0), math.log((1 - q) / (1 - p0)), h)
+                for q, h in zip(alts, hs, strict=True)]
 
     def update(self, x: np.ndarray) -> list[RateAlarm]:
         """Feed a batch of indicators (rows x streams); returns the alarms, in row order."""
@@ -159,12 +274,14 @@ class BernoulliBank:
         return alarms
 
     def to_state(self) -> dict[str, Any]:
-        return {"p0": self.p0, "p1": self.p1, "arl0": self.arl0,
+        return {"p0": self.p0, "p1": self.p1, "arl0": self.arl0, "counts": self.counts,
                 "state": self.state.tolist(), "run": self.run.tolist(), "n": self.n}
 
     @classmethod
     def from_state(cls, s: dict[str, Any]) -> BernoulliBank:
-        bank = cls(s["p0"], s["p1"], s["arl0"])
+        """Restores a bank; a state from before counts existed is a bank whose in-control
+        rates were taken as known (Wald's thresholds at ``p0``), as then."""
+        bank = cls(s["p0"], s["p1"], s["arl0"], s.get("counts"))
         bank.state = np.asarray(s["state"], dtype=float)
         bank.run = np.asarray(s["run"], dtype=np.int64)
         bank.n = int(s["n"])

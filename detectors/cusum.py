@@ -18,6 +18,17 @@ the bank has ``ARL0 >= arl0``.  Inputs must be (approximately) N(0, 1) under
 no change: :func:`normal_scores` maps any feature to that scale against a
 reference sample.
 
+That scale is only as good as the sample: scores against a reference of
+``n`` values have an in-control mean that is off by about ``1/sqrt(n)``
+(0.014 for 5,000), and a CUSUM's false-alarm rate grows like
+``exp(2 * offset * h)``: a factor ~1.6 for ``k = 0.5`` (h ~ 17), ~70 for
+``k = 0.05`` (h ~ 150) -- measured, averaged over references, ~40.
+So each stream carries a ``center`` (the best estimate of that offset) and a
+``sigma`` (its standard error), and ``h`` is solved so that the false-alarm
+rate *averaged over the offset's uncertainty* keeps the budget
+(:func:`cusum_threshold` with ``sigma``).  A sigma too large for ``k`` gives
+``h = inf``: that CUSUM waits, silent, until the caller has a sharper center.
+
 The update is vectorised over a batch: with ``C_t = sum_{i<=t} (z_i - k)``,
 ``S_t = C_t - min(-S_0, min_{j<=t} C_j)`` (Lindley's recursion in closed
 form), so a batch costs a few cumulative sums, whatever its length.
@@ -25,6 +36,7 @@ form), so a batch costs a few cumulative sums, whatever its length.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,6 +47,11 @@ from scipy import optimize, special
 
 BLOCK = 4096
 _RHO = 0.583  # Siegmund's correction: the overshoot of a normal random walk
+H_MAX = 1e6  # a threshold beyond this is infinite: the CUSUM cannot keep the budget
+# quadrature over the center's error, in standard errors: trapezoid on a Gaussian
+# weight, exact to far below the approximations' own error
+_T = np.linspace(-12.0, 12.0, 121)
+_LOG_W = -0.5 * _T**2 - 0.5 * math.log(2 * math.pi) + math.log(_T[1] - _T[0])
 
 
 def log_wald_numerator(x: float) -> float:
@@ -52,15 +69,99 @@ def siegmund_arl0(k: float, h: float) -> float:
     return math.exp(log_siegmund_arl0(k, h))
 
 
-def cusum_threshold(k: float, arl0: float) -> float:
-    """The ``h`` at which one CUSUM with reference value ``k`` has the given ARL0."""
+def log_g(x: np.ndarray) -> np.ndarray:
+    """``log((e^x - x - 1) / x^2)`` elementwise, for any sign of ``x`` (``log(1/2)`` at 0),
+    without overflow or cancellation: the shape of Wald's and Siegmund's run lengths."""
+    x = np.asarray(x, dtype=float)
+    small = np.abs(x) < 1e-3  # series: 1/2 + x/6 + x^2/24 (error ~x^3/120), never <= 0
+    big = x > 30
+    safe = np.where(small, 1.0, np.minimum(x, 30.0))
+    mid = np.log(np.expm1(safe) - safe) - 2 * np.log(np.abs(safe))
+    far = x + np.log1p(-(x + 1) * np.exp(-np.maximum(x, 30.0))) - 2 * np.log(np.maximum(x, 30.0))
+    return np.where(small, np.log(0.5 + x / 6 + x * x / 24), np.where(big, far, mid))
+
+
+def _slope(theta: np.ndarray, h: float) -> np.ndarray:
+    """d/dh of ``2 log h + log g(theta h)``: ``theta (e^x - 1) / (e^x - x - 1)``, x = theta h."""
+    x = theta * h
+    small = np.abs(x) < 1e-3
+    safe = np.where(small, 1.0, np.minimum(x, 30.0))
+    mid = theta * np.expm1(safe) / (np.expm1(safe) - safe)
+    far = theta / (1 - (x + 1) * np.exp(-np.maximum(x, 30.0)))
+    return np.where(small, 2 / h + theta / 3, np.where(x > 30, far, mid))
+
+
+def solve_threshold(base: np.ndarray, theta: np.ndarray, log_arl0: float, guess: float,
+                    shift: float = 0.0) -> float:
+    """The ``h`` at which ``sum_i exp(base_i) / ARL_i(h) = 1 / arl0``, where
+    ``log ARL_i = 2 log(h + shift) + log g(theta_i (h + shift))`` plus a constant that
+    ``base`` carries: a mixture of Wald/Siegmund run lengths (an expected alarm rate).
+    Newton from ``guess``, kept inside a bracket (bisection when a step leaves it);
+    ``inf`` when even ``H_MAX`` alarms too often."""
+
+    def excess(h: float) -> tuple[float, float]:  # log rate - log budget, and its slope
+        hp = h + shift
+        v = base - 2 * math.log(hp) - log_g(theta * hp)
+        top = float(v.max())
+        e = np.exp(v - top)
+        total = float(e.sum())
+        return top + math.log(total) + log_arl0, -float((e * _slope(theta, hp)).sum()) / total
+
+    lo, hi = 1e-6, H_MAX
+    if excess(hi)[0] > 0:
+        return math.inf
+    f, df = excess(lo)
+    if f <= 0:
+        return lo
+    h = min(max(guess, lo), hi)
+    for _ in range(100):
+        f, df = excess(h)
+        if f > 0:
+            lo = h
+        else:
+            hi = h
+        nxt = h - f / df if df < 0 else math.nan
+        if not lo < nxt < hi:  # a step out of the bracket: bisect (geometrically)
+            nxt = math.sqrt(lo * hi) if hi / lo > 4 else 0.5 * (lo + hi)
+        if abs(nxt - h) <= 1e-9 * h or hi - lo <= 1e-9 * hi:
+            return float(nxt)
+        h = nxt
+    return float(h)
+
+
+def log_arl(drift: np.ndarray, h: float) -> np.ndarray:
+    """log of Siegmund's run length of a CUSUM on unit-variance normal increments with
+    mean ``drift`` (negative: in control, positive: out of control), elementwise:
+    ``(e^x - x - 1) / (2 drift^2)`` with ``x = -2 drift (h + 2 rho)``."""
+    hp = h + 2 * _RHO
+    return math.log(2) + 2 * math.log(hp) + log_g(-2 * np.asarray(drift, dtype=float) * hp)
+
+
+def log_alarm_rate(k: float, h: float, sigma: float) -> float:
+    """log of the expected false alarms per event of a CUSUM with reference value ``k``
+    whose in-control mean is off by an unknown ``e ~ N(0, sigma^2)``."""
+    if sigma == 0:
+        return -log_siegmund_arl0(k, h)
+    return float(special.logsumexp(_LOG_W - log_arl(sigma * _T - k, h)))
+
+
+@functools.lru_cache(maxsize=4096)
+def cusum_threshold(k: float, arl0: float, sigma: float = 0.0) -> float:
+    """The ``h`` at which one CUSUM with reference value ``k`` has the given ARL0, on
+    average over an in-control mean known up to a standard error ``sigma`` (``inf``
+    when no ``h`` up to :data:`H_MAX` keeps it)."""
     if not k > 0:
         raise ValueError(f"k must be > 0, got {k!r}")
     if not arl0 > 1:
         raise ValueError(f"arl0 must be > 1, got {arl0!r}")
-    target = math.log(arl0)
-    return float(optimize.brentq(lambda h: log_siegmund_arl0(k, h) - target,
-                                 1e-6, 1e4))
+    if not (sigma >= 0 and math.isfinite(sigma)):
+        raise ValueError(f"sigma must be finite and >= 0, got {sigma!r}")
+    h0 = float(optimize.brentq(lambda h: log_siegmund_arl0(k, h) - math.log(arl0), 1e-6, 1e4))
+    if sigma == 0:
+        return h0
+    # log ARL(e - k) = log 2 + 2 log h' + log g(-2 (e - k) h'): theta = 2 (k - e)
+    return solve_threshold(_LOG_W - math.log(2), 2 * (k - sigma * _T), math.log(arl0), h0,
+                           shift=2 * _RHO)
 
 
 def normal_scores(reference_sorted: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -124,10 +225,15 @@ class CusumBank:
     ``directions[s]`` is +1 (only increases matter, e.g. latency), -1, or 0
     (both).  NaN scores (a missing value) leave a stream's statistics as they
     are.  After an alarm the alarming CUSUM restarts from zero.
+
+    ``sigma[s]`` is the standard error of stream ``s``'s in-control mean (0: known
+    exactly); its CUSUMs run on ``z - center[s]`` and their thresholds keep
+    ``arl0`` on average over that error.  :meth:`retune` sharpens both.
     """
 
     def __init__(self, streams: int, ks: Sequence[float], arl0: float,
-                 directions: Sequence[int] | None = None) -> None:
+                 directions: Sequence[int] | None = None,
+                 sigma: Sequence[float] | None = None) -> None:
         if streams < 1:
             raise ValueError(f"streams must be >= 1, got {streams!r}")
         if not ks or any(not k > 0 for k in ks):
@@ -135,10 +241,17 @@ class CusumBank:
         dirs = list(directions) if directions is not None else [0] * streams
         if len(dirs) != streams or any(d not in (-1, 0, 1) for d in dirs):
             raise ValueError(f"directions must be {streams} values in -1, 0, 1, got {dirs!r}")
+        sig = [float(x) for x in sigma] if sigma is not None else [0.0] * streams
+        if len(sig) != streams or any(not (x >= 0 and math.isfinite(x)) for x in sig):
+            raise ValueError(f"sigma must be {streams} finite values >= 0, got {sig!r}")
         self.ks = np.asarray(ks, dtype=float)
         self.arl0 = float(arl0)
-        self.h = np.array([cusum_threshold(k, arl0) for k in ks])
         self.directions = np.asarray(dirs, dtype=int)
+        self.center = np.zeros(streams)
+        self.sigma = np.asarray(sig, dtype=float)
+        # h[s, j]: the threshold of stream s's CUSUMs with ks[j]
+        self.h = np.array([[cusum_threshold(float(k), self.arl0, x) for k in self.ks]
+                           for x in self.sigma])
         # state[d, s, j]: d=0 upward, d=1 downward CUSUM of stream s with ks[j]
         self.state = np.zeros((2, streams, len(ks)))
         self.run = np.zeros((2, streams, len(ks)), dtype=np.int64)  # current excursion length
@@ -148,6 +261,16 @@ class CusumBank:
     def cusums(self) -> int:
         """How many one-sided CUSUMs run (for splitting a false-alarm budget)."""
         return int(sum(2 if d == 0 else 1 for d in self.directions)) * len(self.ks)
+
+    def retune(self, stream: int, center: float, sigma: float) -> None:
+        """A sharper estimate of one stream's in-control mean: its CUSUMs run on
+        ``z - center`` from now on, with thresholds for the new ``sigma``; their
+        statistics carry over."""
+        if not (math.isfinite(center) and sigma >= 0 and math.isfinite(sigma)):
+            raise ValueError(f"need a finite center and sigma >= 0, got {center!r}, {sigma!r}")
+        self.center[stream] = float(center)
+        self.sigma[stream] = float(sigma)
+        self.h[stream] = [cusum_threshold(float(k), self.arl0, float(sigma)) for k in self.ks]
 
     def update(self, z: np.ndarray) -> list[Alarm]:
         """Feed a batch of scores (rows x streams); returns the alarms, in row order."""
@@ -159,7 +282,7 @@ class CusumBank:
             for s in range(z.shape[1]):
                 if self.directions[s] == -sign:
                     continue
-                col = sign * z[:, s]
+                col = sign * (z[:, s] - self.center[s])
                 for j, k in enumerate(self.ks):
                     alarms += self._run(col, d, s, j, k, sign)
         self.n += z.shape[0]
@@ -168,19 +291,25 @@ class CusumBank:
 
     def _run(self, col: np.ndarray, d: int, s: int, j: int, k: float,
              sign: int) -> list[Alarm]:
+        h = float(self.h[s, j])
         hits, self.state[d, s, j], self.run[d, s, j] = lindley_scan(
-            col - k, float(self.state[d, s, j]), int(self.run[d, s, j]), float(self.h[j]))
-        return [Alarm(row, s, float(k), sign, stat, float(self.h[j]), run)
-                for row, stat, run in hits]
+            col - k, float(self.state[d, s, j]), int(self.run[d, s, j]), h)
+        return [Alarm(row, s, float(k), sign, stat, h, run) for row, stat, run in hits]
 
     def to_state(self) -> dict[str, Any]:
         return {"ks": self.ks.tolist(), "arl0": self.arl0,
-                "directions": self.directions.tolist(),
+                "directions": self.directions.tolist(), "center": self.center.tolist(),
+                "sigma": self.sigma.tolist(),
                 "state": self.state.tolist(), "run": self.run.tolist(), "n": self.n}
 
     @classmethod
     def from_state(cls, s: dict[str, Any]) -> CusumBank:
-        bank = cls(len(s["directions"]), s["ks"], s["arl0"], s["directions"])
+        """Restores a bank; a state from before centers existed (no ``center``,
+        ``sigma``) is a bank whose in-control means were taken as known, as then."""
+        streams = len(s["directions"])
+        bank = cls(streams, s["ks"], s["arl0"], s["directions"],
+                   s.get("sigma", [0.0] * streams))
+        bank.center = np.asarray(s.get("center", [0.0] * streams), dtype=float)
         bank.state = np.asarray(s["state"], dtype=float)
         bank.run = np.asarray(s["run"], dtype=np.int64)
         bank.n = int(s["n"])

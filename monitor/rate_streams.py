@@ -8,10 +8,13 @@
   a fall is ``data_drift``), and the share of values the reference never saw,
   estimated Good-Turing style from the reference's singletons.
 
-Every in-control rate is a one-sided bound from the reference, not its point
-estimate, so a reference that happened to see few errors does not page, and
-every CUSUM's alternative comes from the model's effect floor: a change
-smaller than the floor is tolerated forever, on average.
+Every in-control rate is a one-sided bound from the baseline (the reference,
+then the clean windows since), not its point estimate, so a reference that
+happened to see few errors does not page; the thresholds keep the budget on
+average over the rate's posterior given those counts, since the bound alone
+leaves one reference in ten below the true rate.  Every CUSUM's alternative
+comes from the model's effect floor: a change smaller than the floor is
+tolerated forever, on average.
 """
 
 from __future__ import annotations

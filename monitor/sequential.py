@@ -8,10 +8,36 @@ faster is not a regression); Bernoulli CUSUMs watch the error rate, the
 share of very slow requests and the shares of categories
 (:mod:`monitor.rate_streams`).
 
+Normal CUSUMs run with the reference values :data:`KS`, tuned to shifts of
+0.1, 0.25, 0.5 and 1 standard deviation; the smallest sets the sequential
+effect floor at 0.05 sd (a smaller shift drains every CUSUM).  That floor is
+below the window tests' ``drift_min_effect`` (a KS distance: 0.1 sd is ~0.04).
+
+Baselines: scores against a reference of ``n`` values are centred only up to
+``1/sqrt(n)``, and a rate is known only up to its reference's counts; a CUSUM
+tuned to a small change pays for that error exponentially in false alarms.  So
+each stream keeps a baseline, up to ``BASELINE_MAX`` references, and its CUSUMs
+are retuned as it grows; thresholds keep the budget on average over what the
+baseline leaves uncertain (:func:`detectors.cusum.cusum_threshold`,
+:func:`detectors.bernoulli.expected_thresholds`):
+
+- a numeric stream's is the reference plus every block of ``window_events``
+  scores (counted by the watch from its first row) in which none of the
+  stream's CUSUMs alarmed nor ended past half its threshold; its CUSUMs are
+  re-centred on the baseline's mean score, standard error ``1/sqrt(n)``.
+  Decided from the scores alone, so alerts do not depend on how the stream is
+  batched;
+- a rate's is the reference plus every window that tested the rate's alert
+  key clean with no alarm on the stream (:meth:`SequentialWatch.window_closed`).
+
 Budget: a model's windows spend ``alpha`` per ``window_events`` events; the
 watch spends the same rate, split evenly over its CUSUMs, so the model's
 expected false alarms stay below ``2 * alpha / window_events`` per event
 (0.01 per million with the defaults).
+
+State: a state saved before score baselines existed (no ``zbase``) loads: its
+numeric CUSUMs keep the reference values and the centres they were built with
+(known, as then) until a quiet block re-centres them.
 """
 
 from __future__ import annotations
@@ -31,7 +57,9 @@ from monitor.evaluate import dominant_version, quality_results
 from monitor.localize import confined_segment
 from monitor.rate_streams import RateStream, indicator, rate_streams
 
-KS = (0.125, 0.25, 0.5)  # tuned to shifts of 0.25, 0.5 and 1 standard deviation
+# reference values, tuned to shifts of 0.1, 0.25, 0.5 and 1 standard deviation: the
+# sequential effect floor is KS[0] (a shift of less than 0.05 sd drains every CUSUM)
+KS = (0.05, 0.125, 0.25, 0.5)
 LATENCY = "__latency__"
 MIN_REFERENCE = 100  # a feature with fewer reference values is not watched
 RECENT = 500  # at most this many rows before an alarm describe the shift
@@ -54,7 +82,7 @@ def described(a: Alarm | RateAlarm) -> int:
 def batch_rows(a: Alarm | RateAlarm) -> slice:
     """The alarm's rows that are in the current batch."""
     return slice(max(0, a.row - excursion(a) + 1), a.row + 1)
-BASELINE_MAX = 10  # a rate's baseline grows with clean windows up to this many references
+BASELINE_MAX = 10  # a stream's baseline grows up to this many references
 
 
 @dataclass(frozen=True)
@@ -94,6 +122,15 @@ class SequentialWatch:
         self._ref_raw = [np.asarray(self._raw(reference, s), dtype=float) for s in streams]
         self._sorted = [np.sort(v[np.isfinite(v)]) for v in self._ref_raw]
         self._ref_mean = [float(v.mean()) for v in self._sorted]
+        # each stream's score baseline, [sum of scores, count]: the reference counts as
+        # that many scores of mean 0 (their in-control mean is 0 up to 1/sqrt(n)), plus
+        # every quiet block of scores since (:meth:`_close_block`) -- a sharper estimate
+        # of where the stream's scores are centred
+        self.zbase = [[0.0, float(v.size)] for v in self._sorted]
+        self._zpending = [[0.0, 0.0] for _ in streams]
+        self._zalarmed = [False for _ in streams]
+        self._block = settings.window_events  # rows per score block
+        self._zrows = 0  # rows of the current block so far
         self._tail = [np.empty(0) for _ in streams]
         self.floor = settings.drift_min_effect
         self._ref_versions = set(np.asarray(reference.versions, dtype=str).tolist())
@@ -113,9 +150,12 @@ class SequentialWatch:
         cusums = (len(KS) * sum(1 if d else 2 for d in directions)
                   + sum(len(r.p1) for r in self.rates))
         arl0 = per_model_arl * cusums
-        self.bank = bank or (CusumBank(len(streams), KS, arl0, directions) if streams else None)
+        self.bank = bank or (CusumBank(len(streams), KS, arl0, directions,
+                                       [1 / np.sqrt(b[1]) for b in self.zbase])
+                             if streams else None)
         self.rate_bank = rate_bank or (
-            BernoulliBank([r.p0 for r in self.rates], [r.p1 for r in self.rates], arl0)
+            BernoulliBank([r.p0 for r in self.rates], [r.p1 for r in self.rates], arl0,
+                          self.baseline)
             if self.rates else None)
 
     @classmethod
@@ -147,8 +187,9 @@ class SequentialWatch:
             raws = [self._raw(cols, s) for s in self.streams]
             z = np.column_stack([normal_scores(ref, np.asarray(raw, dtype=float))
                                  for ref, raw in zip(self._sorted, raws, strict=True)])
-            alarms += [self._versioned(self._describe(a, cols, raws[a.stream]), a, cols)
-                       for a in self.bank.update(z)]
+            for za in self._scores(z):
+                alarms.append(self._versioned(self._describe(za, cols, raws[za.stream]), za,
+                                              cols))
             self._tail = [np.concatenate([t, np.asarray(r, dtype=float)])[-TAIL:]
                           for t, r in zip(self._tail, raws, strict=True)]
         if self.rate_bank is not None:
@@ -166,6 +207,49 @@ class SequentialWatch:
         alarms.sort(key=lambda a: a.ts)
         return alarms
 
+    def _scores(self, z: np.ndarray) -> list[Alarm]:
+        """Feed a batch of scores to the normal CUSUMs block by block (``_block`` rows
+        each, counted from the watch's first row, whatever the batches), closing each
+        block: alarm rows are the batch's."""
+        assert self.bank is not None
+        out: list[Alarm] = []
+        start = 0
+        while start < z.shape[0]:
+            if self._zrows >= self._block:  # (a state saved under a longer window_events)
+                self._close_block()
+            stop = min(z.shape[0], start + self._block - self._zrows)
+            part = z[start:stop]
+            for a in self.bank.update(part):
+                out.append(replace(a, row=a.row + start))
+                self._zalarmed[a.stream] = True
+            seen = np.isfinite(part)
+            for i, p in enumerate(self._zpending):
+                p[0] += float(np.sum(part[:, i], where=seen[:, i]))
+                p[1] += float(np.sum(seen[:, i]))
+            self._zrows += stop - start
+            if self._zrows == self._block:
+                self._close_block()
+            start = stop
+        return out
+
+    def _close_block(self) -> None:
+        """A block of scores joins a numeric stream's baseline when none of the stream's
+        CUSUMs alarmed in it nor ends it past half its threshold (no evidence building
+        up), and the stream's CUSUMs are re-centred on the sharper estimate.  Decided
+        from the scores alone, so where batches (or windows) fall changes nothing."""
+        assert self.bank is not None
+        for i in range(len(self.streams)):
+            total, n = self._zpending[i]
+            base = self.zbase[i]
+            quiet = bool(np.all(self.bank.state[:, i, :] <= 0.5 * self.bank.h[i]))
+            if not self._zalarmed[i] and quiet and n > 0 and base[1] < self._baseline_max:
+                base[0] += total
+                base[1] += n
+                self.bank.retune(i, base[0] / base[1], 1 / np.sqrt(base[1]))
+            self._zpending[i] = [0.0, 0.0]
+            self._zalarmed[i] = False
+        self._zrows = 0
+
     def window_closed(self, tested: set[tuple[str, str | None]],
                       alerted: set[tuple[str, str | None]]) -> None:
         """A window closed: the rows fed since the last close join each rate's baseline
@@ -182,7 +266,7 @@ class SequentialWatch:
                 base[0] += hits
                 base[1] += n
                 p0, p1 = r.parameters(base[0], base[1])
-                self.rate_bank.retune(i, p0, p1)
+                self.rate_bank.retune(i, p0, p1, base)
             self._pending[i] = [0.0, 0.0]
             self._alarmed[i] = False
 
@@ -248,7 +332,9 @@ class SequentialWatch:
                 "tail": [f64_to_text(t) for t in self._tail],
                 "rate_bank": self.rate_bank.to_state() if self.rate_bank is not None else None,
                 "rate_tail": [f64_to_text(t) for t in self._rtail],
-                "baseline": self.baseline, "pending": self._pending, "alarmed": self._alarmed}
+                "baseline": self.baseline, "pending": self._pending, "alarmed": self._alarmed,
+                "zbase": self.zbase, "zpending": self._zpending, "zalarmed": self._zalarmed,
+                "zrows": self._zrows}
 
     @classmethod
     def from_state(cls, s: dict[str, Any], reference: PredictionColumns,
@@ -262,6 +348,11 @@ class SequentialWatch:
         watch.baseline = [list(b) for b in s["baseline"]]
         watch._pending = [list(p) for p in s["pending"]]
         watch._alarmed = list(s["alarmed"])
+        if "zbase" in s:  # a state from before score baselines keeps the reference's
+            watch.zbase = [list(b) for b in s["zbase"]]
+            watch._zpending = [list(p) for p in s["zpending"]]
+            watch._zalarmed = list(s["zalarmed"])
+            watch._zrows = int(s["zrows"])
         return watch
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ from monitor.batch import PredictionColumns
 from monitor.config_types import MonitorSettings
 from monitor.pipeline import take
 from monitor.rate_streams import rate_streams
-from monitor.sequential import SequentialWatch, alarm_findings
+from monitor.sequential import BASELINE_MAX, KS, LATENCY, SequentialWatch, alarm_findings
 
 SETTINGS = MonitorSettings()
 CATS = np.array(["a", "b", "c", "d"], dtype=object)
@@ -118,6 +119,10 @@ def test_state_round_trips_mid_stream(cut):
     a = SequentialWatch.build(ref, SETTINGS)
     b = SequentialWatch.build(ref, SETTINGS)
     assert a is not None and b is not None
+    clean = stream(2_000, rng)
+    for w in (a, b):  # grown baselines (score centres, rates) survive the round trip too
+        w.update(clean)
+        w.window_closed({("data_drift", "x"), ("error_rate", None)}, set())
     whole = a.update(cur)
     first = b.update(take(cur, 0, cut))
     c = SequentialWatch.from_state(json.loads(json.dumps(b.to_state())), ref, SETTINGS)
@@ -149,3 +154,95 @@ def test_clean_windows_sharpen_a_rate_baseline_and_alerted_ones_do_not():
     watch.update(bad)
     watch.window_closed(set(), set())
     assert watch.baseline[err][1] == 25_000 and watch.rate_bank.p0[err] == sharper
+
+
+def test_score_baselines_grow_with_quiet_blocks_and_recentre_the_cusums():
+    rng = np.random.default_rng(7)
+    ref = stream(5_000, rng)
+    watch = SequentialWatch.build(ref, SETTINGS)
+    assert watch is not None and watch.bank is not None
+    x, lat = watch.streams.index("x"), watch.streams.index(LATENCY)
+    assert watch.zbase[x] == [0.0, 5_000.0]
+    assert watch.bank.sigma[x] == pytest.approx(5_000 ** -0.5)
+    first = watch.bank.h[x].copy()
+    cur = stream(9_000, rng)  # four blocks of window_events and a half
+    cur.numeric["x"] = cur.numeric["x"] + 0.02  # far inside the sequential floor
+    assert watch.update(cur) == []
+    total, n = watch.zbase[x]
+    assert n == 13_000 and watch.zbase[lat][1] == 13_000
+    assert watch.bank.center[x] == pytest.approx(total / n)
+    assert 0.0 < watch.bank.center[x] < 0.03  # the blocks' scores sit a little higher
+    assert watch.bank.sigma[x] == pytest.approx(13_000 ** -0.5)
+    assert np.all(watch.bank.h[x] < first)
+    # a block in which a CUSUM of the stream alarmed teaches nothing
+    bad = stream(1_000, rng)
+    bad.numeric["x"] = bad.numeric["x"] + 2.0
+    assert [a.feature for a in watch.update(bad) if a.kind == "data_drift"][0] == "x"
+    assert watch.zbase[x][1] == 13_000 and watch.zbase[lat][1] == 15_000
+    # and the baseline stops at BASELINE_MAX references
+    watch.update(stream(50_000, rng))
+    cap = BASELINE_MAX * SETTINGS.reference_events
+    assert cap <= watch.zbase[x][1] < cap + SETTINGS.window_events
+
+
+def test_score_baselines_do_not_depend_on_how_the_stream_is_batched():
+    rng = np.random.default_rng(10)
+    ref = stream(5_000, rng)
+    cur = stream(16_000, rng)
+    cur.numeric["x"] = cur.numeric["x"] + np.where(np.arange(cur.n) > 9_000, 0.15, 0.0)
+    runs = []
+    for cuts in ([0, 16_000], [0, 1_999, 2_000, 2_001, 7_777, 16_000],
+                 list(range(0, 16_001, 333)) + [16_000]):
+        watch = SequentialWatch.build(ref, SETTINGS)
+        assert watch is not None and watch.bank is not None
+        got = []
+        for lo, hi in zip(cuts[:-1], cuts[1:], strict=True):
+            got += [(a.ts, a.feature, a.k, round(a.threshold, 9))
+                    for a in watch.update(take(cur, lo, hi))]
+        # equal up to the order of floating-point sums
+        runs.append((got, np.round(watch.bank.center, 9).tolist(),
+                     np.round(watch.zbase, 6).tolist()))
+    assert runs[0][0] and any(a[1] == "x" for a in runs[0][0])
+    assert runs[0] == runs[1] == runs[2]
+
+
+def test_a_tenth_of_a_standard_deviation_is_caught_by_the_smallest_cusum():
+    rng = np.random.default_rng(8)
+    watch = SequentialWatch.build(stream(5_000, rng), SETTINGS)
+    assert watch is not None and KS[0] == 0.05
+    assert watch.update(stream(16_000, rng)) == []  # quiet blocks sharpen the centre first
+    cur = stream(20_000, rng)
+    cur.numeric["x"] = cur.numeric["x"] + 0.1  # KS distance ~0.04: below the window floor
+    alarms = [a for a in watch.update(cur) if a.kind == "data_drift" and a.feature == "x"]
+    assert alarms and alarms[0].k == 0.05 and alarms[0].direction == 1
+    assert alarms[0].ts < 12_000
+
+
+def test_a_state_from_before_score_baselines_loads_with_the_reference_as_baseline():
+    rng = np.random.default_rng(9)
+    ref = stream(5_000, rng)
+    watch = SequentialWatch.build(ref, SETTINGS)
+    assert watch is not None
+    watch.update(stream(3_000, rng))
+    state = json.loads(json.dumps(watch.to_state()))
+    for key in ("zbase", "zpending", "zalarmed", "zrows"):
+        del state[key]
+    del state["bank"]["center"], state["bank"]["sigma"]
+    old = SequentialWatch.from_state(state, ref, SETTINGS)
+    assert old.zbase == [[0.0, 5_000.0] for _ in old.streams]
+    assert old.bank is not None and old.bank.sigma.tolist() == [0.0] * len(old.streams)
+    old.update(stream(2_000, rng))  # it runs on, and a quiet block re-centres it
+    assert old.bank.sigma[old.streams.index("x")] == pytest.approx(7_000 ** -0.5)
+
+
+def test_a_state_restored_under_shorter_windows_closes_its_block_at_once():
+    rng = np.random.default_rng(11)
+    ref = stream(5_000, rng)
+    watch = SequentialWatch.build(ref, SETTINGS)
+    assert watch is not None
+    watch.update(stream(1_500, rng))  # three quarters of a 2,000-row block
+    shorter = replace(SETTINGS, window_events=500)
+    back = SequentialWatch.from_state(json.loads(json.dumps(watch.to_state())), ref, shorter)
+    back.update(stream(700, rng))  # the 1,500 rows close at once, then 500 more do
+    x = back.streams.index("x")
+    assert back.zbase[x][1] == 5_000 + 1_500 + 500

@@ -13,9 +13,14 @@ from hypothesis import strategies as st
 
 from detectors.bernoulli import (
     BernoulliBank,
+    _tilt,
     alternative,
     bernoulli_threshold,
+    expected_threshold,
+    expected_thresholds,
     kl_bernoulli,
+    log_bernoulli_arl,
+    posterior_rates,
     rate_bound,
 )
 
@@ -34,10 +39,11 @@ def naive(x: list[float], p0: float, p1: float, h: float) -> list[int]:
 
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.sampled_from([0.0, 1.0, float("nan")]), min_size=1, max_size=400),
-       st.integers(1, 5), st.sampled_from([(0.1, 0.3), (0.3, 0.1), (0.02, 0.2)]))
-def test_batches_of_any_size_equal_the_textbook_recursion(xs, pieces, rates):
+       st.integers(1, 5), st.sampled_from([(0.1, 0.3), (0.3, 0.1), (0.02, 0.2)]),
+       st.sampled_from([None, (3, 100), (40, 400)]))
+def test_batches_of_any_size_equal_the_textbook_recursion(xs, pieces, rates, counts):
     p0, p1 = rates
-    bank = BernoulliBank([p0], [[p1]], arl0=30)
+    bank = BernoulliBank([p0], [[p1]], arl0=30, counts=[counts])
     got, start = [], 0
     for chunk in np.array_split(np.array(xs), pieces):
         got += [start + a.row for a in bank.update(chunk[:, None])]
@@ -93,8 +99,9 @@ def test_a_rise_is_caught_fast_and_a_fall_by_its_own_cusum():
 
 def test_state_round_trips_and_continues_identically():
     rng = np.random.default_rng(3)
-    a = BernoulliBank([0.05, 0.2], [[0.1, 0.2], [0.1]], arl0=500)
+    a = BernoulliBank([0.05, 0.2], [[0.1, 0.2], [0.1]], arl0=500, counts=[[40, 1000], None])
     a.update((rng.random((777, 2)) < 0.08).astype(float))
+    a.retune(1, 0.19, [0.11], [350, 2000])
     b = BernoulliBank.from_state(json.loads(json.dumps(a.to_state())))
     more = (rng.random((500, 2)) < 0.08).astype(float)
     assert a.update(more) == b.update(more)
@@ -122,6 +129,12 @@ def test_threshold_grows_with_the_budget_and_shrinks_with_the_distance():
     lambda: alternative(0.1, 0.1),
     lambda: rate_bound(5, 3, upper=True),
     lambda: BernoulliBank([0.1], [[0.2]], 100).update(np.zeros((3, 2))),
+    lambda: BernoulliBank([0.1], [[0.2]], 100, counts=[[5, 3]]),
+    lambda: BernoulliBank([0.1], [[0.2]], 100, counts=[[1, 10], [1, 10]]),
+    lambda: BernoulliBank([0.1], [[0.2]], 100, counts=[[1, 0]]),
+    lambda: expected_threshold(0.1, 0.2, 100, 5, 3),
+    lambda: expected_threshold(0.1, 0.1, 100, 1, 10),
+    lambda: expected_threshold(0.1, 0.2, 1.0, 1, 10),
 ])
 def test_invalid_parameters_are_refused(call):
     with pytest.raises(ValueError):
@@ -140,3 +153,81 @@ def test_retune_moves_one_stream_keeps_its_statistic_and_refuses_a_new_shape():
     assert not bank.retune(1, 0.05, [0.05])
     restored = BernoulliBank.from_state(json.loads(json.dumps(bank.to_state())))
     assert restored.cusums == bank.cusums
+
+
+def test_the_run_length_at_p0_is_walds_and_the_tilt_solves_walds_equation():
+    for p0, p1 in ((0.01, 0.03), (0.1, 0.05), (0.4, 0.6), (0.001, 0.01)):
+        h = bernoulli_threshold(p0, p1, 1e6)
+        assert float(np.exp(log_bernoulli_arl(np.array([p0]), p0, p1, h)[0])) == \
+            pytest.approx(1e6, rel=1e-9)
+        a, b = math.log(p1 / p0), math.log((1 - p1) / (1 - p0))
+        ps = np.array([1e-9, p0 / 3, p0, 0.5 * (p0 + p1), p1, 0.999])
+        theta, mu, _ = _tilt(ps, a, b)
+        assert theta[2] == pytest.approx(1.0, rel=1e-9)  # at p0 the LLR's exponent is 1
+        assert np.all(np.sign(theta) == -np.sign(mu))
+        lhs = ps * np.exp(theta * a) + (1 - ps) * np.exp(theta * b)
+        assert lhs == pytest.approx(np.ones_like(ps), rel=1e-9)
+    # a driftless walk: about h^2 / variance steps to cross h
+    p0, p1 = 0.1, 0.2
+    a, b = math.log(p1 / p0), math.log((1 - p1) / (1 - p0))
+    zero = -b / (a - b)
+    var = zero * (1 - zero) * (a - b) ** 2
+    got = float(np.exp(log_bernoulli_arl(np.array([zero]), p0, p1, 10.0)[0]))
+    assert got == pytest.approx(100 / var, rel=1e-3)
+
+
+def test_posterior_nodes_follow_the_jeffreys_posterior_into_both_tails():
+    rates = posterior_rates(3, 1000)
+    assert np.all(np.diff(rates) > 0) and 0 < rates[0] < 1e-4 and 0.02 < rates[-1] < 0.2
+    assert posterior_rates(0, 5_000)[0] > 0 and posterior_rates(5_000, 5_000)[-1] < 1
+
+
+def test_expected_threshold_tends_to_walds_as_the_baseline_grows():
+    p0 = 0.01
+    for q in (0.016, 0.035):
+        wald = bernoulli_threshold(p0, q, 1e8)
+        near = expected_threshold(p0, q, 1e8, p0 * 1e8, 1e8)
+        assert near == pytest.approx(wald, rel=0.01)
+    # shared posterior, one threshold per alternative, in order
+    hs = expected_thresholds(0.012, [0.017, 0.036], 1e8, 200, 20_000)
+    assert hs == [expected_threshold(0.012, q, 1e8, 200, 20_000) for q in (0.017, 0.036)]
+    # a reference too small for the floor: the small alternative waits (huge or no h)
+    assert expected_threshold(0.1079, 0.1130, 1e10, 250, 2_500) > 100
+
+
+def test_thresholds_keep_the_budget_on_average_over_references():
+    """Small references: Wald's h at the 90 % bound overspends the budget on average
+    (the references that underestimate the rate page over and over), the h that
+    averages over the rate's posterior keeps it."""
+    rng = np.random.default_rng(3)
+    p, nref, floor, arl0 = 0.05, 200, 0.005, 1e5
+    refs, n = 300, 40_000
+    alarms = {"wald": 0, "expected": 0}
+    for _ in range(refs):
+        hits = int(rng.binomial(nref, p))
+        p0 = rate_bound(hits, nref, upper=True)
+        p1 = [alternative(p0, p0 + floor)]
+        x = (rng.random(n) < p).astype(float)[:, None]
+        alarms["wald"] += len(BernoulliBank([p0], [p1], arl0).update(x))
+        alarms["expected"] += len(BernoulliBank([p0], [p1], arl0, [[hits, nref]]).update(x))
+    assert refs * n / alarms["wald"] < 0.7 * arl0
+    assert 0.8 * arl0 < refs * n / alarms["expected"] < 2.5 * arl0
+
+
+def test_a_state_from_before_counts_loads_with_known_rates():
+    bank = BernoulliBank([0.02, 0.3], [[0.05], [0.2, 0.1]], arl0=1e5)
+    old = bank.to_state()
+    del old["counts"]
+    restored = BernoulliBank.from_state(json.loads(json.dumps(old)))
+    assert restored.counts == [None, None] and restored.cusums == bank.cusums
+
+
+def test_retune_with_counts_averages_over_the_new_baseline():
+    bank = BernoulliBank([0.012], [[0.017, 0.036]], arl0=1e8, counts=[[50, 5_000]])
+    assert [c[4] for c in bank.cusums] == expected_thresholds(0.012, [0.017, 0.036], 1e8,
+                                                                50, 5_000)
+    assert bank.retune(0, 0.0109, [0.0163, 0.0356], [200, 20_000])
+    assert bank.counts == [[200.0, 20_000.0]]
+    assert [c[4] for c in bank.cusums] == expected_thresholds(0.0109, [0.0163, 0.0356], 1e8,
+                                                                200, 20_000)
+    assert not bank.retune(0, 0.0109, [0.0163, 0.0356], [30_000, 20_000])
