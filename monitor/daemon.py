@@ -11,8 +11,9 @@ Several daemons in one consumer group therefore split the partitions, and a
 rebalance hands state over through the store:
 
 * revoked: each revoked partition's state, counters, notification groups and
-  offsets are checkpointed (one transaction per partition), and the offsets
-  committed to Kafka;
+  offsets are checkpointed (one transaction per partition); Kafka gets those
+  offsets with the next owner's periodic checkpoint (the callback runs on the
+  consumer's IO thread, where a blocking commit is refused);
 * assigned: each new partition's checkpoint row is *claimed* (the row records
   its owner and a claim number, so a daemon Kafka already presumed dead can no
   longer write it -- its save is refused and it drops the partition), its
@@ -138,10 +139,13 @@ class Daemon:
     def firing(self) -> list[Alert]:
         return [a for p in list(self.shards.values()) for a in p.book.firing()]
 
+    def _of(self, position: str) -> int:
+        """The shard a ``"topic:partition"`` position belongs to."""
+        return self.key(int(position.rpartition(":")[2]))
+
     def _shard_offsets(self, key: int) -> dict[str, int]:
         return {**self.offsets.get(key, {}),
-                **{k: v for k, v in self.positions.items()
-                   if self.key(int(k.rpartition(":")[2])) == key}}
+                **{k: v for k, v in self.positions.items() if self._of(k) == key}}
 
     # -- readiness and the HTTP API ------------------------------------------------
     def ready(self) -> bool:
@@ -239,22 +243,21 @@ class Daemon:
     def _load(self, key: int) -> None:
         """The shard's last checkpoint, if any, into a new pipeline."""
         assert self.store is not None
-        p = self._pipeline()
+        p = self._pipeline()  # not in use until the end: a state half-read is dropped
         self.offsets[key] = {}
         found = self.store.load_checkpoint(self.row(key))
         if found is not None:
             state, self.offsets[key] = found
-            try:  # on a scratch pipeline first: a state it cannot read leaves ours untouched
-                build(self.config, registry=CollectorRegistry(), notify=False
-                      ).pipeline.load_state(state["pipeline"])
+            try:
+                p.load_state(state["pipeline"])
             except (KeyError, TypeError, ValueError):
                 # written by another driftwatch version: monitoring goes on from the stored
                 # offsets and references warm up again, rather than not starting at all
                 log.exception("checkpoint state unreadable; starting from empty state at its "
                               "offsets", extra={"shard": key})
-                found = None
+                self.app.metrics.untrack(p)
+                p, found = self._pipeline(), None
         if found is not None:
-            p.load_state(state["pipeline"])
             self.app.metrics.restore_counters(state.get("counters", {}))
         with self.lock:
             self.shards[key] = p
@@ -274,7 +277,7 @@ class Daemon:
         self.waiting.pop(key, None)
         self.claims.pop(key, None)
         self.offsets.pop(key, None)
-        for k in [k for k in self.positions if self.key(int(k.rpartition(":")[2])) == key]:
+        for k in [k for k in self.positions if self._of(k) == key]:
             del self.positions[k]
         with self.lock:
             p = self.shards.pop(key, None)
@@ -437,7 +440,7 @@ class Daemon:
                           extra={"shard": key, "error": str(exc)})
                 self._release(key)
                 self.fenced.add(key)
-                self.source.pause([tp for tp in self.source.consumer.assignment()
+                self.source.pause([tp for tp in self.source.assignment()
                                    if self.key(tp.partition) == key])
                 continue
             except Exception:  # the database is down: keep consuming, read again later

@@ -73,7 +73,6 @@ class KafkaSource:
             **cfg.client_options,
             **overrides,
         }
-        self.records_seen = 0
         self._connected, self._connected_at = True, -math.inf
         self.assigned_at = time.monotonic()
         self.consumer = consumer_factory(**options)
@@ -92,12 +91,14 @@ class KafkaSource:
         out: list[Polled] = []
         polled = self.consumer.poll(timeout_ms=timeout_ms, max_records=self.cfg.max_poll_records)
         for tp, records in polled.items():
-            self.records_seen += len(records)
             last = getattr(records[-1], "offset", None) if records else None
             out.append(Polled(tp.topic, tp.partition, self.types.get(tp.topic, "prediction"),
                               [r.value for r in records if r.value is not None],
                               None if last is None else int(last) + 1))
         return out
+
+    def assignment(self) -> set[Any]:
+        return set(self.consumer.assignment())
 
     @property
     def assigned(self) -> bool:
@@ -152,7 +153,7 @@ class KafkaSource:
 
     def commit_offsets(self, offsets: dict[str, int]) -> bool:
         """Commit these ``"topic:partition" -> offset`` positions; False if it failed."""
-        mine = {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
+        mine = {(tp.topic, tp.partition) for tp in self.assignment()}
         commit = {}
         for key, offset in offsets.items():
             topic, _, partition = key.rpartition(":")
