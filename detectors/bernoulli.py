@@ -37,11 +37,16 @@ from typing import Any
 import numpy as np
 from scipy import optimize, special
 
-from detectors.cusum import lindley_scan, log_g, log_wald_numerator, solve_threshold
+from detectors.cusum import (
+    lindley_scan,
+    log_g,
+    log_wald_numerator,
+    normal_quadrature,
+    solve_threshold,
+)
 
 # quadrature over the rate's posterior, in normal scores of its quantiles
-_T = np.linspace(-10.0, 10.0, 81)
-_LOG_W = -0.5 * _T**2 - 0.5 * math.log(2 * math.pi) + math.log(_T[1] - _T[0])
+_T, _LOG_W = normal_quadrature(10.0, 81)
 _LOWER = _T <= 0
 
 

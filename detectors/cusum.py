@@ -50,8 +50,14 @@ _RHO = 0.583  # Siegmund's correction: the overshoot of a normal random walk
 H_MAX = 1e6  # a threshold beyond this is infinite: the CUSUM cannot keep the budget
 # quadrature over the center's error, in standard errors: trapezoid on a Gaussian
 # weight, exact to far below the approximations' own error
-_T = np.linspace(-12.0, 12.0, 121)
-_LOG_W = -0.5 * _T**2 - 0.5 * math.log(2 * math.pi) + math.log(_T[1] - _T[0])
+def normal_quadrature(span: float, nodes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Trapezoid nodes over ``[-span, span]`` standard errors and the log of their
+    weights under a standard normal density: ``E f(e) ~ sum exp(log_w) f(t)``."""
+    t = np.linspace(-span, span, nodes)
+    return t, -0.5 * t**2 - 0.5 * math.log(2 * math.pi) + math.log(t[1] - t[0])
+
+
+_T, _LOG_W = normal_quadrature(12.0, 121)
 
 
 def log_wald_numerator(x: float) -> float:
