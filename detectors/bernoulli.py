@@ -42,6 +42,7 @@ from detectors.cusum import (
     log_g,
     log_wald_numerator,
     normal_quadrature,
+    per_stream,
     solve_threshold,
 )
 
@@ -209,7 +210,8 @@ class BernoulliBank:
     """
 
     def __init__(self, p0: Sequence[float], p1: Sequence[Sequence[float]],
-                 arl0: float, counts: Sequence[Sequence[float] | None] | None = None) -> None:
+                 arl0: float | Sequence[float],
+                 counts: Sequence[Sequence[float] | None] | None = None) -> None:
         if not p0 or len(p1) != len(p0):
             raise ValueError(f"need one list of alternatives per stream, got {len(p0)} "
                              f"streams and {len(p1)} lists")
@@ -228,7 +230,7 @@ class BernoulliBank:
         # the baseline each p0 was estimated from, (hits, n); None: p0 is known
         self.counts: list[list[float] | None] = [
             None if c is None else [float(c[0]), float(c[1])] for c in cnt]
-        self.arl0 = float(arl0)
+        self.arl0 = per_stream(arl0, len(self.p0))
         # one row per CUSUM: (stream, p1, log-ratio on a 1, on a 0, threshold)
         self.cusums: list[tuple[int, float, float, float, float]] = [
             row for s in range(len(self.p0)) for row in self._stream(s)]
@@ -255,8 +257,9 @@ class BernoulliBank:
 
     def _stream(self, s: int) -> list[tuple[int, float, float, float, float]]:
         p0, alts, c = self.p0[s], self.p1[s], self.counts[s]
-        hs = ([bernoulli_threshold(p0, q, self.arl0) for q in alts] if c is None
-              else expected_thresholds(p0, alts, self.arl0, c[0], c[1]))
+        arl0 = self.arl0[s]
+        hs = ([bernoulli_threshold(p0, q, arl0) for q in alts] if c is None
+              else expected_thresholds(p0, alts, arl0, c[0], c[1]))
         return [(s, q, math.log(q / p0), math.log((1 - q) / (1 - p0)), h)
                 for q, h in zip(alts, hs, strict=True)]
 

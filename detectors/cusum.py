@@ -214,6 +214,15 @@ def lindley_scan(inc: np.ndarray, s0: float, run: int,
     return out, s0, run
 
 
+def per_stream(arl0: float | Sequence[float], streams: int) -> list[float]:
+    """One ARL0 per stream, from one for all or one each; each must be > 1."""
+    out = ([float(arl0)] * streams if isinstance(arl0, int | float)
+           else [float(a) for a in arl0])
+    if len(out) != streams or any(not a > 1 for a in out):
+        raise ValueError(f"arl0 must be one value > 1, or {streams} of them, got {arl0!r}")
+    return out
+
+
 @dataclass(frozen=True)
 class Alarm:
     row: int  # index into the batch
@@ -237,7 +246,7 @@ class CusumBank:
     ``arl0`` on average over that error.  :meth:`retune` sharpens both.
     """
 
-    def __init__(self, streams: int, ks: Sequence[float], arl0: float,
+    def __init__(self, streams: int, ks: Sequence[float], arl0: float | Sequence[float],
                  directions: Sequence[int] | None = None,
                  sigma: Sequence[float] | None = None) -> None:
         if streams < 1:
@@ -251,13 +260,13 @@ class CusumBank:
         if len(sig) != streams or any(not (x >= 0 and math.isfinite(x)) for x in sig):
             raise ValueError(f"sigma must be {streams} finite values >= 0, got {sig!r}")
         self.ks = np.asarray(ks, dtype=float)
-        self.arl0 = float(arl0)
+        self.arl0 = per_stream(arl0, streams)
         self.directions = np.asarray(dirs, dtype=int)
         self.center = np.zeros(streams)
         self.sigma = np.asarray(sig, dtype=float)
         # h[s, j]: the threshold of stream s's CUSUMs with ks[j]
-        self.h = np.array([[cusum_threshold(float(k), self.arl0, x) for k in self.ks]
-                           for x in self.sigma])
+        self.h = np.array([[cusum_threshold(float(k), a, x) for k in self.ks]
+                           for a, x in zip(self.arl0, self.sigma, strict=True)])
         # state[d, s, j]: d=0 upward, d=1 downward CUSUM of stream s with ks[j]
         self.state = np.zeros((2, streams, len(ks)))
         self.run = np.zeros((2, streams, len(ks)), dtype=np.int64)  # current excursion length
@@ -276,7 +285,8 @@ class CusumBank:
             raise ValueError(f"need a finite center and sigma >= 0, got {center!r}, {sigma!r}")
         self.center[stream] = float(center)
         self.sigma[stream] = float(sigma)
-        self.h[stream] = [cusum_threshold(float(k), self.arl0, float(sigma)) for k in self.ks]
+        self.h[stream] = [cusum_threshold(float(k), self.arl0[stream], float(sigma))
+                          for k in self.ks]
 
     def update(self, z: np.ndarray) -> list[Alarm]:
         """Feed a batch of scores (rows x streams); returns the alarms, in row order."""

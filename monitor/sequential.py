@@ -31,9 +31,12 @@ baseline leaves uncertain (:func:`detectors.cusum.cusum_threshold`,
   key clean with no alarm on the stream (:meth:`SequentialWatch.window_closed`).
 
 Budget: a model's windows spend ``alpha`` per ``window_events`` events; the
-watch spends the same rate, split evenly over its CUSUMs, so the model's
-expected false alarms stay below ``2 * alpha / window_events`` per event
-(0.01 per million with the defaults).
+watch spends the same rate, so the model's expected false alarms stay below
+``2 * alpha / window_events`` per event (0.01 per million with the defaults).
+The watch's rate is split evenly over the alert keys it can raise (each
+feature's drift, the latency, the error rate), then over each key's CUSUMs
+(:func:`budget`): a page is per alert, so each alert gets the same share,
+however many CUSUMs watching it takes.
 
 State: a state saved before score baselines existed (no ``zbase``) loads: its
 numeric CUSUMs keep the reference values and the centres they were built with
@@ -83,6 +86,31 @@ def batch_rows(a: Alarm | RateAlarm) -> slice:
     """The alarm's rows that are in the current batch."""
     return slice(max(0, a.row - excursion(a) + 1), a.row + 1)
 BASELINE_MAX = 10  # a stream's baseline grows up to this many references
+
+
+def stream_key(stream: str) -> tuple[str, str | None]:
+    """The alert key a numeric stream's alarms raise."""
+    return ("latency_regression", None) if stream == LATENCY else ("data_drift", stream)
+
+
+def budget(streams: list[str], directions: list[int], rates: list[RateStream],
+           per_model_arl: float) -> tuple[list[float], list[float]]:
+    """Each CUSUM's ARL0 (per numeric stream, per rate stream): the model's sequential
+    budget, one false alarm per ``per_model_arl`` events, split evenly over the alert
+    keys the watch can raise -- a feature's drift, latency, errors -- then evenly over
+    the CUSUMs of each key.  So every alert gets the same share, however many CUSUMs
+    it takes to watch it: a categorical feature with many values does not thin out the
+    error rate's."""
+    count: dict[tuple[str, str | None], int] = {}
+    for s, d in zip(streams, directions, strict=True):
+        key = stream_key(s)
+        count[key] = count.get(key, 0) + len(KS) * (1 if d else 2)
+    for r in rates:
+        count[(r.kind, r.feature)] = count.get((r.kind, r.feature), 0) + len(r.p1)
+    def arl0(key: tuple[str, str | None]) -> float:
+        return per_model_arl * len(count) * count[key]
+    return ([arl0(stream_key(s)) for s in streams],
+            [arl0((r.kind, r.feature)) for r in rates])
 
 
 @dataclass(frozen=True)
@@ -145,16 +173,14 @@ class SequentialWatch:
         self._alarmed = [False for _ in self.rates]
         self._baseline_max = BASELINE_MAX * settings.reference_events
         self.alpha = settings.alpha
-        per_model_arl = settings.window_events / settings.alpha
         directions = [1 if s == LATENCY else 0 for s in streams]
-        cusums = (len(KS) * sum(1 if d else 2 for d in directions)
-                  + sum(len(r.p1) for r in self.rates))
-        arl0 = per_model_arl * cusums
+        arl0, rate_arl0 = budget(streams, directions, self.rates,
+                                 settings.window_events / settings.alpha)
         self.bank = bank or (CusumBank(len(streams), KS, arl0, directions,
                                        [1 / np.sqrt(b[1]) for b in self.zbase])
                              if streams else None)
         self.rate_bank = rate_bank or (
-            BernoulliBank([r.p0 for r in self.rates], [r.p1 for r in self.rates], arl0,
+            BernoulliBank([r.p0 for r in self.rates], [r.p1 for r in self.rates], rate_arl0,
                           self.baseline)
             if self.rates else None)
 

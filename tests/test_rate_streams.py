@@ -246,3 +246,42 @@ def test_a_state_restored_under_shorter_windows_closes_its_block_at_once():
     back.update(stream(700, rng))  # the 1,500 rows close at once, then 500 more do
     x = back.streams.index("x")
     assert back.zbase[x][1] == 5_000 + 1_500 + 500
+
+
+def alarm_rates(watch: SequentialWatch) -> dict[tuple[str, str | None], float]:
+    """Each alert key's nominal false alarms per event: the sum of 1 / ARL0 over its
+    CUSUMs."""
+    assert watch.bank is not None and watch.rate_bank is not None
+    out: dict[tuple[str, str | None], float] = {}
+    for s, d, arl0 in zip(watch.streams, watch.bank.directions, watch.bank.arl0, strict=True):
+        k = ("latency_regression", None) if s == LATENCY else ("data_drift", s)
+        out[k] = out.get(k, 0.0) + len(KS) * (1 if d else 2) / arl0
+    for r, row in zip(watch.rates, watch.rate_bank.arl0, strict=True):
+        out[(r.kind, r.feature)] = out.get((r.kind, r.feature), 0.0) + len(r.p1) / row
+    return out
+
+
+def test_every_alert_key_gets_an_equal_share_of_the_sequential_budget():
+    rng = np.random.default_rng(6)
+    watch = SequentialWatch.build(stream(5_000, rng), SETTINGS)
+    assert watch is not None
+    rates = alarm_rates(watch)
+    assert set(rates) == {("data_drift", "x"), ("data_drift", "cat"),
+                          ("latency_regression", None), ("error_rate", None)}
+    total = SETTINGS.alpha / SETTINGS.window_events
+    assert sum(rates.values()) == pytest.approx(total)
+    assert all(r == pytest.approx(total / len(rates)) for r in rates.values())
+
+
+def test_a_feature_with_many_values_does_not_thin_out_the_error_rates_budget():
+    rng = np.random.default_rng(7)
+    ref = stream(5_000, rng)
+    wide = replace(ref, categorical={
+        **ref.categorical, "city": rng.choice([f"c{i}" for i in range(30)], size=ref.n)})
+    narrow, many = SequentialWatch.build(ref, SETTINGS), SequentialWatch.build(wide, SETTINGS)
+    assert narrow is not None and many is not None
+    assert many.rate_bank is not None and narrow.rate_bank is not None
+    assert len(many.rate_bank.cusums) > len(narrow.rate_bank.cusums) + 10
+    # one more alert key (city), whatever its CUSUMs: the error rate's share goes 1/4 -> 1/5
+    err = [i for i, r in enumerate(many.rates) if r.kind == "error_rate"][0]
+    assert many.rate_bank.arl0[err] == pytest.approx(narrow.rate_bank.arl0[err] * 5 / 4)

@@ -231,3 +231,20 @@ def test_retune_with_counts_averages_over_the_new_baseline():
     assert [c[4] for c in bank.cusums] == expected_thresholds(0.0109, [0.0163, 0.0356], 1e8,
                                                                 200, 20_000)
     assert not bank.retune(0, 0.0109, [0.0163, 0.0356], [30_000, 20_000])
+
+
+def test_each_stream_keeps_its_own_budget():
+    both = BernoulliBank([0.01, 0.2], [[0.02, 0.04], [0.3]], arl0=[1e7, 1e4],
+                         counts=[[50, 5_000], None])
+    assert [c[4] for c in both.cusums[:2]] == expected_thresholds(0.01, [0.02, 0.04], 1e7,
+                                                                   50, 5_000)
+    assert both.cusums[2][4] == bernoulli_threshold(0.2, 0.3, 1e4)
+    both.retune(1, 0.21, [0.31])
+    assert both.cusums[2][4] == bernoulli_threshold(0.21, 0.31, 1e4)
+    restored = BernoulliBank.from_state(json.loads(json.dumps(both.to_state())))
+    assert restored.arl0 == [1e7, 1e4] and restored.cusums == both.cusums
+    old = both.to_state()
+    old["arl0"] = 1e4  # as saved before budgets were per stream: one for all
+    assert BernoulliBank.from_state(old).cusums[2] == both.cusums[2]
+    with pytest.raises(ValueError):
+        BernoulliBank([0.01, 0.2], [[0.02], [0.3]], arl0=[1e7])

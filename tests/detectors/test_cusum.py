@@ -219,3 +219,25 @@ def test_an_infinite_threshold_never_alarms():
     bank = CusumBank(1, [0.05], arl0=1e12, sigma=[0.05])
     assert bank.h[0, 0] == np.inf and bank.h[0, 0] > H_MAX
     assert bank.update(np.full((10_000, 1), 3.0)) == []
+
+
+def test_each_stream_keeps_its_own_budget():
+    both = CusumBank(2, [0.125, 0.5], arl0=[1e4, 1e7], directions=[0, 1], sigma=[0.01, 0.02])
+    for s, (arl0, d, sigma) in enumerate([(1e4, 0, 0.01), (1e7, 1, 0.02)]):
+        alone = CusumBank(1, [0.125, 0.5], arl0=arl0, directions=[d], sigma=[sigma])
+        assert both.h[s].tolist() == alone.h[0].tolist()
+    both.retune(1, 0.01, 0.005)
+    assert both.h[1].tolist() == CusumBank(1, [0.125, 0.5], 1e7, [1], [0.005]).h[0].tolist()
+    restored = CusumBank.from_state(json.loads(json.dumps(both.to_state())))
+    assert restored.arl0 == [1e4, 1e7] and restored.h.tolist() == both.h.tolist()
+    with pytest.raises(ValueError):
+        CusumBank(2, [0.5], arl0=[1e4])
+    with pytest.raises(ValueError):
+        CusumBank(2, [0.5], arl0=[1e4, 1.0])
+
+
+def test_a_state_with_one_budget_for_all_streams_loads():
+    bank = CusumBank(2, [0.125, 0.5], arl0=1e5)
+    old = bank.to_state()
+    old["arl0"] = 1e5  # as saved before budgets were per stream
+    assert CusumBank.from_state(json.loads(json.dumps(old))).h.tolist() == bank.h.tolist()
