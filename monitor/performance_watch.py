@@ -22,9 +22,13 @@ For classifiers a Bernoulli CUSUM (:class:`~detectors.bernoulli.BernoulliBank`)
 also follows the 0/1 stream "this labelled prediction was wrong" pair by
 pair, so an abrupt concept change (the label function switches under
 unchanged inputs) is caught before a window fills.  Its in-control rate is
-the upper Jeffreys bound of the reference's error rate; its alternatives sit
-at the accuracy effect floor and four times it; it spends the same false-alarm
-rate as the windows (``alpha`` per window of pairs, split over its CUSUMs).
+the upper Jeffreys bound of its baseline's error rate -- the reference, plus
+every window that tested clean with no alarm in it, up to ``BASELINE_MAX``
+references -- and its thresholds keep the budget on average over that rate's
+posterior (a 2,500-pair reference that happened to see few errors otherwise
+pages on a stationary stream); its alternatives sit at the accuracy effect
+floor's half and twice the floor; it spends the same false-alarm rate as the
+windows (``alpha`` per window of pairs, split over its CUSUMs).
 An alarm fires at once and is folded into the next window's findings, so that
 window cannot count as clean; alarms and windows are handed on in prediction-
 time order, so a window that ended before an alarm cannot resolve it.
@@ -77,6 +81,7 @@ from detectors.result import TestResult
 from monitor.codec import f64_from_text, f64_to_text, object_array
 from monitor.config_types import ModelConfig
 from monitor.join import Joined
+from monitor.sequential import BASELINE_MAX
 
 log = logging.getLogger("driftwatch.performance")
 
@@ -91,6 +96,16 @@ PRIMARY = {BINARY: ("accuracy", "auc"), MULTICLASS: ("accuracy",), REGRESSION: (
 # metrics exposed as driftwatch_performance{model,metric}
 GAUGES = {BINARY: ("accuracy", "auc", "f1", "log_loss"), MULTICLASS: ("accuracy", "macro_f1"),
           REGRESSION: ("mae", "rmse")}
+
+
+def _error_parameters(hits: float, n: float) -> tuple[float, list[float]]:
+    """The misclassification CUSUMs' in-control rate (the upper Jeffreys bound of
+    ``hits / n``) and alternatives (tolerating rises to the accuracy floor's half and to
+    twice the floor); no alternatives when the rate leaves no room for them."""
+    p0 = rate_bound(hits, n, upper=True)
+    floor = DEFAULT_MIN_EFFECT["accuracy"]
+    zeros = [q for q in (p0 + floor / 2, p0 + 2 * floor) if q < 0.98]
+    return p0, ([alternative(p0, q) for q in zeros] if p0 < 0.98 else [])
 
 
 def reference_size(reference_events: int) -> int:
@@ -310,6 +325,9 @@ class PerformanceWatch:
     ref_error_rate: float = math.nan
     recent_wrong: list[float] = field(default_factory=list)
     alarms: list[list[float]] = field(default_factory=list)  # [pred_ts, stat, h, p1, recent]
+    # the CUSUMs' baseline, [wrong, pairs]: the reference plus every window that tested
+    # clean with no alarm in it (None: a state from before baselines, rate taken as known)
+    baseline: list[float] | None = None
 
     @classmethod
     def build(cls, mcfg: ModelConfig) -> PerformanceWatch:
@@ -369,13 +387,24 @@ class PerformanceWatch:
             return
         w = wrong(self.task, ref)
         self.ref_error_rate = float(w.mean())
-        p0 = rate_bound(float(w.sum()), float(w.size), upper=True)
-        floor = DEFAULT_MIN_EFFECT["accuracy"]
-        p1 = [q for q in (p0 + floor / 2, p0 + 2 * floor) if q < 0.98]
-        if p0 < 0.98 and p1:
-            s = mcfg.settings
-            arl0 = self.window_n / s.alpha * len(p1)
-            self.errors = BernoulliBank([p0], [[alternative(p0, q) for q in p1]], arl0)
+        counts = [float(w.sum()), float(w.size)]
+        p0, p1 = _error_parameters(*counts)
+        if p1:
+            arl0 = self.window_n / mcfg.settings.alpha * len(p1)
+            self.errors = BernoulliBank([p0], [p1], arl0, [counts])
+            self.baseline = counts
+
+    def _grow_baseline(self, cur: Pairs) -> None:
+        """A window tested clean with no alarm in it: its pairs join the CUSUMs' baseline
+        (up to BASELINE_MAX references), and the CUSUMs are retuned to the sharper rate."""
+        if (self.errors is None or self.baseline is None or self.task is None
+                or self.baseline[1] >= BASELINE_MAX * self.reference_n):
+            return
+        w = wrong(self.task, cur)
+        grown = [self.baseline[0] + float(w.sum()), self.baseline[1] + float(w.size)]
+        p0, p1 = _error_parameters(*grown)
+        if self.errors.retune(0, p0, p1, grown):
+            self.baseline = grown
 
     def _sequential(self, pairs: Pairs,
                     mcfg: ModelConfig) -> list[tuple[float, WatchEvaluation]]:
@@ -455,6 +484,8 @@ class PerformanceWatch:
             "model": self.model, "n": cur.n, "window": window,
             "values": self.latest, "findings": [r.detector for r, _ in hits]})
         if not hits:
+            if not seen:
+                self._grow_baseline(cur)
             return ev
         # one alert per model: the contract breach (critical) first, then the strongest
         r, sev = min(hits, key=lambda h: (h[1] != "critical", h[0].p_value))
@@ -550,7 +581,8 @@ class PerformanceWatch:
                 "expected_rate": self.expected_rate, "latest_coverage": self.latest_coverage,
                 "errors": self.errors.to_state() if self.errors is not None else None,
                 "ref_error_rate": _clean(self.ref_error_rate),
-                "recent_wrong": f64_to_text(self.recent_wrong), "alarms": self.alarms}
+                "recent_wrong": f64_to_text(self.recent_wrong), "alarms": self.alarms,
+                "baseline": self.baseline}
 
     @classmethod
     def from_state(cls, s: dict[str, Any]) -> PerformanceWatch:
@@ -571,4 +603,6 @@ class PerformanceWatch:
                            if s["errors"] is not None else None),
                    ref_error_rate=_unclean(s["ref_error_rate"]),
                    recent_wrong=f64_from_text(s["recent_wrong"]).tolist(),
-                   alarms=[list(a) for a in s["alarms"]])
+                   alarms=[list(a) for a in s["alarms"]],
+                   baseline=(list(s["baseline"]) if s.get("baseline") is not None
+                             else None))

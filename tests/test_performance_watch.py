@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
+from detectors.bernoulli import expected_thresholds
 from monitor.app import App, build
 from monitor.config_types import Config, Contract, ModelConfig, MonitorSettings
 from monitor.join import Joined
@@ -304,3 +305,49 @@ def test_alarms_and_windows_are_returned_in_prediction_time_order() -> None:
     assert len(kinds) > 3 and set(kinds[2:-1]) == {"alarm"}
     assert [e.now for e in evs] == sorted(e.now for e in evs)
     assert any(f.detector == "bernoulli_cusum" for f in evs[-1].findings)  # folded in
+
+
+def _pairs(rng: np.random.Generator, start: int, wrong: np.ndarray) -> Joined:
+    n = wrong.size
+    ts = T0 + np.arange(start, start + n) * INTERVAL
+    pred = rng.random(n)
+    label = np.where(wrong, pred < 0.5, pred >= 0.5).astype(float)
+    none = np.full(n, None, dtype=object)
+    return Joined("churn", np.arange(start, start + n).astype(str).astype(object), ts,
+                  ts + 1.0, pred, none, label, none.copy())
+
+
+def test_clean_windows_sharpen_the_misclassification_baseline_and_others_do_not() -> None:
+    mcfg = CONFIG.model("churn")
+    w = PerformanceWatch.build(ModelConfig("churn", task=BINARY))
+    rng = np.random.default_rng(8)
+    ref_wrong = rng.random(w.reference_n) < 0.1
+    w.add(_pairs(rng, 0, ref_wrong), mcfg)
+    assert w.errors is not None and w.baseline == [float(ref_wrong.sum()), w.reference_n]
+    # thresholds keep the budget on average over the rate's posterior, not at its bound
+    p0, alts = w.errors.p0[0], w.errors.p1[0]
+    assert [c[4] for c in w.errors.cusums] == expected_thresholds(
+        p0, alts, w.errors.arl0[0], *w.baseline)
+    start, n = w.reference_n, w.reference_n
+    for _ in range(3):  # clean windows join the baseline, the bound tightens
+        more = rng.random(w.window_n) < 0.1
+        w.add(_pairs(rng, start, more), mcfg)
+        start += w.window_n
+        n += w.window_n
+        assert w.baseline is not None and w.baseline[1] == n
+    assert w.errors.p0[0] < p0 and w.errors.counts[0] == w.baseline
+    grown = list(w.baseline)
+    bad = np.zeros(w.window_n, dtype=bool)
+    bad[w.window_n // 2:] = True  # an alarm (and a failing window): nothing joins
+    evs = w.add(_pairs(rng, start, bad), mcfg)
+    assert any(f.kind == "performance_degradation" for e in evs for f in e.findings)
+    assert w.baseline == grown
+    # a state from before baselines loads: the CUSUMs keep their thresholds, no growth
+    saved = json.loads(json.dumps(w.to_state()))
+    del saved["baseline"]
+    old = PerformanceWatch.from_state(saved)
+    assert old.baseline is None and old.errors is not None
+    cusums = list(old.errors.cusums)
+    old.add(_pairs(rng, start + w.window_n, rng.random(w.window_n) < 0.1), mcfg)
+    assert old.errors.cusums == cusums
+    assert PerformanceWatch.from_state(json.loads(json.dumps(w.to_state()))).baseline == grown
