@@ -1,9 +1,11 @@
 """The 0/1 streams a model's sequential watch follows with Bernoulli CUSUMs.
 
 - errors (a rise is an ``error_rate`` alarm);
-- requests slower than ``latency_min_ratio`` x the reference p99 (a rise is a
-  tail-only ``latency_regression``: a few percent of requests much slower
-  barely move a rank statistic);
+- requests slower than ``latency_min_ratio`` x the reference p99, and than
+  that ratio x the reference p99.9 (a rise is a tail-only
+  ``latency_regression``: a few percent of requests much slower barely move a
+  rank statistic, and in the far tail, which the reference hardly reaches, each
+  of them is strong evidence);
 - the share of each frequent category of each categorical feature (a rise or
   a fall is ``data_drift``), and the share of values the reference never saw,
   estimated Good-Turing style from the reference's singletons.
@@ -32,7 +34,10 @@ from monitor.config_types import MonitorSettings
 MIN_REFERENCE = 100  # a stream with fewer reference observations is not watched
 MAX_CATEGORIES = 8  # most frequent categories per feature followed one by one
 MIN_CATEGORY_COUNT = 20  # reference count below which a category's share is not followed
-TAIL_QUANTILE = 0.99
+# the slow tails followed: a few percent of requests much slower stand out most in the
+# far tail, where the reference has almost none (each hit is strong evidence), a
+# moderate slow-down in the near one
+TAIL_QUANTILES = (0.99, 0.999)
 MAX_RATE = 0.98  # alternatives beyond this are not worth a CUSUM
 
 
@@ -117,11 +122,17 @@ def _latency_streams(ref: PredictionColumns, s: MonitorSettings) -> list[RateStr
     lat = lat[np.isfinite(lat)]
     if lat.size < MIN_REFERENCE:
         return []
-    cutoff = float(np.quantile(lat, TAIL_QUANTILE)) * s.latency_min_ratio
-    what = (f"share of requests slower than {cutoff:.4g} ms "
-            f"({s.latency_min_ratio:g} x the reference p{TAIL_QUANTILE * 100:g})")
-    return [RateStream("latency_regression", None, what, "latency", int(np.sum(lat > cutoff)),
-                       int(lat.size), "mul", 2.0, cutoff=cutoff)]
+    out: list[RateStream] = []
+    for q in TAIL_QUANTILES:
+        cutoff = float(np.quantile(lat, q)) * s.latency_min_ratio
+        if out and cutoff <= out[-1].cutoff:  # a tail no farther out than the last one
+            continue
+        what = (f"share of requests slower than {cutoff:.4g} ms "
+                f"({s.latency_min_ratio:g} x the reference p{q * 100:g})")
+        out.append(RateStream("latency_regression", None, what, "latency",
+                              int(np.sum(lat > cutoff)), int(lat.size), "mul", 2.0,
+                              cutoff=cutoff))
+    return out
 
 
 def _category_streams(feature: str, values: np.ndarray,
