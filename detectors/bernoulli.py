@@ -22,9 +22,10 @@ is not a guarantee: one reference in ten underestimates the rate by more,
 and a CUSUM tuned to a small rise then alarms far more often than its
 budget.  So when the bank knows the counts ``p0`` came from, ``h`` keeps the
 false-alarm budget *on average over the rate's posterior* (Jeffreys,
-``Beta(hits + 1/2, n - hits + 1/2)``; :func:`expected_threshold`) instead of
-at ``p0`` alone: higher than Wald's ``h`` when the reference is small,
-lower when it is large and the bound already sits well above the rate.
+``Beta(hits + 1/2, n - hits + 1/2)``; :func:`expected_threshold`) as well as
+at ``p0`` (:func:`rate_thresholds`): the average needs a higher ``h`` than
+Wald's when the reference is small; when it is large the bound keeps ``h``
+from dropping below Wald's.
 """
 
 from __future__ import annotations
@@ -159,6 +160,21 @@ def expected_threshold(p0: float, p1: float, arl0: float, hits: float, n: float)
     return expected_thresholds(p0, [p1], arl0, hits, n)[0]
 
 
+def rate_thresholds(p0: float, p1: Sequence[float], arl0: float,
+                    counts: Sequence[float] | None = None) -> list[float]:
+    """The ``h`` of each ``p0 -> p1`` CUSUM.  With the baseline's ``counts`` (hits, n)
+    it keeps two promises: ARL0 at ``p0`` (Wald's, the in-control bound) *and* on
+    average over the rate's posterior (:func:`expected_thresholds`), whichever needs
+    the higher threshold.  The average alone lets a long baseline lower ``h`` below
+    Wald's, and the few references that underestimate the rate then page far beyond
+    the budget; the bound alone leaves a short reference's one-in-ten to chance."""
+    hs = [bernoulli_threshold(p0, q, arl0) for q in p1]
+    if counts is None:
+        return hs
+    avg = expected_thresholds(p0, p1, arl0, counts[0], counts[1])
+    return [max(a, b) for a, b in zip(hs, avg, strict=True)]
+
+
 def rate_bound(count: float, n: float, *, upper: bool, level: float = 0.9) -> float:
     """One-sided Jeffreys bound on a rate seen ``count`` times in ``n``: the rate is
     below the upper bound (above the lower one) with probability ``level``."""
@@ -257,9 +273,7 @@ class BernoulliBank:
 
     def _stream(self, s: int) -> list[tuple[int, float, float, float, float]]:
         p0, alts, c = self.p0[s], self.p1[s], self.counts[s]
-        arl0 = self.arl0[s]
-        hs = ([bernoulli_threshold(p0, q, arl0) for q in alts] if c is None
-              else expected_thresholds(p0, alts, arl0, c[0], c[1]))
+        hs = rate_thresholds(p0, alts, self.arl0[s], c)
         return [(s, q, math.log(q / p0), math.log((1 - q) / (1 - p0)), h)
                 for q, h in zip(alts, hs, strict=True)]
 

@@ -81,7 +81,7 @@ from detectors.result import TestResult
 from monitor.codec import f64_from_text, f64_to_text, object_array
 from monitor.config_types import ModelConfig
 from monitor.join import Joined
-from monitor.sequential import BASELINE_MAX
+from monitor.sequential import retune_due
 
 log = logging.getLogger("driftwatch.performance")
 
@@ -395,16 +395,16 @@ class PerformanceWatch:
             self.baseline = counts
 
     def _grow_baseline(self, cur: Pairs) -> None:
-        """A window tested clean with no alarm in it: its pairs join the CUSUMs' baseline
-        (up to BASELINE_MAX references), and the CUSUMs are retuned to the sharper rate."""
-        if (self.errors is None or self.baseline is None or self.task is None
-                or self.baseline[1] >= BASELINE_MAX * self.reference_n):
+        """A window tested clean with no alarm in it: its pairs join the CUSUMs' baseline,
+        and the CUSUMs are retuned to the sharper rate (:func:`retune_due`)."""
+        if self.errors is None or self.baseline is None or self.task is None:
             return
         w = wrong(self.task, cur)
-        grown = [self.baseline[0] + float(w.sum()), self.baseline[1] + float(w.size)]
-        p0, p1 = _error_parameters(*grown)
-        if self.errors.retune(0, p0, p1, grown):
-            self.baseline = grown
+        self.baseline = [self.baseline[0] + float(w.sum()), self.baseline[1] + float(w.size)]
+        tuned = self.errors.counts[0]
+        if retune_due(self.baseline[1], tuned[1] if tuned else 0.0, self.reference_n):
+            p0, p1 = _error_parameters(*self.baseline)
+            self.errors.retune(0, p0, p1, self.baseline)
 
     def _sequential(self, pairs: Pairs,
                     mcfg: ModelConfig) -> list[tuple[float, WatchEvaluation]]:

@@ -16,19 +16,24 @@ below the window tests' ``drift_min_effect`` (a KS distance: 0.1 sd is ~0.04).
 Baselines: scores against a reference of ``n`` values are centred only up to
 ``1/sqrt(n)``, and a rate is known only up to its reference's counts; a CUSUM
 tuned to a small change pays for that error exponentially in false alarms.  So
-each stream keeps a baseline, up to ``BASELINE_MAX`` references, and its CUSUMs
-are retuned as it grows; thresholds keep the budget on average over what the
-baseline leaves uncertain (:func:`detectors.cusum.cusum_threshold`,
-:func:`detectors.bernoulli.expected_thresholds`):
+each stream keeps a baseline and its CUSUMs are retuned as it grows; thresholds
+keep the budget on average over what the baseline leaves uncertain
+(:func:`detectors.cusum.cusum_threshold`,
+:func:`detectors.bernoulli.expected_thresholds`; a rate's also at its bound):
 
 - a numeric stream's is the reference plus every block of ``window_events``
   scores (counted by the watch from its first row) in which none of the
-  stream's CUSUMs alarmed nor ended past half its threshold; its CUSUMs are
-  re-centred on the baseline's mean score, standard error ``1/sqrt(n)``.
-  Decided from the scores alone, so alerts do not depend on how the stream is
-  batched;
+  stream's CUSUMs alarmed nor ended past half its threshold, up to
+  ``BASELINE_MAX`` references; its CUSUMs are re-centred on the baseline's
+  mean score, standard error ``1/sqrt(n)``.  Decided from the scores alone, so
+  alerts do not depend on how the stream is batched;
 - a rate's is the reference plus every window that tested the rate's alert
-  key clean with no alarm on the stream (:meth:`SequentialWatch.window_closed`).
+  key clean with no alarm on the stream (:meth:`SequentialWatch.window_closed`),
+  for as long as the stream runs: a baseline frozen at a stretch that happened
+  to see few errors would page for good, one that keeps learning dilutes it.
+  Past ``BASELINE_MAX`` references its CUSUMs are retuned at every 10 % of
+  growth (:func:`retune_due`).  A slow creep it absorbs is still judged by the
+  window tests, against the fixed reference.
 
 Budget: a model's windows spend ``alpha`` per ``window_events`` events; the
 watch spends the same rate, so the model's expected false alarms stay below
@@ -86,6 +91,14 @@ def batch_rows(a: Alarm | RateAlarm) -> slice:
     """The alarm's rows that are in the current batch."""
     return slice(max(0, a.row - excursion(a) + 1), a.row + 1)
 BASELINE_MAX = 10  # a stream's baseline grows up to this many references
+RETUNE_GROWTH = 1.1  # past BASELINE_MAX references, a rate's CUSUMs are retuned this seldom
+
+
+def retune_due(n: float, tuned_n: float, reference_n: float) -> bool:
+    """Should CUSUMs tuned on a baseline of ``tuned_n`` observations be retuned now that
+    it holds ``n``?  Every time up to BASELINE_MAX references; past that, once it has
+    grown by RETUNE_GROWTH (so the cost of retuning stays logarithmic in its length)."""
+    return n > tuned_n and (n <= BASELINE_MAX * reference_n or n >= RETUNE_GROWTH * tuned_n)
 
 
 def stream_key(stream: str) -> tuple[str, str | None]:
@@ -172,6 +185,7 @@ class SequentialWatch:
         self._pending = [[0.0, 0.0] for _ in self.rates]
         self._alarmed = [False for _ in self.rates]
         self._baseline_max = BASELINE_MAX * settings.reference_events
+        self._reference_n = settings.reference_events
         self.alpha = settings.alpha
         directions = [1 if s == LATENCY else 0 for s in streams]
         arl0, rate_arl0 = budget(streams, directions, self.rates,
@@ -287,12 +301,13 @@ class SequentialWatch:
             key = (r.kind, r.feature)
             hits, n = self._pending[i]
             base = self.baseline[i]
-            if (key in tested and key not in alerted and not self._alarmed[i] and n > 0
-                    and base[1] < self._baseline_max):
+            if key in tested and key not in alerted and not self._alarmed[i] and n > 0:
                 base[0] += hits
                 base[1] += n
-                p0, p1 = r.parameters(base[0], base[1])
-                self.rate_bank.retune(i, p0, p1, base)
+                tuned = self.rate_bank.counts[i]
+                if retune_due(base[1], tuned[1] if tuned else 0.0, self._reference_n):
+                    p0, p1 = r.parameters(base[0], base[1])
+                    self.rate_bank.retune(i, p0, p1, base)
             self._pending[i] = [0.0, 0.0]
             self._alarmed[i] = False
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
-from detectors.bernoulli import expected_thresholds
+from detectors.bernoulli import rate_thresholds
 from monitor.app import App, build
 from monitor.config_types import Config, Contract, ModelConfig, MonitorSettings
 from monitor.join import Joined
@@ -324,10 +324,10 @@ def test_clean_windows_sharpen_the_misclassification_baseline_and_others_do_not(
     ref_wrong = rng.random(w.reference_n) < 0.1
     w.add(_pairs(rng, 0, ref_wrong), mcfg)
     assert w.errors is not None and w.baseline == [float(ref_wrong.sum()), w.reference_n]
-    # thresholds keep the budget on average over the rate's posterior, not at its bound
+    # thresholds keep the budget at the bound and on average over the rate's posterior
     p0, alts = w.errors.p0[0], w.errors.p1[0]
-    assert [c[4] for c in w.errors.cusums] == expected_thresholds(
-        p0, alts, w.errors.arl0[0], *w.baseline)
+    assert [c[4] for c in w.errors.cusums] == rate_thresholds(
+        p0, alts, w.errors.arl0[0], w.baseline)
     start, n = w.reference_n, w.reference_n
     for _ in range(3):  # clean windows join the baseline, the bound tightens
         more = rng.random(w.window_n) < 0.1

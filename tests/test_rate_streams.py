@@ -12,7 +12,14 @@ from monitor.batch import PredictionColumns
 from monitor.config_types import MonitorSettings
 from monitor.pipeline import take
 from monitor.rate_streams import rate_streams
-from monitor.sequential import BASELINE_MAX, KS, LATENCY, SequentialWatch, alarm_findings
+from monitor.sequential import (
+    BASELINE_MAX,
+    KS,
+    LATENCY,
+    SequentialWatch,
+    alarm_findings,
+    retune_due,
+)
 
 SETTINGS = MonitorSettings()
 CATS = np.array(["a", "b", "c", "d"], dtype=object)
@@ -285,3 +292,36 @@ def test_a_feature_with_many_values_does_not_thin_out_the_error_rates_budget():
     # one more alert key (city), whatever its CUSUMs: the error rate's share goes 1/4 -> 1/5
     err = [i for i, r in enumerate(many.rates) if r.kind == "error_rate"][0]
     assert many.rate_bank.arl0[err] == pytest.approx(narrow.rate_bank.arl0[err] * 5 / 4)
+
+
+def test_a_rate_baseline_keeps_learning_past_ten_references_and_retunes_seldom():
+    rng = np.random.default_rng(9)
+    ref = stream(5_000, rng)
+    ref.error = np.zeros(ref.n, dtype=bool)
+    ref.error[rng.choice(ref.n, 35, replace=False)] = True  # 0.7 %: an unlucky reference
+    watch = SequentialWatch.build(ref, SETTINGS)
+    assert watch is not None and watch.rate_bank is not None
+    err = next(i for i, r in enumerate(watch.rates) if r.kind == "error_rate")
+    cap = BASELINE_MAX * SETTINGS.reference_events
+    retuned = []
+    for _ in range(60):  # 120,000 events at the true 1 %
+        watch.update(stream(2_000, rng))
+        watch.window_closed({("error_rate", None)}, set())
+        counts = watch.rate_bank.counts[err]
+        assert counts is not None
+        if not retuned or counts[1] != retuned[-1]:
+            retuned.append(counts[1])
+    assert watch.baseline[err][1] == 125_000  # past the cap: it keeps learning ...
+    # ... retuned at every window up to the cap, then at every 10 % of growth
+    steps = [(a, b) for a, b in zip(retuned, retuned[1:], strict=False) if b > cap]
+    assert steps and all(b >= 1.1 * a for a, b in steps) and len(steps) < 10
+    assert all(b - a == 2_000 for a, b in zip(retuned, retuned[1:], strict=False) if b <= cap)
+    # the unlucky start is diluted: the bound sits above the true rate again
+    assert watch.rate_bank.p0[err] > 0.01
+
+
+def test_retune_is_due_at_every_window_up_to_ten_references_then_at_every_tenth():
+    assert retune_due(12_000, 10_000, 5_000)
+    assert retune_due(50_000, 48_000, 5_000)
+    assert not retune_due(52_000, 50_000, 5_000) and retune_due(56_000, 50_000, 5_000)
+    assert not retune_due(50_000, 50_000, 5_000)

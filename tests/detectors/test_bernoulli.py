@@ -22,6 +22,7 @@ from detectors.bernoulli import (
     log_bernoulli_arl,
     posterior_rates,
     rate_bound,
+    rate_thresholds,
 )
 
 
@@ -224,20 +225,20 @@ def test_a_state_from_before_counts_loads_with_known_rates():
 
 def test_retune_with_counts_averages_over_the_new_baseline():
     bank = BernoulliBank([0.012], [[0.017, 0.036]], arl0=1e8, counts=[[50, 5_000]])
-    assert [c[4] for c in bank.cusums] == expected_thresholds(0.012, [0.017, 0.036], 1e8,
-                                                                50, 5_000)
+    assert [c[4] for c in bank.cusums] == rate_thresholds(0.012, [0.017, 0.036], 1e8,
+                                                            [50, 5_000])
     assert bank.retune(0, 0.0109, [0.0163, 0.0356], [200, 20_000])
     assert bank.counts == [[200.0, 20_000.0]]
-    assert [c[4] for c in bank.cusums] == expected_thresholds(0.0109, [0.0163, 0.0356], 1e8,
-                                                                200, 20_000)
+    assert [c[4] for c in bank.cusums] == rate_thresholds(0.0109, [0.0163, 0.0356], 1e8,
+                                                            [200, 20_000])
     assert not bank.retune(0, 0.0109, [0.0163, 0.0356], [30_000, 20_000])
 
 
 def test_each_stream_keeps_its_own_budget():
     both = BernoulliBank([0.01, 0.2], [[0.02, 0.04], [0.3]], arl0=[1e7, 1e4],
                          counts=[[50, 5_000], None])
-    assert [c[4] for c in both.cusums[:2]] == expected_thresholds(0.01, [0.02, 0.04], 1e7,
-                                                                   50, 5_000)
+    assert [c[4] for c in both.cusums[:2]] == rate_thresholds(0.01, [0.02, 0.04], 1e7,
+                                                               [50, 5_000])
     assert both.cusums[2][4] == bernoulli_threshold(0.2, 0.3, 1e4)
     both.retune(1, 0.21, [0.31])
     assert both.cusums[2][4] == bernoulli_threshold(0.21, 0.31, 1e4)
@@ -248,3 +249,17 @@ def test_each_stream_keeps_its_own_budget():
     assert BernoulliBank.from_state(old).cusums[2] == both.cusums[2]
     with pytest.raises(ValueError):
         BernoulliBank([0.01, 0.2], [[0.02], [0.3]], arl0=[1e7])
+
+
+@pytest.mark.parametrize(("hits", "n"), [(50, 5_000), (500, 50_000), (2_399, 25_500)])
+def test_thresholds_keep_both_promises(hits, n):
+    p0 = rate_bound(hits, n, upper=True)
+    alts = [alternative(p0, p0 + 0.005), alternative(p0, p0 + 0.02)]
+    got = rate_thresholds(p0, alts, 1e7, [hits, n])
+    wald = [bernoulli_threshold(p0, q, 1e7) for q in alts]
+    avg = expected_thresholds(p0, alts, 1e7, hits, n)
+    assert got == [max(a, b) for a, b in zip(wald, avg, strict=True)]
+    assert rate_thresholds(p0, alts, 1e7) == wald
+    # a long baseline: the average alone would go below Wald's at the bound
+    if n >= 25_000:
+        assert any(b < a for a, b in zip(wald, avg, strict=True))
