@@ -15,8 +15,11 @@ prediction time inside each batch:
   task's primary metrics (binary: accuracy and ROC AUC; multiclass: accuracy;
   regression: MAE) and, for classifiers with ``contract.accuracy_min``,
   :func:`~detectors.performance.contract_test` (severity ``critical``).  The
-  window's tests are one Holm family at ``settings.alpha``; a window with fewer
-  than ``max(min_window_events, 30)`` valid pairs is not tested.
+  window's tests are one Holm family at ``alpha`` scaled to the window's
+  length (``alpha * window / window_events``: half of it with the defaults),
+  so the watch spends ``alpha`` per ``window_events`` pairs, the rate the
+  model's own windows spend per event; a window with fewer than
+  ``max(min_window_events, 30)`` valid pairs is not tested.
 
 For classifiers a Bernoulli CUSUM (:class:`~detectors.bernoulli.BernoulliBank`)
 also follows the 0/1 stream "this labelled prediction was wrong" pair by
@@ -28,7 +31,7 @@ references -- and its thresholds keep the budget on average over that rate's
 posterior (a 2,500-pair reference that happened to see few errors otherwise
 pages on a stationary stream); its alternatives sit at the accuracy effect
 floor's half and twice the floor; it spends the same false-alarm rate as the
-windows (``alpha`` per window of pairs, split over its CUSUMs).
+windows (``alpha`` per ``window_events`` pairs, split over its CUSUMs).
 An alarm fires at once and is folded into the next window's findings, so that
 window cannot count as clean; alarms and windows are handed on in prediction-
 time order, so a window that ended before an alarm cannot resolve it.
@@ -48,8 +51,8 @@ a join and coverage would read 100 %), from the second expiry past that point.
 The first ``reference`` resolutions give the expected coverage; every later
 tumbling window of ``window`` resolutions runs
 :func:`~detectors.performance.label_delay_test` (exact binomial, default effect
-floor: half the labels missing).  A model whose
-reference coverage is 0 is never tested.  Labels stopping are therefore seen
+floor: half the labels missing) at the performance windows' level.  A model
+whose reference coverage is 0 is never tested.  Labels stopping are therefore seen
 about one TTL after the last label, when their predictions start to expire.
 
 Everything round-trips through plain JSON (:meth:`PerformanceWatch.to_state`).
@@ -335,6 +338,19 @@ class PerformanceWatch:
         return cls(mcfg.name, reference_size(s.reference_events), window_size(s.window_events),
                    task=mcfg.task)
 
+    # -- the budget --------------------------------------------------------------------
+
+    def _span(self, mcfg: ModelConfig) -> int:
+        """Observations (labelled pairs, resolutions) per ``alpha`` of false-alarm budget:
+        ``window_events``, as for the model's own windows and sequential watch, so the
+        performance family spends at the same rate per observation (its windows are
+        half as long); a window longer than that gets a whole ``alpha``."""
+        return max(self.window_n, mcfg.settings.window_events)
+
+    def _alpha(self, mcfg: ModelConfig) -> float:
+        """The level of one performance (or coverage) window's family."""
+        return mcfg.settings.alpha * self.window_n / self._span(mcfg)
+
     # -- performance ---------------------------------------------------------------------
 
     def add(self, joined: Joined, mcfg: ModelConfig) -> list[WatchEvaluation]:
@@ -390,7 +406,7 @@ class PerformanceWatch:
         counts = [float(w.sum()), float(w.size)]
         p0, p1 = _error_parameters(*counts)
         if p1:
-            arl0 = self.window_n / mcfg.settings.alpha * len(p1)
+            arl0 = self._span(mcfg) / mcfg.settings.alpha * len(p1)
             self.errors = BernoulliBank([p0], [p1], arl0, [counts])
             self.baseline = counts
 
@@ -427,7 +443,7 @@ class PerformanceWatch:
         s = mcfg.settings
         return Finding(
             kind="performance_degradation", model=self.model, model_version=self.version,
-            detector="bernoulli_cusum", statistic=stat, p_value=s.alpha / self.window_n,
+            detector="bernoulli_cusum", statistic=stat, p_value=s.alpha / self._span(mcfg),
             threshold=h, reference_n=self.reference_n, current_n=0, window=(ts, ts),
             summary=f"{self.model} accuracy fell against ground truth",
             description=(
@@ -477,7 +493,8 @@ class PerformanceWatch:
         key: Key = (self.model, "performance_degradation", None, None)
         if key not in ev.evaluated:
             ev.evaluated.append(key)
-        rejected = holm([r.p_value for r, _ in results], s.alpha)
+        alpha = self._alpha(mcfg)
+        rejected = holm([r.p_value for r, _ in results], alpha)
         hits = [(r, sev) for (r, sev), rej in zip(results, rejected, strict=True)
                 if rej and r.effect >= r.min_effect]
         log.info("performance window evaluated", extra={
@@ -499,7 +516,7 @@ class PerformanceWatch:
         ev.findings.append(Finding(
             kind="performance_degradation", model=self.model, model_version=self.version,
             detector=r.detector, statistic=float(r.statistic), p_value=float(r.p_value),
-            threshold=s.alpha, reference_n=r.reference_n, current_n=r.current_n,
+            threshold=alpha, reference_n=r.reference_n, current_n=r.current_n,
             window=window, summary=summary, description=description, severity=sev,
             details=details))
         return ev
@@ -548,13 +565,14 @@ class PerformanceWatch:
                              delay_p95=delay_p95)
         key: Key = (self.model, "label_delay", None, None)
         ev.evaluated.append(key)
-        if r.significant(s.alpha):
+        alpha = self._alpha(mcfg)
+        if r.significant(alpha):
             delay = (f"; recent label delay p95 {delay_p95:.0f}s" if delay_p95 is not None
                      else "")
             ev.findings.append(Finding(
                 kind="label_delay", model=self.model, model_version=self.version,
                 detector=r.detector, statistic=float(r.statistic), p_value=float(r.p_value),
-                threshold=s.alpha, reference_n=r.reference_n, current_n=r.current_n,
+                threshold=alpha, reference_n=r.reference_n, current_n=r.current_n,
                 window=(watermark - ttl_seconds, watermark),
                 summary=f"labels for {self.model} stopped arriving",
                 description=(
