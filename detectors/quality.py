@@ -23,6 +23,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -108,16 +109,25 @@ def stuck_value_test(reference: Any, current: Any, *, min_share: float = 0.5,
 
 
 def out_of_range_test(reference: Any, current: Any, *, tail: float = 0.001,
-                      min_increase: float = 0.01, min_n: int = MIN_N) -> TestResult:
+                      min_increase: float = 0.01, min_n: int = MIN_N,
+                      margin: float = 0.0) -> TestResult:
     """Are more current values outside the reference's central range than chance allows?
 
     Exact distribution-free p-value: with r reference values at or beyond each end,
     P(K >= k) = P(at most 2r - 1 reference values among the first k + 2r - 1 of the
     pooled order) = hypergeom(N, n, k + 2r - 1).cdf(2r - 1).  Ties with the boundary
     count as inside, which only makes the test conservative.
+
+    ``margin`` widens the range by that many times its own width on each side, so
+    only values far outside anything the reference saw count (the p-value, computed
+    for the unwidened range, is then conservative): for rows picked *because* they
+    are extreme, such as a CUSUM's excursion, where the plain range would call a
+    wider distribution a broken feed.
     """
     if not 0.0 < tail < 0.5:
         raise ValueError(f"tail must be in (0, 0.5), got {tail!r}")
+    if not (margin >= 0 and math.isfinite(margin)):
+        raise ValueError(f"margin must be finite and >= 0, got {margin!r}")
     _check_share("min_increase", min_increase)
     check_min_n(min_n)
     ref = np.asarray(reference, dtype=float).ravel()
@@ -128,6 +138,7 @@ def out_of_range_test(reference: Any, current: Any, *, tail: float = 0.001,
         return insufficient("out_of_range", min_increase, n, m)
     r = max(1, min(int(round(tail * n)), (n - 1) // 2))
     low, high = float(ref[r - 1]), float(ref[n - r])
+    low, high = low - margin * (high - low), high + margin * (high - low)
     k = int(np.count_nonzero((cur < low) | (cur > high)))
     expected = 2 * r / (n + 1)
     cur_share = k / m

@@ -161,14 +161,17 @@ def _nulls(values: np.ndarray) -> int:
     return int(np.isnan(values).sum())
 
 
-def quality_results(ref: np.ndarray, cur: np.ndarray) -> list[TestResult]:
-    """Data-quality tests of one feature: null spikes, stuck values, out-of-range floods."""
+def quality_results(ref: np.ndarray, cur: np.ndarray, *,
+                    range_margin: float = 0.0) -> list[TestResult]:
+    """Data-quality tests of one feature: null spikes, stuck values, out-of-range floods
+    (beyond the reference's range widened by ``range_margin`` of its width each side)."""
     results = [null_rate_test(_nulls(ref), ref.size, _nulls(cur), cur.size)]
     if ref.dtype != object:
         stuck = stuck_value_test(ref, cur, min_share=STUCK_MIN_SHARE)
         if stuck.insufficient or stuck.details.get("ref_share", 1.0) < STUCK_MAX_REF_SHARE:
             results.append(stuck)
-        results.append(out_of_range_test(ref, cur, min_increase=OUT_OF_RANGE_MIN_INCREASE))
+        results.append(out_of_range_test(ref, cur, min_increase=OUT_OF_RANGE_MIN_INCREASE,
+                                         margin=range_margin))
     return results
 
 

@@ -73,6 +73,9 @@ MIN_REFERENCE = 100  # a feature with fewer reference values is not watched
 RECENT = 500  # at most this many rows before an alarm describe the shift
 TAIL = 2_000  # raw values kept per stream, for the data-quality check at an alarm
 MIN_RUN = 50  # an alarm's rows are never fewer than this
+# at an alarm, a value is out of range beyond the reference's central range widened by
+# this many times its width on each side (N(0, 1): beyond +-9.3)
+EXCURSION_RANGE_MARGIN = 1.0
 
 
 def excursion(a: Alarm | RateAlarm) -> int:
@@ -332,9 +335,13 @@ class SequentialWatch:
 
     def _quality(self, a: Alarm, rows: np.ndarray) -> list[Any] | None:
         """Is the alarm a broken feed (nulls, a stuck default, out-of-range values)?
-        Checked on the rows of the CUSUM's own excursion, where the change began."""
+        Checked on the rows of the CUSUM's own excursion, where the change began.  Those
+        rows are the stream's most extreme by construction, so out of range there means
+        far out (:data:`EXCURSION_RANGE_MARGIN`): a distribution that merely widened
+        (its variance doubled) is drift, not a broken feed."""
         rows = rows[-excursion(a):]
-        broken = [r for r in quality_results(self._ref_raw[a.stream], rows)
+        broken = [r for r in quality_results(self._ref_raw[a.stream], rows,
+                                             range_margin=EXCURSION_RANGE_MARGIN)
                   if r.significant(self.alpha)]
         if not broken:
             return None

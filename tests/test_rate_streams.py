@@ -325,3 +325,17 @@ def test_retune_is_due_at_every_window_up_to_ten_references_then_at_every_tenth(
     assert retune_due(50_000, 48_000, 5_000)
     assert not retune_due(52_000, 50_000, 5_000) and retune_due(56_000, 50_000, 5_000)
     assert not retune_due(50_000, 50_000, 5_000)
+
+
+def test_a_wider_distribution_caught_by_a_cusum_is_drift_and_a_sentinel_flood_a_break():
+    def wider(c, rng):  # the CUSUM's excursion rows are the extreme ones by construction
+        c.numeric["x"] = c.numeric["x"] * 2.0
+    alarms = [a for a in first_alarms(wider, seed=3) if a.feature == "x"]
+    assert alarms and all(a.quality is None for a in alarms)
+
+    def unit_change(c, rng):  # a third of the rows now in another unit
+        c.numeric["x"] = np.where(rng.random(c.n) < 0.3, 1_000 * c.numeric["x"],
+                                  c.numeric["x"])
+    broken = [a for a in first_alarms(unit_change, seed=3) if a.feature == "x"]
+    assert broken and any(a.quality is not None and a.quality[0] == "out_of_range"
+                          for a in broken)

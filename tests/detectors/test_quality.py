@@ -221,3 +221,16 @@ def test_results_are_json_serialisable_with_python_floats():
         for value in (r.statistic, r.p_value, r.effect):
             assert type(value) is float and math.isfinite(value)
         json.loads(json.dumps(dataclasses.asdict(r), allow_nan=False))
+
+
+def test_a_margin_counts_only_values_far_outside_the_reference_range():
+    rng = np.random.default_rng(2)
+    ref = rng.normal(size=5000)
+    wide = rng.normal(0, 2, 2000)  # a wider world: many values past the plain range ...
+    assert out_of_range_test(ref, wide, min_increase=0.05).significant(1e-5)
+    far = out_of_range_test(ref, wide, min_increase=0.05, margin=1.0)
+    assert not far.significant(0.05) and far.details["high"] > 2 * 3  # ... none far out
+    sentinel = np.concatenate([rng.normal(size=1500), np.full(500, -999.0)])
+    assert out_of_range_test(ref, sentinel, min_increase=0.05, margin=1.0).significant(1e-5)
+    with pytest.raises(ValueError):
+        out_of_range_test(ref, wide, margin=-1.0)
