@@ -281,32 +281,6 @@ def test_a_cusum_alarm_is_paged_once_even_when_windows_close_in_its_batch() -> N
     assert alerts[0]["evidence"]["detector"] == "bernoulli_cusum"
 
 
-def test_alarms_and_windows_are_returned_in_prediction_time_order() -> None:
-    w = PerformanceWatch.build(ModelConfig("churn", task=BINARY))
-    rng = np.random.default_rng(4)
-
-    def pairs(start: int, n: int, wrong: np.ndarray) -> Joined:
-        ts = T0 + np.arange(start, start + n) * INTERVAL
-        pred = rng.random(n)
-        label = np.where(wrong, pred < 0.5, pred >= 0.5).astype(float)
-        none = np.full(n, None, dtype=object)
-        return Joined("churn", np.arange(start, start + n).astype(str).astype(object), ts,
-                      ts + 1.0, pred, none, label, none.copy())
-
-    ref = w.reference_n
-    assert w.add(pairs(0, ref, rng.random(ref) < 0.1), CONFIG.model("churn")) == []
-    wrong = rng.random(3 * w.window_n) < 0.1
-    wrong[int(2.5 * w.window_n):] = True  # the last half window is all wrong
-    evs = w.add(pairs(ref, 3 * w.window_n, wrong), CONFIG.model("churn"))
-    kinds = ["alarm" if not e.evaluated else "window" for e in evs]
-    # two clean windows, then the CUSUM's alarms (it restarts and alarms on), then the
-    # window that holds them
-    assert kinds[:2] == ["window", "window"] and kinds[-1] == "window"
-    assert len(kinds) > 3 and set(kinds[2:-1]) == {"alarm"}
-    assert [e.now for e in evs] == sorted(e.now for e in evs)
-    assert any(f.detector == "bernoulli_cusum" for f in evs[-1].findings)  # folded in
-
-
 def _pairs(rng: np.random.Generator, start: int, wrong: np.ndarray) -> Joined:
     n = wrong.size
     ts = T0 + np.arange(start, start + n) * INTERVAL
@@ -315,6 +289,23 @@ def _pairs(rng: np.random.Generator, start: int, wrong: np.ndarray) -> Joined:
     none = np.full(n, None, dtype=object)
     return Joined("churn", np.arange(start, start + n).astype(str).astype(object), ts,
                   ts + 1.0, pred, none, label, none.copy())
+
+
+def test_alarms_and_windows_are_returned_in_prediction_time_order() -> None:
+    w = PerformanceWatch.build(ModelConfig("churn", task=BINARY))
+    rng = np.random.default_rng(4)
+    ref = w.reference_n
+    assert w.add(_pairs(rng, 0, rng.random(ref) < 0.1), CONFIG.model("churn")) == []
+    wrong = rng.random(3 * w.window_n) < 0.1
+    wrong[int(2.5 * w.window_n):] = True  # the last half window is all wrong
+    evs = w.add(_pairs(rng, ref, wrong), CONFIG.model("churn"))
+    kinds = ["alarm" if not e.evaluated else "window" for e in evs]
+    # two clean windows, then the CUSUM's alarms (it restarts and alarms on), then the
+    # window that holds them
+    assert kinds[:2] == ["window", "window"] and kinds[-1] == "window"
+    assert len(kinds) > 3 and set(kinds[2:-1]) == {"alarm"}
+    assert [e.now for e in evs] == sorted(e.now for e in evs)
+    assert any(f.detector == "bernoulli_cusum" for f in evs[-1].findings)  # folded in
 
 
 def test_clean_windows_sharpen_the_misclassification_baseline_and_others_do_not() -> None:
