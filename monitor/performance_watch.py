@@ -26,8 +26,9 @@ also follows the 0/1 stream "this labelled prediction was wrong" pair by
 pair, so an abrupt concept change (the label function switches under
 unchanged inputs) is caught before a window fills.  Its in-control rate is
 the upper Jeffreys bound of its baseline's error rate -- the reference, plus
-every window that tested clean with no alarm in it, up to ``BASELINE_MAX``
-references -- and its thresholds keep the budget on average over that rate's
+every window that tested clean with no alarm in it, for as long as the model
+runs (retuned as :func:`~monitor.sequential.retune_due` says) -- and its
+thresholds keep the budget at that bound and on average over the rate's
 posterior (a 2,500-pair reference that happened to see few errors otherwise
 pages on a stationary stream); its alternatives sit at the accuracy effect
 floor's half and twice the floor; it spends the same false-alarm rate as the
@@ -68,7 +69,7 @@ from typing import Any
 import numpy as np
 
 from alerts.model import Finding
-from detectors.bernoulli import BernoulliBank, alternative, rate_bound
+from detectors.bernoulli import BernoulliBank
 from detectors.budget import holm
 from detectors.performance import (
     DEFAULT_MIN_EFFECT,
@@ -84,7 +85,8 @@ from detectors.result import TestResult
 from monitor.codec import f64_from_text, f64_to_text, object_array
 from monitor.config_types import ModelConfig
 from monitor.join import Joined
-from monitor.sequential import retune_due
+from monitor.rate_streams import rise_parameters
+from monitor.sequential import retune_grown
 
 log = logging.getLogger("driftwatch.performance")
 
@@ -101,14 +103,10 @@ GAUGES = {BINARY: ("accuracy", "auc", "f1", "log_loss"), MULTICLASS: ("accuracy"
           REGRESSION: ("mae", "rmse")}
 
 
-def _error_parameters(hits: float, n: float) -> tuple[float, list[float]]:
-    """The misclassification CUSUMs' in-control rate (the upper Jeffreys bound of
-    ``hits / n``) and alternatives (tolerating rises to the accuracy floor's half and to
-    twice the floor); no alternatives when the rate leaves no room for them."""
-    p0 = rate_bound(hits, n, upper=True)
-    floor = DEFAULT_MIN_EFFECT["accuracy"]
-    zeros = [q for q in (p0 + floor / 2, p0 + 2 * floor) if q < 0.98]
-    return p0, ([alternative(p0, q) for q in zeros] if p0 < 0.98 else [])
+def _error_parameters(hits: float, n: float) -> tuple[float, tuple[float, ...]]:
+    """The misclassification CUSUMs' in-control rate and alternatives: a rate watched
+    for rises of the accuracy effect floor."""
+    return rise_parameters(hits, n, DEFAULT_MIN_EFFECT["accuracy"])
 
 
 def reference_size(reference_events: int) -> int:
@@ -412,15 +410,12 @@ class PerformanceWatch:
 
     def _grow_baseline(self, cur: Pairs) -> None:
         """A window tested clean with no alarm in it: its pairs join the CUSUMs' baseline,
-        and the CUSUMs are retuned to the sharper rate (:func:`retune_due`)."""
+        and the CUSUMs are retuned to the sharper rate when due."""
         if self.errors is None or self.baseline is None or self.task is None:
             return
         w = wrong(self.task, cur)
         self.baseline = [self.baseline[0] + float(w.sum()), self.baseline[1] + float(w.size)]
-        tuned = self.errors.counts[0]
-        if retune_due(self.baseline[1], tuned[1] if tuned else 0.0, self.reference_n):
-            p0, p1 = _error_parameters(*self.baseline)
-            self.errors.retune(0, p0, p1, self.baseline)
+        retune_grown(self.errors, 0, self.baseline, _error_parameters, self.reference_n)
 
     def _sequential(self, pairs: Pairs,
                     mcfg: ModelConfig) -> list[tuple[float, WatchEvaluation]]:

@@ -65,10 +65,10 @@ class RateStream:
 
     def parameters(self, hits: float, n: float) -> tuple[float, tuple[float, ...]]:
         """In-control rate (a one-sided bound on hits / n) and the alternatives."""
+        if self.rule == "add":
+            return rise_parameters(hits, n, self.step)
         p0 = rate_bound(hits, n, upper=self.rise)
         f = self.step
-        if self.rule == "add":
-            return p0, _rise(p0, [p0 + f / 2, p0 + 2 * f])
         if self.rule == "mul":
             return p0, _rise(p0, [f * p0, 2 * f * p0])
         return p0, _fall(p0, [p0 - f / 2, max(p0 - 2 * f, p0 / 4)])
@@ -100,6 +100,14 @@ def indicator(s: RateStream, cols: PredictionColumns) -> np.ndarray:
     present = np.not_equal(v, None)
     hit = v == s.value if s.value is not None else ~np.isin(v, list(s.known))
     return np.where(present, hit, np.nan).astype(float)
+
+
+def rise_parameters(hits: float, n: float, floor: float) -> tuple[float, tuple[float, ...]]:
+    """A rate watched for rises of at least ``floor`` (absolute): its in-control rate,
+    the upper Jeffreys bound of ``hits / n``, and the alternatives that tolerate rises to
+    half the floor and to twice it (none where the bound leaves no room)."""
+    p0 = rate_bound(hits, n, upper=True)
+    return p0, _rise(p0, [p0 + floor / 2, p0 + 2 * floor])
 
 
 def _rise(p0: float, zeros: list[float]) -> tuple[float, ...]:

@@ -50,6 +50,7 @@ numeric CUSUMs keep the reference values and the centres they were built with
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -102,6 +103,18 @@ def retune_due(n: float, tuned_n: float, reference_n: float) -> bool:
     it holds ``n``?  Every time up to BASELINE_MAX references; past that, once it has
     grown by RETUNE_GROWTH (so the cost of retuning stays logarithmic in its length)."""
     return n > tuned_n and (n <= BASELINE_MAX * reference_n or n >= RETUNE_GROWTH * tuned_n)
+
+
+def retune_grown(bank: BernoulliBank, stream: int, counts: list[float],
+                 parameters: Callable[[float, float], tuple[float, Sequence[float]]],
+                 reference_n: float) -> None:
+    """A rate's baseline grew to ``counts`` (hits, n): retune its CUSUMs to it when due
+    (:func:`retune_due`; ``parameters`` turns counts into the in-control rate and the
+    alternatives)."""
+    tuned = bank.counts[stream]
+    if retune_due(counts[1], tuned[1] if tuned else 0.0, reference_n):
+        p0, p1 = parameters(counts[0], counts[1])
+        bank.retune(stream, p0, p1, counts)
 
 
 def stream_key(stream: str) -> tuple[str, str | None]:
@@ -307,10 +320,7 @@ class SequentialWatch:
             if key in tested and key not in alerted and not self._alarmed[i] and n > 0:
                 base[0] += hits
                 base[1] += n
-                tuned = self.rate_bank.counts[i]
-                if retune_due(base[1], tuned[1] if tuned else 0.0, self._reference_n):
-                    p0, p1 = r.parameters(base[0], base[1])
-                    self.rate_bank.retune(i, p0, p1, base)
+                retune_grown(self.rate_bank, i, base, r.parameters, self._reference_n)
             self._pending[i] = [0.0, 0.0]
             self._alarmed[i] = False
 
