@@ -50,10 +50,11 @@ class Silence:
         return match_all(_parsed(self.matchers), labels)
 
     def to_json(self, now: float | None = None) -> dict[str, Any]:
-        out = {"id": self.id, "matchers": list(self.matchers),
-               "startsAt": rfc3339(self.starts_at), "endsAt": rfc3339(self.ends_at),
-               "createdBy": self.created_by, "comment": self.comment,
-               "createdAt": rfc3339(self.created_at)}
+        out: dict[str, Any] = {
+            "id": self.id, "matchers": list(self.matchers),
+            "startsAt": rfc3339(self.starts_at), "endsAt": rfc3339(self.ends_at),
+            "createdBy": self.created_by, "comment": self.comment,
+            "createdAt": rfc3339(self.created_at)}
         if now is not None:
             out["status"] = {"state": self.state(now)}
         return out

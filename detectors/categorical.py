@@ -20,7 +20,7 @@ MAX_LISTED = 5
 
 def _counts(values: np.ndarray) -> dict[str, int]:
     arr = np.asarray(values, dtype=object)
-    arr = arr[np.not_equal(arr, None)].astype(str)
+    arr = arr[np.not_equal(arr, np.asarray(None, dtype=object))].astype(str)
     cats, counts = np.unique(arr, return_counts=True)
     return dict(zip(cats.tolist(), counts.tolist(), strict=True))
 

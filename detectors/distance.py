@@ -394,7 +394,8 @@ def hellinger_test(reference: Any, current: Any, *, min_effect: float = 0.1, min
 
 def _category_values(values: Any) -> np.ndarray:
     arr = np.asarray(values, dtype=object).ravel()
-    keep = np.not_equal(arr, None) & (arr == arr)  # None and NaN (NaN != NaN) are missing
+    # None and NaN (NaN != NaN) are missing
+    keep = np.not_equal(arr, np.asarray(None, dtype=object)) & (arr == arr)
     return arr[keep.astype(bool)].astype(str)
 
 

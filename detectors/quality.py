@@ -74,7 +74,8 @@ def _values(x: Any, numeric: bool) -> np.ndarray:
         arr = arr.astype(float)
         return arr[np.isfinite(arr)]
     arr = arr.astype(object)
-    keep = np.not_equal(arr, None) & (arr == arr)  # None and NaN (NaN != NaN) are missing
+    # None and NaN (NaN != NaN) are missing
+    keep = np.not_equal(arr, np.asarray(None, dtype=object)) & (arr == arr)
     return arr[keep.astype(bool)].astype(str)
 
 

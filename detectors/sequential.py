@@ -35,7 +35,7 @@ from __future__ import annotations
 import math
 import numbers
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Self, cast
 
 import numpy as np
 
@@ -186,7 +186,7 @@ class SequentialDetector(ABC):
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Self:
-        name = state.get("name")
+        name: Any = state.get("name")
         target = SequentialDetector._registry.get(name) if cls is SequentialDetector else cls
         if target is None or target.name != name:
             raise ValueError(f"state name must be {getattr(cls, 'name', 'a detector name')!r}, "
@@ -401,7 +401,7 @@ class ADWIN(SequentialDetector):
         while True:
             held_t = self._tot[level] if level < len(self._tot) else []
             held_v = self._var[level] if level < len(self._var) else []
-            if level == 0:
+            if below_t is None or below_v is None:  # level 0
                 new_t, new_v = block, np.zeros(nb)
             else:
                 k = below_t.size // 2
@@ -449,10 +449,10 @@ class ADWIN(SequentialDetector):
         created = _adwin_created(np.array([t_end], dtype=np.int64), n_levels, m)
         tot, var = [], []
         for lv in range(n_levels):
-            lo = int(2 * created[lv + 1][0]) - start[lv]
-            hi = int(created[lv][0]) - start[lv]
-            tot.append(seq_t[lv][lo:hi].tolist())
-            var.append(seq_v[lv][lo:hi].tolist())
+            begin = int(2 * created[lv + 1][0]) - start[lv]
+            end = int(created[lv][0]) - start[lv]
+            tot.append(seq_t[lv][begin:end].tolist())
+            var.append(seq_v[lv][begin:end].tolist())
         while tot and not tot[-1]:
             tot.pop()
             var.pop()
@@ -647,7 +647,7 @@ class CUSUM(SequentialDetector):
             if off == block.size:
                 return -1
         rest = block[off:]
-        z = (rest - self.mean) / self.std
+        z = (rest - cast(float, self.mean)) / cast(float, self.std)
         wu = _prepend_accumulate(np.add, self._wu, z - self.k)
         mu = _prepend_accumulate(np.minimum, self._mu, wu)
         wd = _prepend_accumulate(np.add, self._wd, -z - self.k)
@@ -718,11 +718,12 @@ class DDM(SequentialDetector):
         p = self._errors / self.n
         s = math.sqrt(p * (1.0 - p) / self.n)
         ps = p + s
-        if self._pmin is None or ps <= self._pmin + self._smin:
+        if self._pmin is None or ps <= self._pmin + cast(float, self._smin):
             self._pmin, self._smin = p, s
-        if ps > self._pmin + self.drift * self._smin:
+        smin = cast(float, self._smin)
+        if ps > self._pmin + self.drift * smin:
             return True
-        self.warning_detected = ps > self._pmin + self.warning * self._smin
+        self.warning_detected = ps > self._pmin + self.warning * smin
         return False
 
     def _scan(self, block: np.ndarray) -> int:
@@ -732,7 +733,7 @@ class DDM(SequentialDetector):
         p = errors / n
         s = np.sqrt(p * (1.0 - p) / n)
         ps = p + s
-        ps0 = math.inf if self._pmin is None else self._pmin + self._smin
+        ps0 = math.inf if self._pmin is None else self._pmin + cast(float, self._smin)
         prev = _prepend_accumulate(np.minimum, ps0, np.where(elig, ps, math.inf))
         prev = np.concatenate([[ps0], prev[:-1]])
         new = elig & (ps <= prev)

@@ -118,9 +118,9 @@ def parse_receivers_and_route(top: Table, ctx: Context) -> dict[str, Any]:
     for where, name in used:
         if name not in defined:
             ctx.problems.error(where, f'undefined receiver "{name}" used in route{hint}')
-    named = {name for _, name in used}
+    routed = {name for _, name in used}
     for i, r in enumerate(receivers):
-        if r.name not in named:
+        if r.name not in routed:
             ctx.problems.warn(f"receivers[{i}]", f'receiver "{r.name}" is not used by any route')
     return out
 

@@ -157,7 +157,7 @@ OUT_OF_RANGE_MIN_INCREASE = 0.20
 
 def _nulls(values: np.ndarray) -> int:
     if values.dtype == object:
-        return int(np.equal(values, None).sum())
+        return int(np.equal(values, np.asarray(None, dtype=object)).sum())
     return int(np.isnan(values).sum())
 
 

@@ -32,7 +32,8 @@ def testable(seg: np.ndarray) -> tuple[list[str], int]:
     """The values of one segment column with enough rows to be tested on their own,
     and how many distinct values it has (absent ones not counted)."""
     seg = np.asarray(seg, dtype=object)
-    values, counts = np.unique(seg[np.not_equal(seg, None)].astype(str), return_counts=True)
+    present = np.not_equal(seg, np.asarray(None, dtype=object))
+    values, counts = np.unique(seg[present].astype(str), return_counts=True)
     return ([str(v) for v, c in zip(values, counts, strict=True) if c >= MIN_SEGMENT_ROWS],
             int(values.size))
 

@@ -226,7 +226,9 @@ class Metrics:
         counters = self._stream_counters()
         for name, rows in state.items():
             c = counters.get(name)
-            for labels, value in rows if c is not None else ():
+            if c is None:
+                continue
+            for labels, value in rows:
                 c.labels(**labels).inc(value)
 
     def forget_models(self, models: set[str]) -> None:

@@ -97,7 +97,7 @@ def indicator(s: RateStream, cols: PredictionColumns) -> np.ndarray:
     v = cols.categorical.get(s.feature or "")
     if v is None:
         return np.full(cols.n, np.nan)
-    present = np.not_equal(v, None)
+    present = np.not_equal(v, np.asarray(None, dtype=object))
     hit = v == s.value if s.value is not None else ~np.isin(v, list(s.known))
     return np.where(present, hit, np.nan).astype(float)
 

@@ -11,6 +11,7 @@ that vanished while a new one appeared is named as a likely rename.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -27,7 +28,8 @@ MISMATCH_MIN_COUNT = 10
 def _presence(cols: PredictionColumns) -> dict[str, float]:
     n = max(cols.n, 1)
     out = {f: float(np.isfinite(v).sum()) / n for f, v in cols.numeric.items()}
-    out.update({f: float(np.not_equal(v, None).sum()) / n for f, v in cols.categorical.items()})
+    none = np.asarray(None, dtype=object)
+    out.update({f: float(np.not_equal(v, none).sum()) / n for f, v in cols.categorical.items()})
     return out
 
 
@@ -42,7 +44,7 @@ def schema_findings(model: str, version: str, ref: PredictionColumns, cur: Predi
                        for f in sorted(set(required) | set(mismatches))]
     findings = []
 
-    def finding(feature: str, description: str, details: dict[str, object]) -> Finding:
+    def finding(feature: str, description: str, details: dict[str, Any]) -> Finding:
         return Finding(
             kind="schema_violation", model=model, model_version=version, detector="schema",
             statistic=float(details.get("count", cur.n)), p_value=None, threshold=0.0,

@@ -52,7 +52,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 import numpy as np
 
@@ -414,6 +414,20 @@ class SequentialWatch:
         return watch
 
 
+class _FindingFields(TypedDict):
+    model: str
+    model_version: str
+    threshold: float
+    reference_n: int
+    current_n: int
+    window: tuple[float, float]
+    severity: str
+    feature: str | None
+    p_value: float | None
+    summary: str
+    segment: NotRequired[str | None]
+
+
 def alarm_findings(model: str, version: str, alarm: SeqAlarm, alpha: float,
                    window_events: int) -> list[Finding]:
     """The alert-side view of an alarm: the same keys as the window tests' findings,
@@ -428,10 +442,11 @@ def alarm_findings(model: str, version: str, alarm: SeqAlarm, alpha: float,
     else:
         summary = f"Input drift in {what} of {model}"
     version = alarm.version or version
-    common = {"model": model, "model_version": version, "threshold": alarm.threshold,
-              "reference_n": 0, "current_n": 0, "window": (alarm.ts, alarm.ts),
-              "severity": "warning", "feature": alarm.feature,
-              "p_value": alpha / window_events, "summary": summary}
+    common: _FindingFields = {
+        "model": model, "model_version": version, "threshold": alarm.threshold,
+        "reference_n": 0, "current_n": 0, "window": (alarm.ts, alarm.ts),
+        "severity": "warning", "feature": alarm.feature,
+        "p_value": alpha / window_events, "summary": summary}
     new = {"new_version": version} if alarm.new_version else {}
     where, local = "", {}
     if alarm.confined is not None and alarm.quality is None:

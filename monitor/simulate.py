@@ -36,7 +36,7 @@ class Fault:
     model: str
     kind: str
     start: int
-    params: dict[str, object] = field(default_factory=dict)
+    params: dict[str, float | str] = field(default_factory=dict)
     end: int | None = None
 
 
@@ -148,7 +148,8 @@ def model_events(
     preds = _predict(spec.shape, feats, rng, outputs)
     ts = start_ts + idx * interval_s
     names = list(feats)
-    cols = {k: np.where(nulls[k], None, feats[k]).tolist() if k in nulls else feats[k].tolist()
+    none = np.asarray(None, dtype=object)
+    cols = {k: np.where(nulls[k], none, feats[k]).tolist() if k in nulls else feats[k].tolist()
             for k in names}
     events: list[dict[str, object]] = []
     for i in np.flatnonzero(keep).tolist():
