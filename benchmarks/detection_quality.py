@@ -3,8 +3,9 @@
     python benchmarks/detection_quality.py            # full run, writes benchmarks/RESULTS.md
     python benchmarks/detection_quality.py --quick    # fewer seeds and a shorter stationary run
 
-The full run (40 seeds, 3,000,000 stationary events) takes about half an hour
-on two cores; ``--jobs`` sets the worker processes (one per CPU by default).
+The full run (40 seeds; calibration and false-alarm check each on four
+independent stationary streams of 3,000,000 events) takes about an hour on two
+cores; ``--jobs`` sets the worker processes (one per CPU by default).
 
 Every stream is one model's prediction events, 0.5 s apart in event time:
 five N(0,1) features, one categorical feature, a score, a serving latency
@@ -25,9 +26,13 @@ kind so that the whole model (every stream it would have to watch) stays
 within the same false-alarm budget as driftwatch: at most
 ``BUDGET_PER_MILLION`` alarms per million events.  Delays are compared only
 after that.  driftwatch's one knob, ``alpha``, is calibrated the same way, on
-the same stream; a long stream (3,000,000 events by default) keeps the choice
-from resting on one or two lucky alarms.  The fresh stationary stream then
-shows what each calibrated setting really spends, and where.
+the same streams: several independent ones (four of 3,000,000 events by
+default), each with its own reference, because a detector's false-alarm rate
+rests on that reference -- River's z-scores, driftwatch's baselines -- and one
+stream is one draw of it (measured: River's ADWIN at delta 1e-5 raises 0 to 15
+alarms on 3,000,000 events of the 1 % error stream alone, by how many errors
+its first 5,000 events held).  Fresh stationary streams then show what each
+calibrated setting really spends, and where.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from multiprocessing.pool import Pool
 from pathlib import Path
 
 import numpy as np
@@ -265,7 +271,8 @@ BINARY = {"DDM", "HDDM_A"}  # take every stream as it is (they only take 0/1 str
 # cuts far more often (ADWIN below is the same detector fed every stream z-scored)
 RAW_01 = {"ADWIN (0/1 as is)"}
 ZERO_ONE = {"cat", "error", "wrong"}
-ADWIN_GRID = [2e-3, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8, 1e-10, 1e-12]
+ADWIN_GRID = [2e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5, 3e-6, 1e-6, 3e-7, 1e-7, 3e-8, 1e-8,
+              1e-10, 1e-12]
 RIVER: dict[str, tuple[RiverFactory, list[float], set[str]]] = {
     "ADWIN": (lambda p: drift.ADWIN(delta=p), ADWIN_GRID,
               {"x0", "cat", "latency", "error", "wrong"}),
@@ -277,11 +284,12 @@ RIVER: dict[str, tuple[RiverFactory, list[float], set[str]]] = {
     "DDM": (lambda p: drift.binary.DDM(drift_threshold=p), [3.0, 4.0, 6.0, 8.0, 12.0, 16.0],
             {"error", "wrong"}),
     "HDDM_A": (lambda p: drift.binary.HDDMA(drift_confidence=p),
-               [1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-9], {"error", "wrong"}),
+               [1e-3, 3e-4, 1e-4, 3e-5, 1e-5, 1e-6, 1e-7, 1e-9], {"error", "wrong"}),
 }
 
 
 REFERENCE = 5_000  # what driftwatch's default reference holds
+RIVER_BLOCK = 1_000_000
 
 
 def as_is(name: str, which: str) -> bool:
@@ -304,8 +312,11 @@ def river_values(s: Stream, which: str, binary: bool) -> np.ndarray:
         v = s.latency
     else:
         v = s.numeric[which]
-    if binary:
-        return v
+    return v if binary else standardized(v)
+
+
+def standardized(v: np.ndarray) -> np.ndarray:
+    """``v`` z-scored on its first REFERENCE values."""
     ref = v[:REFERENCE]
     return (v - ref.mean()) / (ref.std() or 1.0)
 
@@ -323,18 +334,19 @@ def model_streams(s: Stream, name: str, kinds: set[str]) -> list[np.ndarray]:
 def river_alarms(make: RiverFactory, param: float, values: np.ndarray,
                  stop_after: int | None = None) -> list[int]:
     d = make(param)
-    out = []
-    for i, v in enumerate(values.tolist()):
-        d.update(v)  # type: ignore[attr-defined]
-        if d.drift_detected:  # type: ignore[attr-defined]
-            out.append(i)
-            if stop_after is not None and len(out) > stop_after:
-                break
+    out: list[int] = []
+    for lo in range(0, values.size, RIVER_BLOCK):  # a block at a time: lists are large
+        for i, v in enumerate(values[lo:lo + RIVER_BLOCK].tolist(), lo):
+            d.update(v)  # type: ignore[attr-defined]
+            if d.drift_detected:  # type: ignore[attr-defined]
+                out.append(i)
+                if stop_after is not None and len(out) > stop_after:
+                    return out
     return out
 
 
 # driftwatch's one sensitivity knob, most to least sensitive (the default is 1e-5)
-ALPHAS = [1e-2, 3e-3, 2e-3, 1e-3, 5e-4, 3e-4, 1e-4, 1e-5]
+ALPHAS = [1e-2, 3e-3, 2e-3, 1e-3, 7e-4, 5e-4, 3e-4, 2e-4, 1e-4, 1e-5]
 
 
 def allowed(n_events: int) -> int:
@@ -342,36 +354,47 @@ def allowed(n_events: int) -> int:
     return int(BUDGET_PER_MILLION * n_events / 1e6)
 
 
-def calibrate_driftwatch(s: Stream) -> tuple[float, list[tuple[float, int]]]:
-    """The largest ``alpha`` whose whole-model false alarms on ``s`` fit the budget:
-    driftwatch gets the same calibration as River, on the same stream.  Also returns
-    what each alpha tried gave (a count past the budget is where its run stopped)."""
-    tried = []
-    for alpha in ALPHAS:
-        alarms = len(driftwatch_alerts(s, Config(defaults=MonitorSettings(alpha=alpha)),
-                                       stop_after=allowed(s.n)))
-        tried.append((alpha, alarms))
-        if alarms <= allowed(s.n):
-            return alpha, tried
-    return ALPHAS[-1], tried
+# -- calibration: every detector on the same independent stationary streams -----------
+
+# set before a pool's workers fork: the stationary streams the workers count alarms on
+_STATIONARY: list[Stream] = []
 
 
-def calibrate_river(s: Stream, name: str) -> tuple[float | None, list[tuple[float, int]]]:
-    """The most sensitive parameter of River's ``name`` whose stationary false alarms fit
-    the budget, counted over every stream the detector would watch for one model."""
-    make, grid, kinds = RIVER[name]
-    streams = model_streams(s, name, kinds)
+def _count(task: tuple[int, str, float, int]) -> int:
+    """Whole-model false alarms of detector ``name`` at setting ``p`` on stationary stream
+    ``k`` (the run stops once there are more than ``stop_after``: a setting that already
+    failed)."""
+    k, name, p, stop_after = task
+    s = _STATIONARY[k]
+    if name == "driftwatch":
+        return len(driftwatch_alerts(s, Config(defaults=MonitorSettings(alpha=p)),
+                                     stop_after=stop_after))
+    make, _, kinds = RIVER[name]
+    alarms = 0
+    for v in model_streams(s, name, kinds):
+        alarms += len(river_alarms(make, p, v, stop_after=stop_after - alarms))
+        if alarms > stop_after:
+            break
+    return alarms
+
+
+def calibrate(name: str, pool: Pool) -> tuple[float | None, list[tuple[float, int]], float]:
+    """The most sensitive setting of ``name`` ("driftwatch": its ``alpha``; otherwise a
+    River detector) whose whole-model false alarms, summed over the stationary streams,
+    fit the budget; what each setting tried gave; seconds taken.  driftwatch gets the
+    same calibration as River, on the same streams.  Several independent streams, not
+    one long one: a detector's false-alarm rate rests on its reference (River's z-scores,
+    driftwatch's baselines), and one stream is one draw of it."""
+    t = time.perf_counter()
+    grid = ALPHAS if name == "driftwatch" else RIVER[name][1]
+    limit = allowed(sum(s.n for s in _STATIONARY))
     tried = []
     for p in grid:
-        alarms = 0
-        for v in streams:
-            alarms += len(river_alarms(make, p, v, stop_after=allowed(s.n) - alarms))
-            if alarms > allowed(s.n):
-                break
+        alarms = sum(pool.map(_count, [(k, name, p, limit) for k in range(len(_STATIONARY))]))
         tried.append((p, alarms))
-        if alarms <= allowed(s.n):
-            return p, tried
-    return None, tried
+        if alarms <= limit:
+            return p, tried, time.perf_counter() - t
+    return (grid[-1] if name == "driftwatch" else None), tried, time.perf_counter() - t
 
 
 # -- measuring ----------------------------------------------------------------------
@@ -423,29 +446,15 @@ def score(alarms: list[int], out: Outcome) -> None:
         out.missed += 1
 
 
-# -- parallel runs: workers are forked after the streams they read are set here --------
-
-_STATIONARY: Stream | None = None
+# -- parallel runs: workers are forked after the streams they read are set ----------
 
 
-def _calibrate(task: tuple[str, str]) -> tuple[str, float | None, list[tuple[float, int]], float]:
-    who, name = task
-    assert _STATIONARY is not None
-    t = time.perf_counter()
-    if who == "driftwatch":
-        p, tried = calibrate_driftwatch(_STATIONARY)
-    else:
-        p, tried = calibrate_river(_STATIONARY, name)
-    return name, p, tried, time.perf_counter() - t
-
-
-def _stationary_alarms(task: tuple[str, str, Config | float]
+def _stationary_alarms(task: tuple[int, str, str, Config | float]
                        ) -> tuple[str, Counter[str], float]:
-    """Whole-model false alarms of one detector on the fresh stationary stream, by the
-    alert kind (driftwatch) or the stream (River) that raised them."""
-    label, name, what = task
-    s = _STATIONARY
-    assert s is not None
+    """Whole-model false alarms of one detector on stationary stream ``k``, by the alert
+    kind (driftwatch) or the stream (River) that raised them; seconds taken."""
+    k, label, name, what = task
+    s = _STATIONARY[k]
     t = time.perf_counter()
     if isinstance(what, Config):
         where = Counter(kind for _, kind in driftwatch_alerts(s, what))
@@ -454,7 +463,7 @@ def _stationary_alarms(task: tuple[str, str, Config | float]
         where = Counter({stream: len(river_alarms(make, what, v)) for stream, v in
                          zip(model_stream_names(kinds), model_streams(s, name, kinds),
                              strict=True)})
-    return label, +where, (time.perf_counter() - t) / s.n * 1e6
+    return label, where, time.perf_counter() - t
 
 
 # what one detector did on one scenario stream: alarms of the scenario's kind, alarms of
@@ -485,23 +494,30 @@ def _tried(tried: list[tuple[float, int]], limit: int) -> str:
     return ", ".join(f"{p:g}: {n}" if n <= limit else f"{p:g}: >{limit}" for p, n in tried)
 
 
-def run(seeds: int, stationary_events: int, jobs: int, out_path: Path | None) -> str:
+def stationary_streams(count: int, events: int, seed: int) -> list[Stream]:
+    """``count`` independent stationary streams of ``events`` each."""
+    return [stationary(events, np.random.default_rng(seed + k)) for k in range(count)]
+
+
+def run(seeds: int, streams: int, stationary_events: int, jobs: int,
+        out_path: Path | None) -> str:
     global _STATIONARY
     default = Config()
     lines: list[str] = []
-    limit = allowed(stationary_events)
+    total = streams * stationary_events
+    limit = allowed(total)
     ctx = mp.get_context("fork")
 
-    _STATIONARY = stationary(stationary_events, np.random.default_rng(10_000))
-    tasks = [("river", name) for name in RIVER] + [("driftwatch", "driftwatch")]
+    _STATIONARY = stationary_streams(streams, stationary_events, 10_000)
     with ctx.Pool(jobs) as pool:
-        found = {name: (p, tried, sec) for name, p, tried, sec in pool.map(_calibrate, tasks)}
+        found = {name: calibrate(name, pool) for name in [*RIVER, "driftwatch"]}
     calib = {name: found[name][0] for name in RIVER}
     alpha = found["driftwatch"][0]
     assert alpha is not None
     lines.append(f"Calibration: the most sensitive setting with at most {limit} false alarms "
-                 f"on one stationary stream of {stationary_events:,} events (whole model); "
-                 "alarms counted per setting tried, most sensitive first:")
+                 f"on {streams} independent stationary streams of {stationary_events:,} "
+                 "events (whole model, each stream with its own reference); alarms counted "
+                 "per setting tried, most sensitive first:")
     lines.append("")
     for name, (p, tried, sec) in found.items():
         chosen = f"**{p:g}**" if p is not None else "none fits"
@@ -513,16 +529,20 @@ def run(seeds: int, stationary_events: int, jobs: int, out_path: Path | None) ->
                    Config(defaults=MonitorSettings(alpha=alpha))}
     river = {name: p for name, p in calib.items() if p is not None}
 
-    # false alarms on a fresh stationary stream, whole model, default detectors
-    _STATIONARY = stationary(stationary_events, np.random.default_rng(20_000))
+    # false alarms on fresh stationary streams, whole model, default detectors
+    _STATIONARY = stationary_streams(streams, stationary_events, 20_000)
     fresh: list[tuple[str, str, Config | float]] = [(k, k, c) for k, c in configs.items()]
     fresh += [(f"River {name} (every stream it applies to)", name, p)
               for name, p in river.items()]
     with ctx.Pool(jobs) as pool:
-        fa_rows = pool.map(_stationary_alarms, fresh)
-    _STATIONARY = None
-    fa_rows = [(f"{label}: every detector, whole model, labels joined"
-                if label in configs else label, n, us) for label, n, us in fa_rows]
+        counted = pool.map(_stationary_alarms, [(k, *f) for f in fresh for k in range(streams)])
+    _STATIONARY = []
+    fa_rows = []
+    for label, _, _ in fresh:
+        where = sum((c for lb, c, _ in counted if lb == label), Counter())
+        us = sum(sec for lb, _, sec in counted if lb == label) / total * 1e6
+        fa_rows.append((f"{label}: every detector, whole model, labels joined"
+                        if label in configs else label, where, us))
 
     calibrated = f"driftwatch (calibrated, alpha={alpha:g})"
     summary = ["| scenario | driftwatch (calibrated) | best River | ratio |",
@@ -561,11 +581,12 @@ def run(seeds: int, stationary_events: int, jobs: int, out_path: Path | None) ->
         "",
         *lines,
         "",
-        f"## False alarms on a fresh stationary stream ({stationary_events:,} events)",
+        f"## False alarms on fresh stationary streams ({streams} × {stationary_events:,} "
+        "events)",
         "",
         "| detector | alarms | per million events | raised by | µs/event |",
         "|---|---:|---:|---|---:|",
-        *(f"| {n} | {a.total()} | {a.total() / stationary_events * 1e6:.2f} | "
+        *(f"| {n} | {a.total()} | {a.total() / total * 1e6:.2f} | "
           f"{', '.join(f'{k} {c}' for k, c in sorted(a.items())) or '—'} | {us:.2f} |"
           for n, a, us in fa_rows),
         "",
@@ -598,16 +619,23 @@ def run(seeds: int, stationary_events: int, jobs: int, out_path: Path | None) ->
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="3 seeds, 200k stationary events")
+    ap.add_argument("--quick", action="store_true",
+                    help="3 seeds, 2 stationary streams of 200k events")
     ap.add_argument("--seeds", type=int, default=None)
-    ap.add_argument("--stationary", type=int, default=None)
+    ap.add_argument("--streams", type=int, default=None,
+                    help="independent stationary streams, for calibration and again for "
+                         "the false-alarm check (default 4)")
+    ap.add_argument("--stationary", type=int, default=None,
+                    help="events per stationary stream (default 3,000,000)")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                     help="worker processes (default: one per CPU)")
     ap.add_argument("--out", default=str(Path(__file__).with_name("RESULTS.md")))
     args = ap.parse_args()
     seeds = args.seeds or (3 if args.quick else 40)
+    streams = args.streams or (2 if args.quick else 4)
     stationary_events = args.stationary or (200_000 if args.quick else 3_000_000)
-    print(run(seeds, stationary_events, args.jobs, Path(args.out) if args.out else None))
+    print(run(seeds, streams, stationary_events, args.jobs,
+              Path(args.out) if args.out else None))
 
 
 if __name__ == "__main__":
