@@ -4,8 +4,8 @@
     python benchmarks/detection_quality.py --quick    # fewer seeds and a shorter stationary run
 
 The full run (40 seeds; calibration and false-alarm check each on four
-independent stationary streams of 3,000,000 events) takes about an hour on two
-cores; ``--jobs`` sets the worker processes (one per CPU by default).
+independent stationary streams of 3,000,000 events) takes about forty minutes
+on two cores; ``--jobs`` sets the worker processes (one per CPU by default).
 
 Every stream is one model's prediction events, 0.5 s apart in event time:
 five N(0,1) features, one categorical feature, a score, a serving latency

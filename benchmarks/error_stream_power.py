@@ -3,6 +3,9 @@
     python benchmarks/error_stream_power.py          # writes benchmarks/RESULTS_error_stream.md
     python benchmarks/error_stream_power.py --quick  # 5 seeds, 3,000,000 events
 
+The full run takes about twenty minutes on two cores, most of it the
+whole-model calibration.
+
 ``detection_quality.py`` calibrates each detector for the whole model and then
 compares delays per scenario: that measures detection power *and* how each
 detector's budget happens to fall across the model's streams.  On the error
