@@ -21,9 +21,10 @@ scenario (1 % -> 3 %) the two come apart.  This script separates them:
    ``detection_quality.py`` error scenario (same seeds, same streams).  driftwatch
    runs as the daemon on a model whose events carry nothing but the error
    flag, so its one sequential alert is the error rate and ``alpha`` sets that
-   stream's rate alone.  The optimal CUSUM for this very change, with the
-   in-control rate known, is the floor no detector beats on average (Lorden,
-   Moustakides): it shows what knowing ``p0`` would be worth.
+   stream's rate alone.  The CUSUM of this very change, with both rates
+   known, is optimal for it in Lorden's worst-case sense (Moustakides): a
+   reference for what knowing ``p0`` and ``p1`` would be worth, not a detector
+   one could run.
 """
 
 from __future__ import annotations
