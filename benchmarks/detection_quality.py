@@ -43,7 +43,7 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from multiprocessing.pool import Pool
 from pathlib import Path
@@ -238,25 +238,34 @@ def columns(s: Stream, lo: int, hi: int, offset: int) -> PredictionColumns:
     )
 
 
-def driftwatch_alerts(s: Stream, config: Config,
-                      stop_after: int | None = None) -> list[tuple[int, str]]:
-    """(event index, kind) of every firing alert (the run stops early once there are
-    more than ``stop_after``: a calibration that already failed)."""
+def firing(config: Config, batches: Iterable[DecodedBatch],
+           stop_after: int | None = None) -> list[tuple[int, str]]:
+    """(event index, kind) of every firing alert of a daemon fed ``batches`` (the run
+    stops early once there are more than ``stop_after``: a calibration that already
+    failed)."""
     app = build(config, registry=CollectorRegistry(), notify=False)
     out: list[tuple[int, str]] = []
-    for lo in range(0, s.n, CHUNK):
-        if stop_after is not None and len(out) > stop_after:
-            break
-        hi = min(s.n, lo + CHUNK)
-        cols = columns(s, lo, hi, 0)
-        labels = LabelColumns("m", cols.ts, cols.ids, s.label[lo:hi],
-                              np.full(hi - lo, None, dtype=object))
-        batch = DecodedBatch(predictions={"m": cols}, labels={"m": labels})
+    for batch in batches:
         for a in app.pipeline.process(batch):
             if a.status == "firing":
                 assert a.starts_at is not None
                 out.append((int(round((a.starts_at - T0) / INTERVAL_S)), a.labels["kind"]))
+        if stop_after is not None and len(out) > stop_after:
+            break
     return out
+
+
+def driftwatch_alerts(s: Stream, config: Config,
+                      stop_after: int | None = None) -> list[tuple[int, str]]:
+    """:func:`firing` on the whole model's stream, a label joined to every prediction."""
+    def batches() -> Iterator[DecodedBatch]:
+        for lo in range(0, s.n, CHUNK):
+            hi = min(s.n, lo + CHUNK)
+            cols = columns(s, lo, hi, 0)
+            labels = LabelColumns("m", cols.ts, cols.ids, s.label[lo:hi],
+                                  np.full(hi - lo, None, dtype=object))
+            yield DecodedBatch(predictions={"m": cols}, labels={"m": labels})
+    return firing(config, batches(), stop_after)
 
 
 # -- River ------------------------------------------------------------------------

@@ -104,18 +104,11 @@ def error_columns(err: np.ndarray, lo: int, hi: int) -> PredictionColumns:
 def daemon(alpha: float) -> Alarms:
     """driftwatch's every firing alert on a model whose events report only errors."""
     def alarms(err: np.ndarray, stop_after: int | None) -> list[int]:
-        app = build(Config(defaults=MonitorSettings(alpha=alpha)),
-                    registry=CollectorRegistry(), notify=False)
-        out: list[int] = []
-        for lo in range(0, err.size, dq.CHUNK):
-            hi = min(err.size, lo + dq.CHUNK)
-            batch = DecodedBatch(predictions={"m": error_columns(err, lo, hi)}, labels={})
-            out += [int(round((a.starts_at - dq.T0) / dq.INTERVAL_S))
-                    for a in app.pipeline.process(batch)
-                    if a.status == "firing" and a.starts_at is not None]
-            if stop_after is not None and len(out) > stop_after:
-                break
-        return out
+        batches = (DecodedBatch(predictions={"m": error_columns(
+            err, lo, min(err.size, lo + dq.CHUNK))}, labels={})
+            for lo in range(0, err.size, dq.CHUNK))
+        return [i for i, _ in dq.firing(Config(defaults=MonitorSettings(alpha=alpha)),
+                                        batches, stop_after)]
     return alarms
 
 
@@ -135,6 +128,7 @@ DETECTORS: dict[str, tuple[Callable[[float], Alarms], list[float]]] = {
 }
 
 _ERR: np.ndarray | None = None  # the stationary error stream (set before workers fork)
+_SEEDS = 40  # scenario seeds (set before workers fork)
 
 
 def _calibrate(name: str) -> tuple[str, dict[float, float], list[tuple[float, int]]]:
@@ -168,9 +162,6 @@ def _delays(task: tuple[str, float]) -> tuple[str, float, dq.Outcome]:
         err = dq.scenario_stream(SCENARIO, seed).error
         dq.score(DETECTORS[name][0](p)(err, None), out)
     return name, p, out
-
-
-_SEEDS = 40
 
 
 def error_arl0(alpha: float, full: bool) -> float:
