@@ -10,12 +10,22 @@ measures driftwatch -- calibrated on 30,000,000 events of the 1 % error stream
 alone to 0.3, 1 and 3 false alarms per million, then timed on the
 ``detection_quality.py`` error scenario (40 seeds).  Variants:
 
-- ``bound``: as shipped (the upper 90 % Jeffreys bound; alternatives that
-  tolerate rises to half the floor and to twice it);
-- ``mean``: the posterior mean instead of the bound;
+- ``bound``: as shipped until 2026-12 (the upper 90 % Jeffreys bound;
+  alternatives that tolerate rises to half the floor and to twice it);
+- ``mean``: as shipped, the posterior mean instead of the bound;
 - ``one``: only the alternative that tolerates twice the floor (which gives
   up the sequential path for rises between the floor and twice it);
 - ``mean-one``: both.
+
+A single long calibration stream has a single reference, so it cannot show
+what a reference that happened to see few errors costs::
+
+    python benchmarks/rate_cusum_variants.py --luck 0.01 bound mean   # ~4 min per pair
+
+runs each variant at the given ``alpha`` on many short independent stationary
+error streams (each with its own reference, so the references' luck is
+sampled) and counts false alarms: in all, per million events, how many
+streams alarmed at all and the most any one stream raised.
 """
 
 from __future__ import annotations
@@ -32,9 +42,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import detection_quality as dq  # noqa: E402
 import error_stream_power as esp  # noqa: E402
+from scipy import special  # noqa: E402
 
 import monitor.rate_streams as rs  # noqa: E402
-from detectors.bernoulli import rate_bound  # noqa: E402
 
 VARIANTS = ("bound", "mean", "one", "mean-one")
 BUDGETS = [0.3, 1.0, 3.0]
@@ -45,7 +55,8 @@ def parameters(variant: str) -> Callable[[float, float, float],
                                          tuple[float, tuple[float, ...]]]:
     def rise(hits: float, n: float, floor: float) -> tuple[float, tuple[float, ...]]:
         mean = variant.startswith("mean")
-        p0 = (hits + 0.5) / (n + 1) if mean else rate_bound(hits, n, upper=True)
+        p0 = ((hits + 0.5) / (n + 1) if mean
+              else float(special.betaincinv(hits + 0.5, n - hits + 0.5, 0.9)))
         zeros = [p0 + 2 * floor] if variant.endswith("one") else [p0 + floor / 2,
                                                                    p0 + 2 * floor]
         return p0, rs._rise(p0, zeros)
@@ -70,11 +81,41 @@ def measure(variant: str) -> list[str]:
     return out
 
 
-def main() -> None:
-    variants = sys.argv[1:] or list(VARIANTS)
+LUCK_STREAMS = 100  # independent stationary error streams ...
+LUCK_EVENTS = 200_000  # ... of this many events each, the reference first
+
+
+def luck(task: tuple[str, float]) -> str:
+    variant, alpha = task
+    rs.rise_parameters = parameters(variant)
+    per_stream = []
+    for k in range(LUCK_STREAMS):
+        err = np.random.default_rng(40_000 + k).random(LUCK_EVENTS) < esp.P0
+        per_stream.append(len(esp.daemon(alpha)(err, None)))
+    total = sum(per_stream)
+    rate = total / (LUCK_STREAMS * LUCK_EVENTS) * 1e6
+    return (f"- {variant} at alpha {alpha:g}: {total} false alarms in {LUCK_STREAMS} x "
+            f"{LUCK_EVENTS:,} events ({rate:.2f} per million); "
+            f"{sum(1 for n in per_stream if n)} streams alarmed, at most {max(per_stream)} "
+            f"in one")
+
+
+def _check(variants: list[str]) -> None:
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         sys.exit(f"unknown variant(s) {unknown}: choose from {', '.join(VARIANTS)}")
+
+
+def main() -> None:
+    args = sys.argv[1:]
+    if args[:1] == ["--luck"]:
+        alpha, variants = float(args[1]), args[2:] or list(VARIANTS)
+        _check(variants)
+        with mp.get_context("fork").Pool(min(len(variants), mp.cpu_count())) as pool:
+            print(*pool.map(luck, [(v, alpha) for v in variants]), sep="\n", flush=True)
+        return
+    variants = args or list(VARIANTS)
+    _check(variants)
     with mp.get_context("fork").Pool(min(len(variants), mp.cpu_count())) as pool:
         for lines in pool.map(measure, variants):
             print(*lines, sep="\n", flush=True)

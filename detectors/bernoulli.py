@@ -15,17 +15,17 @@ random walk the in-control ARL is about ``(e^h - h - 1) / KL(p0 || p1)``
 (Wald; the overshoot over ``h`` only lengthens it), and ``h`` is solved so
 that every CUSUM has ``ARL0 >= arl0``.
 
-``p0`` is estimated from a reference, so it is uncertain; :func:`rate_bound`
-gives the one-sided Jeffreys bound to use instead of the point estimate, so
-that a rate the reference happened to underestimate does not page.  A bound
-is not a guarantee: one reference in ten underestimates the rate by more,
-and a CUSUM tuned to a small rise then alarms far more often than its
-budget.  So when the bank knows the counts ``p0`` came from, ``h`` keeps the
-false-alarm budget *on average over the rate's posterior* (Jeffreys,
-``Beta(hits + 1/2, n - hits + 1/2)``; :func:`expected_threshold`) as well as
-at ``p0`` (:func:`rate_thresholds`): the average needs a higher ``h`` than
-Wald's when the reference is small; when it is large the bound keeps ``h``
-from dropping below Wald's.
+``p0`` is estimated from a reference, so it is uncertain: half the
+references underestimate the rate, and a CUSUM tuned to a small rise over an
+underestimate alarms far more often than its budget.  So when the bank knows
+the counts ``p0`` came from (``p0`` their posterior mean,
+:func:`posterior_mean`), ``h`` keeps the false-alarm budget *on average over
+the rate's posterior* (Jeffreys, ``Beta(hits + 1/2, n - hits + 1/2)``;
+:func:`expected_threshold`) as well as at ``p0`` (:func:`rate_thresholds`):
+the average needs a higher ``h`` than Wald's when the reference is small.
+Measured over many independent references, that keeps the budget; a one-sided
+bound in place of the mean would pay for the uncertainty twice (in ``p0`` and
+again in ``h``), spending delay on false alarms that do not happen.
 """
 
 from __future__ import annotations
@@ -163,11 +163,10 @@ def expected_threshold(p0: float, p1: float, arl0: float, hits: float, n: float)
 def rate_thresholds(p0: float, p1: Sequence[float], arl0: float,
                     counts: Sequence[float] | None = None) -> list[float]:
     """The ``h`` of each ``p0 -> p1`` CUSUM.  With the baseline's ``counts`` (hits, n)
-    it keeps two promises: ARL0 at ``p0`` (Wald's, the in-control bound) *and* on
-    average over the rate's posterior (:func:`expected_thresholds`), whichever needs
-    the higher threshold.  The average alone lets a long baseline lower ``h`` below
-    Wald's, and the few references that underestimate the rate then page far beyond
-    the budget; the bound alone leaves a short reference's one-in-ten to chance."""
+    it keeps two promises: ARL0 at ``p0`` (Wald's) *and* on average over the rate's
+    posterior (:func:`expected_thresholds`), whichever needs the higher threshold.
+    Wald's alone leaves a short reference's underestimates to chance: they page
+    over and over."""
     hs = [bernoulli_threshold(p0, q, arl0) for q in p1]
     if counts is None:
         return hs
@@ -175,13 +174,12 @@ def rate_thresholds(p0: float, p1: Sequence[float], arl0: float,
     return [max(a, b) for a, b in zip(hs, avg, strict=True)]
 
 
-def rate_bound(count: float, n: float, *, upper: bool, level: float = 0.9) -> float:
-    """One-sided Jeffreys bound on a rate seen ``count`` times in ``n``: the rate is
-    below the upper bound (above the lower one) with probability ``level``."""
+def posterior_mean(count: float, n: float) -> float:
+    """The mean of the Jeffreys posterior of a rate seen ``count`` times in ``n``,
+    ``(count + 1/2) / (n + 1)``: never 0 or 1, so every CUSUM's log-ratios are finite."""
     if not (0 <= count <= n and n > 0):
         raise ValueError(f"need 0 <= count <= n and n > 0, got {count!r}, {n!r}")
-    q = level if upper else 1 - level
-    return float(special.betaincinv(count + 0.5, n - count + 0.5, q))
+    return (count + 0.5) / (n + 1)
 
 
 def alternative(p0: float, p_zero: float) -> float:

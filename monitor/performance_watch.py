@@ -25,10 +25,10 @@ For classifiers a Bernoulli CUSUM (:class:`~detectors.bernoulli.BernoulliBank`)
 also follows the 0/1 stream "this labelled prediction was wrong" pair by
 pair, so an abrupt concept change (the label function switches under
 unchanged inputs) is caught before a window fills.  Its in-control rate is
-the upper Jeffreys bound of its baseline's error rate -- the reference, plus
+the posterior mean of its baseline's error rate -- the reference, plus
 every window that tested clean with no alarm in it, for as long as the model
 runs (retuned as :func:`~monitor.sequential.retune_due` says) -- and its
-thresholds keep the budget at that bound and on average over the rate's
+thresholds keep the budget at that rate and on average over the rate's
 posterior (a 2,500-pair reference that happened to see few errors otherwise
 pages on a stationary stream); its alternatives sit at the accuracy effect
 floor's half and twice the floor; it spends the same false-alarm rate as the

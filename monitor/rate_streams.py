@@ -10,11 +10,10 @@
   a fall is ``data_drift``), and the share of values the reference never saw,
   estimated Good-Turing style from the reference's singletons.
 
-Every in-control rate is a one-sided bound from the baseline (the reference,
-then the clean windows since), not its point estimate, so a reference that
-happened to see few errors does not page; the thresholds keep the budget on
-average over the rate's posterior given those counts, since the bound alone
-leaves one reference in ten below the true rate.  Every CUSUM's alternative
+Every in-control rate is the posterior mean of the baseline's (the reference,
+then the clean windows since); a reference that happened to see few errors
+does not page because the thresholds keep the budget on average over the
+rate's posterior given those counts.  Every CUSUM's alternative
 comes from the model's effect floor: a change smaller than the floor is
 tolerated forever, on average.
 """
@@ -27,7 +26,7 @@ from functools import cached_property
 
 import numpy as np
 
-from detectors.bernoulli import alternative, rate_bound
+from detectors.bernoulli import alternative, posterior_mean
 from monitor.batch import PredictionColumns
 from monitor.config_types import MonitorSettings
 
@@ -64,10 +63,10 @@ class RateStream:
         return self.rule != "fall"
 
     def parameters(self, hits: float, n: float) -> tuple[float, tuple[float, ...]]:
-        """In-control rate (a one-sided bound on hits / n) and the alternatives."""
+        """In-control rate (the posterior mean of hits / n) and the alternatives."""
         if self.rule == "add":
             return rise_parameters(hits, n, self.step)
-        p0 = rate_bound(hits, n, upper=self.rise)
+        p0 = posterior_mean(hits, n)
         f = self.step
         if self.rule == "mul":
             return p0, _rise(p0, [f * p0, 2 * f * p0])
@@ -104,9 +103,9 @@ def indicator(s: RateStream, cols: PredictionColumns) -> np.ndarray:
 
 def rise_parameters(hits: float, n: float, floor: float) -> tuple[float, tuple[float, ...]]:
     """A rate watched for rises of at least ``floor`` (absolute): its in-control rate,
-    the upper Jeffreys bound of ``hits / n``, and the alternatives that tolerate rises to
-    half the floor and to twice it (none where the bound leaves no room)."""
-    p0 = rate_bound(hits, n, upper=True)
+    the posterior mean of ``hits / n``, and the alternatives that tolerate rises to
+    half the floor and to twice it (none past ``MAX_RATE``)."""
+    p0 = posterior_mean(hits, n)
     return p0, _rise(p0, [p0 + floor / 2, p0 + 2 * floor])
 
 

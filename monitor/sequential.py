@@ -19,7 +19,7 @@ tuned to a small change pays for that error exponentially in false alarms.  So
 each stream keeps a baseline and its CUSUMs are retuned as it grows; thresholds
 keep the budget on average over what the baseline leaves uncertain
 (:func:`detectors.cusum.cusum_threshold`,
-:func:`detectors.bernoulli.expected_thresholds`; a rate's also at its bound):
+:func:`detectors.bernoulli.expected_thresholds`; a rate's also at its mean):
 
 - a numeric stream's is the reference plus every block of ``window_events``
   scores (counted by the watch from its first row) in which none of the

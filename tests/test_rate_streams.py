@@ -8,6 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from detectors.bernoulli import posterior_mean
 from monitor.batch import PredictionColumns
 from monitor.config_types import MonitorSettings
 from monitor.pipeline import take
@@ -46,7 +47,7 @@ def first_alarms(mutate, seed: int = 0, n: int = 8_000) -> list:
     return watch.update(cur)
 
 
-def test_every_rate_stream_has_its_in_control_rate_bounded_away_from_its_estimate():
+def test_every_rate_stream_is_centred_on_its_posterior_mean_with_alternatives_one_way():
     rs = rate_streams(stream(5_000, np.random.default_rng(1)), SETTINGS)
     kinds = {(r.kind, r.source) for r in rs}
     assert kinds == {("error_rate", "error"), ("latency_regression", "latency"),
@@ -54,7 +55,8 @@ def test_every_rate_stream_has_its_in_control_rate_bounded_away_from_its_estimat
     for r in rs:
         rise = all(q > r.p0 for q in r.p1)
         assert rise or all(q < r.p0 for q in r.p1)
-        assert (r.p0 > r.rate) if rise else (r.p0 < r.rate)
+        assert r.p0 == posterior_mean(r.hits, r.n)
+        assert r.p0 == pytest.approx(r.rate, abs=0.5 / r.n)
 
 
 def test_a_new_category_is_drift_in_its_feature_within_hundreds_of_events():
@@ -151,8 +153,9 @@ def test_clean_windows_sharpen_a_rate_baseline_and_alerted_ones_do_not():
         watch.window_closed({("error_rate", None)}, set())
     sharper = watch.rate_bank.p0[err]
     assert watch.baseline[err][1] == 25_000
-    # the bound tightens towards the true 1 %: half the reference's margin or less
-    assert 0.01 < sharper < first and sharper - 0.01 < (first - 0.01) / 1.5
+    # re-centred on the grown baseline, within 2.5 standard errors of the true 1 %
+    assert sharper == posterior_mean(*watch.baseline[err]) and sharper != first
+    assert abs(sharper - 0.01) < 2.5 * np.sqrt(0.01 * 0.99 / 25_000)
     # a window that alerted on the key (or was not tested) teaches nothing
     bad = stream(2_000, rng)
     bad.error = rng.random(bad.n) < 0.05
@@ -316,8 +319,8 @@ def test_a_rate_baseline_keeps_learning_past_ten_references_and_retunes_seldom()
     steps = [(a, b) for a, b in zip(retuned, retuned[1:], strict=False) if b > cap]
     assert steps and all(b >= 1.1 * a for a, b in steps) and len(steps) < 10
     assert all(b - a == 2_000 for a, b in zip(retuned, retuned[1:], strict=False) if b <= cap)
-    # the unlucky start is diluted: the bound sits above the true rate again
-    assert watch.rate_bank.p0[err] > 0.01
+    # the unlucky start is diluted: from 0.7 % to within 2.5 standard errors of 1 %
+    assert watch.rate_bank.p0[err] > 0.01 - 2.5 * np.sqrt(0.01 * 0.99 / 125_000)
 
 
 def test_retune_is_due_at_every_window_up_to_ten_references_then_at_every_tenth():

@@ -20,8 +20,8 @@ from detectors.bernoulli import (
     expected_thresholds,
     kl_bernoulli,
     log_bernoulli_arl,
+    posterior_mean,
     posterior_rates,
-    rate_bound,
     rate_thresholds,
 )
 
@@ -74,15 +74,13 @@ def test_alternative_tolerates_exactly_the_floor():
         assert beyond * math.log(p1 / p0) + (1 - beyond) * math.log((1 - p1) / (1 - p0)) > 0
 
 
-def test_rate_bound_covers_the_true_rate_at_its_level():
+def test_posterior_mean_is_jeffreys_and_never_zero_or_one():
+    assert posterior_mean(50, 5_000) == pytest.approx(50.5 / 5_001)
+    assert 0 < posterior_mean(0, 5_000) < 1e-3 and 1 - 1e-3 < posterior_mean(5_000, 5_000) < 1
     rng = np.random.default_rng(1)
-    for p, n in ((0.01, 5_000), (0.3, 2_000), (0.0005, 5_000)):
-        counts = rng.binomial(n, p, size=4_000)
-        upper = np.array([rate_bound(c, n, upper=True) for c in counts])
-        lower = np.array([rate_bound(c, n, upper=False) for c in counts])
-        assert (upper < p).mean() <= 0.12  # the level is 0.9
-        assert (lower > p).mean() <= 0.12
-    assert 0 < rate_bound(0, 5_000, upper=True) < 0.001
+    counts = rng.binomial(5_000, 0.01, size=4_000)
+    means = np.array([posterior_mean(c, 5_000) for c in counts])
+    assert abs(means.mean() - 0.01) < 1e-4  # all but unbiased
 
 
 def test_a_rise_is_caught_fast_and_a_fall_by_its_own_cusum():
@@ -128,7 +126,7 @@ def test_threshold_grows_with_the_budget_and_shrinks_with_the_distance():
     lambda: BernoulliBank([0.1], [[]], 100),
     lambda: bernoulli_threshold(0.1, 0.2, 1.0),
     lambda: alternative(0.1, 0.1),
-    lambda: rate_bound(5, 3, upper=True),
+    lambda: posterior_mean(5, 3),
     lambda: BernoulliBank([0.1], [[0.2]], 100).update(np.zeros((3, 2))),
     lambda: BernoulliBank([0.1], [[0.2]], 100, counts=[[5, 3]]),
     lambda: BernoulliBank([0.1], [[0.2]], 100, counts=[[1, 10], [1, 10]]),
@@ -197,16 +195,16 @@ def test_expected_threshold_tends_to_walds_as_the_baseline_grows():
 
 
 def test_thresholds_keep_the_budget_on_average_over_references():
-    """Small references: Wald's h at the 90 % bound overspends the budget on average
-    (the references that underestimate the rate page over and over), the h that
-    averages over the rate's posterior keeps it."""
+    """Small references: Wald's h at the posterior mean overspends the budget on
+    average (the references that underestimate the rate page over and over), the h
+    that averages over the rate's posterior keeps it."""
     rng = np.random.default_rng(3)
     p, nref, floor, arl0 = 0.05, 200, 0.005, 1e5
     refs, n = 300, 40_000
     alarms = {"wald": 0, "expected": 0}
     for _ in range(refs):
         hits = int(rng.binomial(nref, p))
-        p0 = rate_bound(hits, nref, upper=True)
+        p0 = posterior_mean(hits, nref)
         p1 = [alternative(p0, p0 + floor)]
         x = (rng.random(n) < p).astype(float)[:, None]
         alarms["wald"] += len(BernoulliBank([p0], [p1], arl0).update(x))
@@ -253,13 +251,13 @@ def test_each_stream_keeps_its_own_budget():
 
 @pytest.mark.parametrize(("hits", "n"), [(50, 5_000), (500, 50_000), (2_399, 25_500)])
 def test_thresholds_keep_both_promises(hits, n):
-    p0 = rate_bound(hits, n, upper=True)
+    p0 = posterior_mean(hits, n)
     alts = [alternative(p0, p0 + 0.005), alternative(p0, p0 + 0.02)]
     got = rate_thresholds(p0, alts, 1e7, [hits, n])
     wald = [bernoulli_threshold(p0, q, 1e7) for q in alts]
     avg = expected_thresholds(p0, alts, 1e7, hits, n)
     assert got == [max(a, b) for a, b in zip(wald, avg, strict=True)]
     assert rate_thresholds(p0, alts, 1e7) == wald
-    # a long baseline: the average alone would go below Wald's at the bound
-    if n >= 25_000:
-        assert any(b < a for a, b in zip(wald, avg, strict=True))
+    # a short reference: what it leaves uncertain costs threshold over Wald's
+    if n <= 5_000:
+        assert all(b > a for a, b in zip(wald, avg, strict=True))
