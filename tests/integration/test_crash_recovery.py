@@ -210,6 +210,9 @@ def test_a_standby_daemon_takes_over_when_the_active_one_is_killed(broker, tmp_p
     try:
         assert wait_for(lambda: metric(ports[0], "churn") > 0 or active.poll() is not None, 60)
         standby = start(cfgs[1])  # same group, same database: it must wait
+        # its metrics endpoint up (a loaded machine starts it slowly), then a while more
+        assert wait_for(lambda: metric(ports[1], "churn") >= 0 or standby.poll() is not None,
+                        30)
         time.sleep(3)
         assert standby.poll() is None
         assert metric(ports[1], "churn") == 0.0  # up, but not consuming
