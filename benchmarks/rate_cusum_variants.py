@@ -34,6 +34,7 @@ import multiprocessing as mp
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -45,6 +46,7 @@ import error_stream_power as esp  # noqa: E402
 from scipy import special  # noqa: E402
 
 import monitor.rate_streams as rs  # noqa: E402
+from detectors.bernoulli import posterior_mean  # noqa: E402
 
 VARIANTS = ("bound", "mean", "one", "mean-one")
 BUDGETS = [0.3, 1.0, 3.0]
@@ -55,7 +57,7 @@ def parameters(variant: str) -> Callable[[float, float, float],
                                          tuple[float, tuple[float, ...]]]:
     def rise(hits: float, n: float, floor: float) -> tuple[float, tuple[float, ...]]:
         mean = variant.startswith("mean")
-        p0 = ((hits + 0.5) / (n + 1) if mean
+        p0 = (posterior_mean(hits, n) if mean
               else float(special.betaincinv(hits + 0.5, n - hits + 0.5, 0.9)))
         zeros = [p0 + 2 * floor] if variant.endswith("one") else [p0 + floor / 2,
                                                                    p0 + 2 * floor]
@@ -85,7 +87,7 @@ LUCK_STREAMS = 100  # independent stationary error streams ...
 LUCK_EVENTS = 200_000  # ... of this many events each, the reference first
 
 
-def luck(task: tuple[str, float]) -> str:
+def luck(task: tuple[str, float]) -> list[str]:
     variant, alpha = task
     rs.rise_parameters = parameters(variant)
     per_stream = []
@@ -94,30 +96,23 @@ def luck(task: tuple[str, float]) -> str:
         per_stream.append(len(esp.daemon(alpha)(err, None)))
     total = sum(per_stream)
     rate = total / (LUCK_STREAMS * LUCK_EVENTS) * 1e6
-    return (f"- {variant} at alpha {alpha:g}: {total} false alarms in {LUCK_STREAMS} x "
+    return [f"- {variant} at alpha {alpha:g}: {total} false alarms in {LUCK_STREAMS} x "
             f"{LUCK_EVENTS:,} events ({rate:.2f} per million); "
             f"{sum(1 for n in per_stream if n)} streams alarmed, at most {max(per_stream)} "
-            f"in one")
-
-
-def _check(variants: list[str]) -> None:
-    unknown = [v for v in variants if v not in VARIANTS]
-    if unknown:
-        sys.exit(f"unknown variant(s) {unknown}: choose from {', '.join(VARIANTS)}")
+            f"in one"]
 
 
 def main() -> None:
     args = sys.argv[1:]
-    if args[:1] == ["--luck"]:
-        alpha, variants = float(args[1]), args[2:] or list(VARIANTS)
-        _check(variants)
-        with mp.get_context("fork").Pool(min(len(variants), mp.cpu_count())) as pool:
-            print(*pool.map(luck, [(v, alpha) for v in variants]), sep="\n", flush=True)
-        return
-    variants = args or list(VARIANTS)
-    _check(variants)
+    alpha = float(args[1]) if args[:1] == ["--luck"] else None
+    variants = (args[2:] if alpha is not None else args) or list(VARIANTS)
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        sys.exit(f"unknown variant(s) {unknown}: choose from {', '.join(VARIANTS)}")
+    run: Callable[[Any], list[str]] = measure if alpha is None else luck
+    tasks = variants if alpha is None else [(v, alpha) for v in variants]
     with mp.get_context("fork").Pool(min(len(variants), mp.cpu_count())) as pool:
-        for lines in pool.map(measure, variants):
+        for lines in pool.map(run, tasks):
             print(*lines, sep="\n", flush=True)
 
 

@@ -58,10 +58,6 @@ class RateStream:
     def rate(self) -> float:
         return self.hits / self.n
 
-    @property
-    def rise(self) -> bool:
-        return self.rule != "fall"
-
     def parameters(self, hits: float, n: float) -> tuple[float, tuple[float, ...]]:
         """In-control rate (the posterior mean of hits / n) and the alternatives."""
         if self.rule == "add":
