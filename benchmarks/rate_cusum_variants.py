@@ -43,10 +43,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import detection_quality as dq  # noqa: E402
 import error_stream_power as esp  # noqa: E402
-from scipy import special  # noqa: E402
 
 import monitor.rate_streams as rs  # noqa: E402
-from detectors.bernoulli import posterior_mean  # noqa: E402
+from detectors.bernoulli import posterior_mean, rate_bound  # noqa: E402
 
 VARIANTS = ("bound", "mean", "one", "mean-one")
 BUDGETS = [0.3, 1.0, 3.0]
@@ -57,8 +56,7 @@ def parameters(variant: str) -> Callable[[float, float, float],
                                          tuple[float, tuple[float, ...]]]:
     def rise(hits: float, n: float, floor: float) -> tuple[float, tuple[float, ...]]:
         mean = variant.startswith("mean")
-        p0 = (posterior_mean(hits, n) if mean
-              else float(special.betaincinv(hits + 0.5, n - hits + 0.5, 0.9)))
+        p0 = posterior_mean(hits, n) if mean else rate_bound(hits, n, upper=True)
         zeros = [p0 + 2 * floor] if variant.endswith("one") else [p0 + floor / 2,
                                                                    p0 + 2 * floor]
         return p0, rs._rise(p0, zeros)

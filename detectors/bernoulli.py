@@ -182,6 +182,15 @@ def posterior_mean(count: float, n: float) -> float:
     return (count + 0.5) / (n + 1)
 
 
+def rate_bound(count: float, n: float, *, upper: bool, level: float = 0.9) -> float:
+    """One-sided Jeffreys bound on a rate seen ``count`` times in ``n``: the rate is
+    below the upper bound (above the lower one) with probability ``level``."""
+    if not (0 <= count <= n and n > 0):
+        raise ValueError(f"need 0 <= count <= n and n > 0, got {count!r}, {n!r}")
+    q = level if upper else 1 - level
+    return float(special.betaincinv(count + 0.5, n - count + 0.5, q))
+
+
 def alternative(p0: float, p_zero: float) -> float:
     """The changed rate ``p1`` whose CUSUM drifts neither up nor down at ``p_zero``:
     rates beyond ``p_zero`` accumulate evidence, rates short of it drain it.  So an

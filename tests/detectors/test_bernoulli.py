@@ -22,6 +22,7 @@ from detectors.bernoulli import (
     log_bernoulli_arl,
     posterior_mean,
     posterior_rates,
+    rate_bound,
     rate_thresholds,
 )
 
@@ -83,6 +84,17 @@ def test_posterior_mean_is_jeffreys_and_never_zero_or_one():
     assert abs(means.mean() - 0.01) < 1e-4  # all but unbiased
 
 
+def test_rate_bound_covers_the_true_rate_at_its_level():
+    rng = np.random.default_rng(1)
+    for p, n in ((0.01, 5_000), (0.3, 2_000), (0.0005, 5_000)):
+        counts = rng.binomial(n, p, size=4_000)
+        upper = np.array([rate_bound(c, n, upper=True) for c in counts])
+        lower = np.array([rate_bound(c, n, upper=False) for c in counts])
+        assert (upper < p).mean() <= 0.12  # the level is 0.9
+        assert (lower > p).mean() <= 0.12
+    assert 0 < rate_bound(0, 5_000, upper=True) < 0.001
+
+
 def test_a_rise_is_caught_fast_and_a_fall_by_its_own_cusum():
     rng = np.random.default_rng(2)
     x = (rng.random((6_000, 2)) < 0.01).astype(float)
@@ -127,6 +139,7 @@ def test_threshold_grows_with_the_budget_and_shrinks_with_the_distance():
     lambda: bernoulli_threshold(0.1, 0.2, 1.0),
     lambda: alternative(0.1, 0.1),
     lambda: posterior_mean(5, 3),
+    lambda: rate_bound(5, 3, upper=True),
     lambda: BernoulliBank([0.1], [[0.2]], 100).update(np.zeros((3, 2))),
     lambda: BernoulliBank([0.1], [[0.2]], 100, counts=[[5, 3]]),
     lambda: BernoulliBank([0.1], [[0.2]], 100, counts=[[1, 10], [1, 10]]),
