@@ -255,14 +255,38 @@ def test_auc_and_mae_tests_see_degradation():
     # relative floor: a significant 5 % rise on a huge sample is not an alarm
     ref = regression_metrics(rng.normal(0, 1.0, 200_000), np.zeros(200_000))
     cur = regression_metrics(rng.normal(0, 1.05, 200_000), np.zeros(200_000))
-    r = performance_test(ref, cur, metric="mae")
-    assert r.p_value < 1e-6 and not r.significant(0.05)
+    r = performance_test(ref, cur, metric="mae")  # the null allows half the floor
+    assert r.p_value > 0.05 and not r.significant(0.05)
+    r = performance_test(ref, cur, metric="mae", min_effect=0.06)  # beyond 3 %: yes ...
+    assert r.p_value < 1e-6 and not r.significant(0.05)  # ... but under the floor
 
 
 def test_effect_floor_keeps_tiny_accuracy_drops_quiet():
     r = performance_test(acc_metrics(900_000, 1_000_000), acc_metrics(895_000, 1_000_000))
-    assert r.p_value < 1e-6 and r.effect == pytest.approx(0.005)
-    assert not r.significant(0.05)
+    assert r.effect == pytest.approx(0.005) and r.details["margin"] == pytest.approx(0.01)
+    assert r.p_value > 0.5 and not r.significant(0.05)
+    # beyond 0.3 points (floor 0.006) the drop is clear, yet under the floor
+    r = performance_test(acc_metrics(900_000, 1_000_000), acc_metrics(895_000, 1_000_000),
+                         min_effect=0.006)
+    assert r.p_value < 1e-4 and not r.significant(0.05)
+
+
+def _stationary_window_alarm_rate(ref_correct: int, ref_n: int, accuracy: float, n: int,
+                                  alpha: float, min_effect: float | None = None) -> float:
+    """Exact: the chance that a window of ``n`` pairs at the true ``accuracy`` alarms."""
+    ref = acc_metrics(ref_correct, ref_n)
+    pmf = stats.binom.pmf(np.arange(n + 1), n, accuracy)
+    return float(sum(pmf[k] for k in range(n + 1) if pmf[k] > 1e-12 and performance_test(
+        ref, acc_metrics(k, n), min_effect=min_effect).significant(alpha)))
+
+
+def test_a_lucky_reference_does_not_page_window_after_window():
+    # a 2,500-pair reference two standard errors luckier than the model's true 90 %: every
+    # window of 1,000 pairs looks worse; against "no worse" (no floor, no margin) the z test
+    # at 2.5e-4 alarms on several times its share of stationary windows
+    lucky = 2250 + 2 * int(math.sqrt(2500 * 0.09))
+    assert _stationary_window_alarm_rate(lucky, 2500, 0.9, 1000, 2.5e-4, 0.0) > 3 * 2.5e-4
+    assert _stationary_window_alarm_rate(lucky, 2500, 0.9, 1000, 2.5e-4) < 2.5e-4 / 10
 
 
 def test_contract_and_label_delay_tests_see_breaches():
