@@ -290,9 +290,14 @@ def _perf_text(model: str, r: TestResult) -> tuple[str, str]:
     if metric == "mae":
         change += f" (+{d.get('relative_increase', math.nan):.0%})"
     worse = "rose" if metric == "mae" else "fell"
+    margin = float(d.get("margin", 0.0))
+    null = ""
+    if margin > 0:  # the test's null: worse by at most this much
+        null = (f" against a rise of at most {margin:.0%}" if metric == "mae"
+                else f" against a drop of at most {_fmt(margin)}")
     return (f"{model} {name} {worse} against ground truth",
             f"{change} on {r.current_n} labelled predictions vs {r.reference_n} in the "
-            f"reference ({d.get('method', r.detector)} test, p={r.p_value:.2g}).")
+            f"reference ({d.get('method', r.detector)} test{null}, p={r.p_value:.2g}).")
 
 
 # -- the watch ------------------------------------------------------------------------------

@@ -244,6 +244,7 @@ def test_regression_mae_rise_is_found() -> None:
     assert w.task == REGRESSION
     assert _kinds(evs) == [("performance_degradation", "mae")] * 2
     assert "MAE" in evs[-1].findings[0].description
+    assert "(welch test against a rise of at most 5%, p=" in evs[-1].findings[0].description
 
 
 def test_multiclass_accuracy_drop_and_invalid_rows() -> None:
@@ -259,6 +260,8 @@ def test_multiclass_accuracy_drop_and_invalid_rows() -> None:
     evs = w.add(_joined(nan, nan, pred, y), mcfg)
     assert w.task == MULTICLASS and w.invalid == 10
     assert ("performance_degradation", "accuracy") in _kinds(evs)
+    acc = [f for ev in evs for f in ev.findings if f.detector == "accuracy"]
+    assert "(z test against a drop of at most 0.01, p=" in acc[0].description
 
 
 def test_sizes_and_task_inference() -> None:
