@@ -264,8 +264,8 @@ def _accuracy_test(ref: Mapping[str, Any], cur: Mapping[str, Any], min_effect: f
         return insufficient("accuracy", min_effect, rn, cn)
     ra, ca = rk / rn, ck / cn
     margin = MARGIN_SHARE * min_effect
+    pooled = (rk + ck) / (rn + cn)
     if method == "auto":
-        pooled = (rk + ck) / (rn + cn)
         expected = min(pooled, 1 - pooled) * min(rn, cn)
         method = "fisher" if expected < 10 else "z"
     if method == "z":  # H0: ra - ca <= margin; unpooled (under H0 the rates differ),
@@ -277,7 +277,6 @@ def _accuracy_test(ref: Mapping[str, Any], cur: Mapping[str, Any], min_effect: f
     else:  # small counts: exact, against "no worse" (the effect floor still applies)
         table = [[cn - ck, ck], [rn - rk, rk]]
         p = float(stats.fisher_exact(table, alternative="greater").pvalue)
-        pooled = (rk + ck) / (rn + cn)
         se = math.sqrt(pooled * (1 - pooled) * (1 / rn + 1 / cn))
         z, margin = ((ra - ca) / se if se > 0 else 0.0), 0.0
     details = {"metric": "accuracy", "method": method, "margin": margin,

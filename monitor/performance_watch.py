@@ -109,6 +109,22 @@ def _error_parameters(hits: float, n: float) -> tuple[float, tuple[float, ...]]:
     return rise_parameters(hits, n, DEFAULT_MIN_EFFECT["accuracy"])
 
 
+def error_bank(counts: list[float], span: float, alpha: float) -> BernoulliBank | None:
+    """The misclassification CUSUMs for a baseline of ``counts`` (wrong, pairs), spending
+    ``alpha`` per ``span`` pairs over its CUSUMs; None when no alternative fits."""
+    p0, p1 = _error_parameters(*counts)
+    return BernoulliBank([p0], [p1], span / alpha * len(p1), [counts]) if p1 else None
+
+
+def grow_error_baseline(bank: BernoulliBank, baseline: list[float], wrong_now: np.ndarray,
+                        reference_n: float) -> list[float]:
+    """A clean window's 0/1 "wrong" column joins the baseline; the CUSUMs are retuned to
+    the sharper rate when due.  Returns the grown baseline."""
+    grown = [baseline[0] + float(wrong_now.sum()), baseline[1] + float(wrong_now.size)]
+    retune_grown(bank, 0, grown, _error_parameters, reference_n)
+    return grown
+
+
 def reference_size(reference_events: int) -> int:
     return max(MIN_PAIRS, reference_events // 2)
 
@@ -407,10 +423,8 @@ class PerformanceWatch:
         w = wrong(self.task, ref)
         self.ref_error_rate = float(w.mean())
         counts = [float(w.sum()), float(w.size)]
-        p0, p1 = _error_parameters(*counts)
-        if p1:
-            arl0 = self._span(mcfg) / mcfg.settings.alpha * len(p1)
-            self.errors = BernoulliBank([p0], [p1], arl0, [counts])
+        self.errors = error_bank(counts, self._span(mcfg), mcfg.settings.alpha)
+        if self.errors is not None:
             self.baseline = counts
 
     def _grow_baseline(self, cur: Pairs) -> None:
@@ -418,9 +432,8 @@ class PerformanceWatch:
         and the CUSUMs are retuned to the sharper rate when due."""
         if self.errors is None or self.baseline is None or self.task is None:
             return
-        w = wrong(self.task, cur)
-        self.baseline = [self.baseline[0] + float(w.sum()), self.baseline[1] + float(w.size)]
-        retune_grown(self.errors, 0, self.baseline, _error_parameters, self.reference_n)
+        self.baseline = grow_error_baseline(self.errors, self.baseline, wrong(self.task, cur),
+                                            self.reference_n)
 
     def _sequential(self, pairs: Pairs,
                     mcfg: ModelConfig) -> list[tuple[float, WatchEvaluation]]:
