@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import detection_quality as dq  # noqa: E402
 
 from monitor.config_types import MonitorSettings  # noqa: E402
-from monitor.sequential import SequentialWatch, stream_key  # noqa: E402
+from monitor.sequential import SequentialWatch, alert_keys, stream_key  # noqa: E402
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 STREAMS = ["x0", "latency", "error", "wrong", "cat"]
@@ -90,10 +90,11 @@ def driftwatch_keys(alpha: float) -> tuple[list[tuple[str, str | None]], float]:
     settings = MonitorSettings(alpha=alpha)
     s = dq.stationary(settings.reference_events, np.random.default_rng(0))
     watch = SequentialWatch.build(dq.columns(s, 0, s.n, 0), settings)
-    assert watch is not None
-    keys = sorted({stream_key(x) for x in watch.streams}
-                  | {(r.kind, r.feature) for r in watch.rates}, key=str)
-    return keys, 1e6 * alpha / settings.window_events / len(keys)
+    assert watch is not None and watch.bank is not None
+    count = alert_keys(watch.streams, watch.bank.directions.tolist(), watch.rates)
+    # every key gets the same share: its CUSUMs' ARL0 is the key's, times their number
+    first = stream_key(watch.streams[0])
+    return sorted(count, key=str), 1e6 * count[first] / watch.bank.arl0[0]
 
 
 def run(streams: int, events: int, jobs: int) -> str:

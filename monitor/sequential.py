@@ -122,20 +122,28 @@ def stream_key(stream: str) -> tuple[str, str | None]:
     return ("latency_regression", None) if stream == LATENCY else ("data_drift", stream)
 
 
-def budget(streams: list[str], directions: list[int], rates: list[RateStream],
-           per_model_arl: float) -> tuple[list[float], list[float]]:
-    """Each CUSUM's ARL0 (per numeric stream, per rate stream): the model's sequential
-    budget, one false alarm per ``per_model_arl`` events, split evenly over the alert
-    keys the watch can raise -- a feature's drift, latency, errors -- then evenly over
-    the CUSUMs of each key.  So every alert gets the same share, however many CUSUMs
-    it takes to watch it: a categorical feature with many values does not thin out the
-    error rate's."""
+def alert_keys(streams: list[str], directions: list[int],
+               rates: list[RateStream]) -> dict[tuple[str, str | None], int]:
+    """The alert keys the watch can raise -- (kind, feature): a feature's drift, latency,
+    errors -- and how many one-sided CUSUMs watch each."""
     count: dict[tuple[str, str | None], int] = {}
     for s, d in zip(streams, directions, strict=True):
         key = stream_key(s)
         count[key] = count.get(key, 0) + len(KS) * (1 if d else 2)
     for r in rates:
         count[(r.kind, r.feature)] = count.get((r.kind, r.feature), 0) + len(r.p1)
+    return count
+
+
+def budget(streams: list[str], directions: list[int], rates: list[RateStream],
+           per_model_arl: float) -> tuple[list[float], list[float]]:
+    """Each CUSUM's ARL0 (per numeric stream, per rate stream): the model's sequential
+    budget, one false alarm per ``per_model_arl`` events, split evenly over the alert
+    keys the watch can raise (:func:`alert_keys`), then evenly over the CUSUMs of each
+    key.  So every alert gets the same share, however many CUSUMs it takes to watch
+    it: a categorical feature with many values does not thin out the error rate's."""
+    count = alert_keys(streams, directions, rates)
+
     def arl0(key: tuple[str, str | None]) -> float:
         return per_model_arl * len(count) * count[key]
     return ([arl0(stream_key(s)) for s in streams],
