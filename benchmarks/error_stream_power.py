@@ -281,11 +281,10 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=None,
                     help="stationary error stream (default 30,000,000)")
     ap.add_argument("--streams", type=int, default=None,
-                    help="whole-model calibration streams (default 4, as "
-                         "detection_quality.py)")
+                    help="whole-model calibration streams (default 4; detection_quality.py "
+                         "now takes 12 of 1,000,000)")
     ap.add_argument("--whole-model-events", type=int, default=None,
-                    help="events per whole-model calibration stream (default 3,000,000, as "
-                         "detection_quality.py)")
+                    help="events per whole-model calibration stream (default 3,000,000)")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--out", default=str(Path(__file__).with_name("RESULTS_error_stream.md")))
     args = ap.parse_args()
