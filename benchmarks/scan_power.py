@@ -9,12 +9,14 @@ spends ``--rate`` false alarms per million events (0.044: the share of ``x0`` at
 calibrated alpha 7e-4, 8 keys; RESULTS_river_spend.md).  Four ways to spend it:
 
 - bank: driftwatch's CUSUM bank as the daemon runs it (k = 0.05, 0.125, 0.25, 0.5,
-  both directions, on normal scores against the reference; thresholds for the
-  reference's uncertain centre; re-centred on every quiet block of 2,000 scores);
+  both directions, the rate shared in proportion to 1/k, on normal scores against
+  the reference; thresholds for the reference's uncertain centre; re-centred on
+  every quiet block of 2,000 scores);
 - scan: :class:`detectors.scan.MeanShiftScan` alone on the scores of every event
   (the reference's included, so it has the same history as River), the whole rate;
 - scan + bank: the scan in place of the bank's k = 0.05 pair, at ``--scan-share`` of
-  the rate, the other three pairs at the rest; the first of the two alarms;
+  the rate, the other three pairs at the rest (shared among them as in the bank);
+  the first of the two alarms;
 - River ADWIN at delta 3e-4 on the feature z-scored on its reference, every event
   (``RESULTS.md``'s "ADWIN (0/1 as is)", which spends 0.042 per million on ``x0``).
 
@@ -38,7 +40,7 @@ from river import drift
 
 from detectors.cusum import CusumBank, normal_scores
 from detectors.scan import MeanShiftScan, scan_statistics
-from monitor.sequential import BASELINE_MAX, KS
+from monitor.sequential import BASELINE_MAX, K_WEIGHTS, KS
 
 REFERENCE = 5_000
 CHANGE = 20_000
@@ -61,11 +63,14 @@ def stationary_max(seed: int) -> float:
     return float(scan_statistics(SCAN, normal_scores(np.sort(x[:REFERENCE]), x))[1].max())
 
 
-def bank_first(z: np.ndarray, ks: tuple[float, ...], rate: float, start: int) -> int | None:
+def bank_first(z: np.ndarray, ks: tuple[float, ...], rate: float, start: int,
+               weights: tuple[float, ...] | None = None) -> int | None:
     """First alarm at or after ``start`` (index into the scores ``z``) of the daemon's
-    bank for one feature whose key spends ``rate`` per event, re-centred on every
-    quiet block as the daemon does."""
-    bank = CusumBank(1, ks, 2 * len(ks) / rate, [0], [1 / math.sqrt(REFERENCE)])
+    bank for one feature whose key spends ``rate`` per event, shared over its CUSUMs by
+    ``weights`` (None: the daemon's, :data:`monitor.sequential.K_WEIGHTS`), re-centred
+    on every quiet block as the daemon does."""
+    w = weights if weights is not None else tuple(K_WEIGHTS[KS.index(k)] for k in ks)
+    bank = CusumBank(1, ks, 2 * len(ks) / rate, [0], [1 / math.sqrt(REFERENCE)], w)
     total, count = 0.0, float(REFERENCE)
     for lo in range(0, z.size, BLOCK):
         part = z[lo:lo + BLOCK, None]

@@ -244,11 +244,16 @@ class CusumBank:
     ``sigma[s]`` is the standard error of stream ``s``'s in-control mean (0: known
     exactly); its CUSUMs run on ``z - center[s]`` and their thresholds keep
     ``arl0`` on average over that error.  :meth:`retune` sharpens both.
+
+    ``weights[j]`` shares each stream's false-alarm rate unevenly over the ``ks``:
+    the CUSUMs with ``ks[j]`` get ``arl0 / weights[j]``, the weights scaled to mean 1,
+    so a stream spends what ``len(ks)`` CUSUMs of ``arl0`` each would (None: evenly).
     """
 
     def __init__(self, streams: int, ks: Sequence[float], arl0: float | Sequence[float],
                  directions: Sequence[int] | None = None,
-                 sigma: Sequence[float] | None = None) -> None:
+                 sigma: Sequence[float] | None = None,
+                 weights: Sequence[float] | None = None) -> None:
         if streams < 1:
             raise ValueError(f"streams must be >= 1, got {streams!r}")
         if not ks or any(not k > 0 for k in ks):
@@ -259,14 +264,19 @@ class CusumBank:
         sig = [float(x) for x in sigma] if sigma is not None else [0.0] * streams
         if len(sig) != streams or any(not (x >= 0 and math.isfinite(x)) for x in sig):
             raise ValueError(f"sigma must be {streams} finite values >= 0, got {sig!r}")
+        w = [float(x) for x in weights] if weights is not None else [1.0] * len(ks)
+        if len(w) != len(ks) or any(not (x > 0 and math.isfinite(x)) for x in w):
+            raise ValueError(f"weights must be {len(ks)} finite values > 0, got {weights!r}")
         self.ks = np.asarray(ks, dtype=float)
+        self.weights = w  # as given: the state keeps these, so thresholds restore exactly
+        self._share = np.asarray(w) / np.mean(w)
         self.arl0 = per_stream(arl0, streams)
         self.directions = np.asarray(dirs, dtype=int)
         self.center = np.zeros(streams)
         self.sigma = np.asarray(sig, dtype=float)
         # h[s, j]: the threshold of stream s's CUSUMs with ks[j]
-        self.h = np.array([[cusum_threshold(float(k), a, x) for k in self.ks]
-                           for a, x in zip(self.arl0, self.sigma, strict=True)])
+        self.h = np.array([self._thresholds(a, x) for a, x in
+                           zip(self.arl0, self.sigma, strict=True)])
         # state[d, s, j]: d=0 upward, d=1 downward CUSUM of stream s with ks[j]
         self.state = np.zeros((2, streams, len(ks)))
         self.run = np.zeros((2, streams, len(ks)), dtype=np.int64)  # current excursion length
@@ -277,6 +287,11 @@ class CusumBank:
         """How many one-sided CUSUMs run (for splitting a false-alarm budget)."""
         return int(sum(2 if d == 0 else 1 for d in self.directions)) * len(self.ks)
 
+    def cusum_arl0(self, stream: int) -> np.ndarray:
+        """The ARL0 each one-sided CUSUM of ``stream`` keeps, per k: its share of the
+        stream's budget."""
+        return self.arl0[stream] / self._share
+
     def retune(self, stream: int, center: float, sigma: float) -> None:
         """A sharper estimate of one stream's in-control mean: its CUSUMs run on
         ``z - center`` from now on, with thresholds for the new ``sigma``; their
@@ -285,8 +300,12 @@ class CusumBank:
             raise ValueError(f"need a finite center and sigma >= 0, got {center!r}, {sigma!r}")
         self.center[stream] = float(center)
         self.sigma[stream] = float(sigma)
-        self.h[stream] = [cusum_threshold(float(k), self.arl0[stream], float(sigma))
-                          for k in self.ks]
+        self.h[stream] = self._thresholds(self.arl0[stream], float(sigma))
+
+    def _thresholds(self, arl0: float, sigma: float) -> list[float]:
+        """One stream's thresholds, per k: its ``arl0`` shared by the weights."""
+        return [cusum_threshold(float(k), float(a), sigma) for k, a in
+                zip(self.ks, arl0 / self._share, strict=True)]
 
     def update(self, z: np.ndarray) -> list[Alarm]:
         """Feed a batch of scores (rows x streams); returns the alarms, in row order."""
@@ -313,7 +332,7 @@ class CusumBank:
         return [Alarm(row, s, float(k), sign, stat, h, run) for row, stat, run in hits]
 
     def to_state(self) -> dict[str, Any]:
-        return {"ks": self.ks.tolist(), "arl0": self.arl0,
+        return {"ks": self.ks.tolist(), "weights": self.weights, "arl0": self.arl0,
                 "directions": self.directions.tolist(), "center": self.center.tolist(),
                 "sigma": self.sigma.tolist(),
                 "state": self.state.tolist(), "run": self.run.tolist(), "n": self.n}
@@ -321,10 +340,11 @@ class CusumBank:
     @classmethod
     def from_state(cls, s: dict[str, Any]) -> CusumBank:
         """Restores a bank; a state from before centers existed (no ``center``,
-        ``sigma``) is a bank whose in-control means were taken as known, as then."""
+        ``sigma``) is a bank whose in-control means were taken as known, as then, and
+        one from before weights (no ``weights``) shares its budget evenly, as then."""
         streams = len(s["directions"])
         bank = cls(streams, s["ks"], s["arl0"], s["directions"],
-                   s.get("sigma", [0.0] * streams))
+                   s.get("sigma", [0.0] * streams), s.get("weights"))
         bank.center = np.asarray(s.get("center", [0.0] * streams), dtype=float)
         bank.state = np.asarray(s["state"], dtype=float)
         bank.run = np.asarray(s["run"], dtype=np.int64)

@@ -41,11 +41,19 @@ watch spends the same rate, so the model's expected false alarms stay below
 The watch's rate is split evenly over the alert keys it can raise (each
 feature's drift, the latency, the error rate), then over each key's CUSUMs
 (:func:`budget`): a page is per alert, so each alert gets the same share,
-however many CUSUMs watching it takes.
+however many CUSUMs watching it takes.  Inside a numeric stream the share is
+uneven, in proportion to ``1/k`` (:data:`K_WEIGHTS`): a CUSUM's delay grows by
+``ln(1/share) / (2k)`` over its threshold's ``~1/k`` events, so the small ``k``
+that take thousands of events to catch a 0.1 sd shift (and pay the most for
+an uncertain centre) get most of the rate, and the ``k = 0.5`` that catches a
+1 sd shift in ~30 events gives up a few of them
+(``benchmarks/RESULTS_bank_shares.md``: +0.1 sd 2,868 -> 2,626 events median,
++1 sd 31 -> 34, against an even split).
 
 State: a state saved before score baselines existed (no ``zbase``) loads: its
 numeric CUSUMs keep the reference values and the centres they were built with
-(known, as then) until a quiet block re-centres them.
+(known, as then) until a quiet block re-centres them; one saved before the
+uneven shares keeps its even split until its reference is rebuilt.
 """
 
 from __future__ import annotations
@@ -69,6 +77,8 @@ from monitor.rate_streams import RateStream, indicator, rate_streams
 # reference values, tuned to shifts of 0.1, 0.25, 0.5 and 1 standard deviation: the
 # sequential effect floor is KS[0] (a shift of less than 0.05 sd drains every CUSUM)
 KS = (0.05, 0.125, 0.25, 0.5)
+# each k's share of its stream's budget, in proportion to 1/k: 0.59, 0.24, 0.12, 0.06
+K_WEIGHTS = tuple(1 / k for k in KS)
 LATENCY = "__latency__"
 MIN_REFERENCE = 100  # a feature with fewer reference values is not watched
 RECENT = 500  # at most this many rows before an alarm describe the shift
@@ -141,7 +151,9 @@ def budget(streams: list[str], directions: list[int], rates: list[RateStream],
     budget, one false alarm per ``per_model_arl`` events, split evenly over the alert
     keys the watch can raise (:func:`alert_keys`), then evenly over the CUSUMs of each
     key.  So every alert gets the same share, however many CUSUMs it takes to watch
-    it: a categorical feature with many values does not thin out the error rate's."""
+    it: a categorical feature with many values does not thin out the error rate's.
+    (A numeric stream's ARL0 is its CUSUMs' mean share: the bank spreads it over the
+    k by :data:`K_WEIGHTS`.)"""
     count = alert_keys(streams, directions, rates)
 
     def arl0(key: tuple[str, str | None]) -> float:
@@ -215,7 +227,7 @@ class SequentialWatch:
         arl0, rate_arl0 = budget(streams, directions, self.rates,
                                  settings.window_events / settings.alpha)
         self.bank = bank or (CusumBank(len(streams), KS, arl0, directions,
-                                       [1 / np.sqrt(b[1]) for b in self.zbase])
+                                       [1 / np.sqrt(b[1]) for b in self.zbase], K_WEIGHTS)
                              if streams else None)
         self.rate_bank = rate_bank or (
             BernoulliBank([r.p0 for r in self.rates], [r.p1 for r in self.rates], rate_arl0,

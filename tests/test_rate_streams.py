@@ -266,9 +266,9 @@ def alarm_rates(watch: SequentialWatch) -> dict[tuple[str, str | None], float]:
     CUSUMs."""
     assert watch.bank is not None and watch.rate_bank is not None
     out: dict[tuple[str, str | None], float] = {}
-    for s, d, arl0 in zip(watch.streams, watch.bank.directions, watch.bank.arl0, strict=True):
+    for i, (s, d) in enumerate(zip(watch.streams, watch.bank.directions, strict=True)):
         k = ("latency_regression", None) if s == LATENCY else ("data_drift", s)
-        out[k] = out.get(k, 0.0) + len(KS) * (1 if d else 2) / arl0
+        out[k] = out.get(k, 0.0) + (1 if d else 2) * float(np.sum(1 / watch.bank.cusum_arl0(i)))
     for r, row in zip(watch.rates, watch.rate_bank.arl0, strict=True):
         out[(r.kind, r.feature)] = out.get((r.kind, r.feature), 0.0) + len(r.p1) / row
     return out
@@ -284,6 +284,16 @@ def test_every_alert_key_gets_an_equal_share_of_the_sequential_budget():
     total = SETTINGS.alpha / SETTINGS.window_events
     assert sum(rates.values()) == pytest.approx(total)
     assert all(r == pytest.approx(total / len(rates)) for r in rates.values())
+
+
+def test_a_numeric_streams_budget_goes_to_its_ks_in_proportion_to_one_over_k():
+    rng = np.random.default_rng(6)
+    watch = SequentialWatch.build(stream(5_000, rng), SETTINGS)
+    assert watch is not None and watch.bank is not None
+    for i in range(len(watch.streams)):
+        rate = 1 / watch.bank.cusum_arl0(i)
+        assert rate / rate.sum() == pytest.approx((1 / np.array(KS)) / np.sum(1 / np.array(KS)))
+        assert rate.sum() == pytest.approx(len(KS) / watch.bank.arl0[i])
 
 
 def test_a_feature_with_many_values_does_not_thin_out_the_error_rates_budget():

@@ -65,6 +65,37 @@ def test_state_round_trips_and_continues_identically():
     assert a.to_state() == b.to_state()
 
 
+def test_weights_share_a_streams_budget_and_keep_its_total():
+    ks, arl0 = [0.125, 0.25, 0.5], 5_000.0
+    even = CusumBank(1, ks, arl0, sigma=[0.01])
+    uneven = CusumBank(1, ks, arl0, sigma=[0.01], weights=[8, 4, 2])  # scaled to mean 1
+    share = np.array([8, 4, 2]) / np.mean([8, 4, 2])
+    for j, k in enumerate(ks):  # the CUSUMs with ks[j] get arl0 / share[j]
+        assert uneven.h[0, j] == pytest.approx(cusum_threshold(k, arl0 / share[j], 0.01))
+    # the heaviest k gets a lower threshold, the lightest a higher one
+    assert uneven.h[0, 0] < even.h[0, 0] and uneven.h[0, 2] > even.h[0, 2]
+    # the stream's expected false alarms per event stay those of the even split
+    rate = [sum(np.exp(log_alarm_rate(k, float(b.h[0, j]), 0.01)) for j, k in enumerate(ks))
+            for b in (even, uneven)]
+    assert rate[1] == pytest.approx(rate[0], rel=1e-6)
+    uneven.retune(0, 0.02, 0.004)  # retuning keeps the shares
+    assert uneven.h[0, 1] == pytest.approx(cusum_threshold(0.25, arl0 / share[1], 0.004))
+
+
+def test_a_weighted_bank_round_trips_and_an_old_state_shares_evenly():
+    rng = np.random.default_rng(5)
+    a = CusumBank(2, [0.05, 0.5], arl0=1e4, sigma=[0.02, 0.0], weights=[3.0, 0.7])
+    a.update(rng.normal(0.1, 1, size=(999, 2)))
+    b = CusumBank.from_state(json.loads(json.dumps(a.to_state())))
+    assert np.array_equal(a.h, b.h)
+    more = rng.normal(0.1, 1, size=(2_000, 2))
+    assert a.update(more) == b.update(more)
+    old = a.to_state()
+    del old["weights"]
+    assert np.array_equal(CusumBank.from_state(old).h,
+                          CusumBank(2, [0.05, 0.5], 1e4, sigma=[0.02, 0.0]).h)
+
+
 @pytest.mark.parametrize(("k", "arl0"), [(0.5, 400.0), (0.25, 1500.0), (0.125, 2500.0)])
 def test_threshold_delivers_the_promised_run_length(k, arl0):
     rng = np.random.default_rng(1)
@@ -114,6 +145,9 @@ def test_normal_scores_are_standard_normal_under_no_change_even_for_discrete_dat
     lambda: CusumBank(1, [0.5], 100, sigma=[-0.1]),
     lambda: CusumBank(1, [0.5], 100).retune(0, float("nan"), 0.1),
     lambda: CusumBank(1, [0.5], 100).retune(0, 0.0, float("inf")),
+    lambda: CusumBank(1, [0.25, 0.5], 100, weights=[1.0]),
+    lambda: CusumBank(1, [0.25, 0.5], 100, weights=[1.0, 0.0]),
+    lambda: CusumBank(1, [0.25, 0.5], 100, weights=[1.0, float("inf")]),
 ])
 def test_invalid_parameters_are_refused(call):
     with pytest.raises(ValueError):
