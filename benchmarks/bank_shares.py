@@ -37,7 +37,9 @@ from scan_power import (  # noqa: E402
     SCENARIOS,
     adwin_first,
     bank_first,
+    delay_rows,
     feature,
+    publish,
 )
 
 from detectors.cusum import normal_scores  # noqa: E402
@@ -93,15 +95,9 @@ def main() -> None:
         "| shift | " + " | ".join(cols) + " | River ADWIN 3e-4 |",
         "|---|" + "---:|" * (len(cols) + 1),
     ]
-    for size, ramp, med, missed in rows:
-        what = f"+{size:g}σ" + (f" gradual ({ramp // 1000}k)" if ramp else "")
-        lines.append(f"| {what} | " + " | ".join(f"{m:,.0f} ({k})" for m, k in
-                                                 zip(med, missed, strict=True)) + " |")
-    lines.append("| worst ratio to ADWIN | " + " | ".join(f"{w:.3f}" for w in worst) + " | |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if a.out:
-        Path(a.out).write_text(text)
+    publish([*lines, *delay_rows(rows),
+             "| worst ratio to ADWIN | " + " | ".join(f"{w:.3f}" for w in worst) + " | |"],
+            a.out)
 
 
 if __name__ == "__main__":

@@ -113,6 +113,24 @@ def _delays(task: tuple[int, float, int, float, float, float, float]) -> list[fl
             delay(scan(whole)), min(delay(scan(part)), rest), delay(adwin_first(x))]
 
 
+def delay_rows(rows: list[tuple[Any, ...]]) -> list[str]:
+    """Table rows, one per scenario: (size, ramp, medians, missed) -> "| +0.1σ | ... |"."""
+    out = []
+    for size, ramp, med, missed in rows:
+        what = f"+{size:g}σ" + (f" gradual ({ramp // 1000}k)" if ramp else "")
+        out.append(f"| {what} | " + " | ".join(f"{m:,.0f} ({k})" for m, k in
+                                              zip(med, missed, strict=True)) + " |")
+    return out
+
+
+def publish(lines: list[str], out: str | None) -> None:
+    """Print the report and, given a path, write it there."""
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if out:
+        Path(out).write_text(text)
+
+
 COLUMNS = ["bank", "scan alone", "scan + bank", "River ADWIN 3e-4"]
 
 
@@ -156,14 +174,7 @@ def main() -> None:
         "| shift | " + " | ".join(COLUMNS) + " |",
         "|---|" + "---:|" * len(COLUMNS),
     ]
-    for size, ramp, med, missed in rows:
-        what = f"+{size:g}σ" + (f" gradual ({ramp // 1000}k)" if ramp else "")
-        lines.append(f"| {what} | " + " | ".join(f"{m:,.0f} ({k})" for m, k in
-                                                 zip(med, missed, strict=True)) + " |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if a.out:
-        Path(a.out).write_text(text)
+    publish([*lines, *delay_rows(rows)], a.out)
 
 
 if __name__ == "__main__":

@@ -17,11 +17,11 @@ stream with its own past, so a scale whose centre is only known to
 ``1/sqrt(n)`` costs it nothing, where a CUSUM must raise its threshold.
 
 Measured (``benchmarks/RESULTS_scan.md``, 100 seeds, 0.044 false alarms per
-million): alone at a feature's whole rate the scan beats the CUSUM bank on a
-+0.1 sigma shift (median delay 2,463 events against 2,868) and loses on every
-larger one (+1 sigma: 159 against 31).  Given half the rate in place of the
-bank's smallest-k CUSUM pair it buys nothing (+0.1 sigma: 2,895).  So it is a
-detector in the suite, not wired into the daemon's per-feature bank.
+million): alone at a feature's whole rate the scan beats the daemon's CUSUM
+bank on a +0.1 sigma shift (median delay 2,463 events against 2,626) and loses
+on every larger one (+1 sigma: 159 against 34).  Given half the rate in place
+of the bank's smallest-k pair it loses the +0.1 sigma shift (2,895).  So it is
+a detector in the suite, not wired into the daemon's per-feature bank.
 
 ``threshold`` is a log-likelihood ratio; its false-alarm rate has no closed
 form here (the grid, the clock and ``min_reference`` all enter), so it is

@@ -48,7 +48,8 @@ that take thousands of events to catch a 0.1 sd shift (and pay the most for
 an uncertain centre) get most of the rate, and the ``k = 0.5`` that catches a
 1 sd shift in ~30 events gives up a few of them
 (``benchmarks/RESULTS_bank_shares.md``: +0.1 sd 2,868 -> 2,626 events median,
-+1 sd 31 -> 34, against an even split).
++1 sd 31 -> 34, against an even split).  A variance change, which the large k
+catch, pays too: x2 takes 718 events instead of 541 (``RESULTS.md``).
 
 State: a state saved before score baselines existed (no ``zbase``) loads: its
 numeric CUSUMs keep the reference values and the centres they were built with
