@@ -31,6 +31,8 @@ from __future__ import annotations
 import argparse
 import math
 import time
+from collections.abc import Iterator
+from dataclasses import replace
 from multiprocessing import Pool
 from pathlib import Path
 from typing import Any
@@ -38,7 +40,7 @@ from typing import Any
 import numpy as np
 from river import drift
 
-from detectors.cusum import CusumBank, normal_scores
+from detectors.cusum import Alarm, CusumBank, normal_scores
 from detectors.scan import MeanShiftScan, scan_statistics
 from monitor.sequential import BASELINE_MAX, K_WEIGHTS, KS
 
@@ -63,25 +65,31 @@ def stationary_max(seed: int) -> float:
     return float(scan_statistics(SCAN, normal_scores(np.sort(x[:REFERENCE]), x))[1].max())
 
 
-def bank_first(z: np.ndarray, ks: tuple[float, ...], rate: float, start: int,
-               weights: tuple[float, ...] | None = None) -> int | None:
-    """First alarm at or after ``start`` (index into the scores ``z``) of the daemon's
+def bank_alarms(z: np.ndarray, ks: tuple[float, ...], rate: float,
+                weights: tuple[float, ...] | None = None) -> Iterator[Alarm]:
+    """The alarms, in order (``row`` an index into the scores ``z``), of the daemon's
     bank for one feature whose key spends ``rate`` per event, shared over its CUSUMs by
     ``weights`` (None: the daemon's, :data:`monitor.sequential.K_WEIGHTS`), re-centred
-    on every quiet block as the daemon does."""
+    on every quiet block (no alarm, every CUSUM under half its threshold) as the daemon
+    does."""
     w = weights if weights is not None else tuple(K_WEIGHTS[KS.index(k)] for k in ks)
     bank = CusumBank(1, ks, 2 * len(ks) / rate, [0], [1 / math.sqrt(REFERENCE)], w)
     total, count = 0.0, float(REFERENCE)
     for lo in range(0, z.size, BLOCK):
         part = z[lo:lo + BLOCK, None]
-        hits = [lo + h.row for h in bank.update(part) if lo + h.row >= start]
-        if hits:
-            return hits[0]
-        if np.all(bank.state[:, 0, :] <= 0.5 * bank.h[0]) and count < BASELINE_MAX * REFERENCE:
+        hits = bank.update(part)
+        yield from (replace(h, row=lo + h.row) for h in hits)
+        quiet = not hits and np.all(bank.state[:, 0, :] <= 0.5 * bank.h[0])
+        if quiet and count < BASELINE_MAX * REFERENCE:
             total += float(part.sum())
             count += part.shape[0]
             bank.retune(0, total / count, 1 / math.sqrt(count))
-    return None
+
+
+def bank_first(z: np.ndarray, ks: tuple[float, ...], rate: float, start: int,
+               weights: tuple[float, ...] | None = None) -> int | None:
+    """The row of :func:`bank_alarms`' first alarm at or after ``start``."""
+    return next((h.row for h in bank_alarms(z, ks, rate, weights) if h.row >= start), None)
 
 
 def adwin_first(x: np.ndarray) -> int | None:
