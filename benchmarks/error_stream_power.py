@@ -281,17 +281,17 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=None,
                     help="stationary error stream (default 30,000,000)")
     ap.add_argument("--streams", type=int, default=None,
-                    help="whole-model calibration streams (default 4; detection_quality.py "
-                         "now takes 12 of 1,000,000)")
+                    help="whole-model calibration streams (default 12, as in "
+                         "detection_quality.py)")
     ap.add_argument("--whole-model-events", type=int, default=None,
-                    help="events per whole-model calibration stream (default 3,000,000)")
+                    help="events per whole-model calibration stream (default 1,000,000)")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--out", default=str(Path(__file__).with_name("RESULTS_error_stream.md")))
     args = ap.parse_args()
     text = run(args.seeds or (5 if args.quick else 40),
                args.events or (3_000_000 if args.quick else 30_000_000),
-               args.streams or (2 if args.quick else 4),
-               args.whole_model_events or (200_000 if args.quick else 3_000_000), args.jobs)
+               args.streams or (2 if args.quick else 12),
+               args.whole_model_events or (200_000 if args.quick else 1_000_000), args.jobs)
     if args.out:
         Path(args.out).write_text(text)
     print(text)

@@ -42,11 +42,12 @@ The watch's rate is split evenly over the alert keys it can raise (each
 feature's drift, the latency, the error rate), then over each key's CUSUMs
 (:func:`budget`): a page is per alert, so each alert gets the same share,
 however many CUSUMs watching it takes.  Inside a numeric stream the share is
-uneven, in proportion to ``1/k`` (:data:`K_WEIGHTS`): a CUSUM's delay grows by
-``ln(1/share) / (2k)`` over its threshold's ``~1/k`` events, so the small ``k``
-that take thousands of events to catch a 0.1 sd shift (and pay the most for
-an uncertain centre) get most of the rate, and the ``k = 0.5`` that catches a
-1 sd shift in ~30 events gives up a few of them
+uneven, in proportion to ``1/k`` (:data:`K_WEIGHTS`).  A share ``s`` raises a
+CUSUM's threshold by ``ln(1/s) / (2k)``, which at the shift it is tuned to
+(``2k``) costs about ``ln(1/s) / (2k^2)`` events: 200 ``ln(1/s)`` for
+``k = 0.05``, 2 ``ln(1/s)`` for ``k = 0.5``.  So the small ``k`` (which also
+pay the most for an uncertain centre) get most of the rate, and the ``k = 0.5``
+that catches a 1 sd shift in ~30 events gives up a few of them
 (``benchmarks/RESULTS_bank_shares.md``: +0.1 sd 2,868 -> 2,626 events median,
 +1 sd 31 -> 34, against an even split).  A variance change, which the large k
 catch, pays too: x2 takes 718 events instead of 541 (``RESULTS.md``).
