@@ -42,6 +42,7 @@ from scan_power import (  # noqa: E402
     adwin_first,
     bank_alarms,
     bank_first,
+    daemon_bank,
     delay_rows,
     feature,
     publish,
@@ -80,8 +81,10 @@ def _spend(task: tuple[int, float]) -> list[int]:
 
 def spend_lines(streams: int, rate: float, pool: Any) -> list[str]:
     got = np.sum(pool.map(_spend, [(s, rate / 1e6) for s in range(streams)]), axis=0)
-    share = np.asarray(K_WEIGHTS) / np.sum(K_WEIGHTS)
-    nominal = rate * streams * SPEND_EVENTS / 1e6 * share
+    # what the bank promises: each k's two one-sided CUSUMs alarm once per its ARL0
+    per_event = 2 / daemon_bank(KS, rate / 1e6).cusum_arl0(0)
+    share = per_event / per_event.sum()
+    nominal = per_event * streams * SPEND_EVENTS
     return [
         "",
         f"## What the daemon's shares spend: {streams:,} stationary streams of "

@@ -65,15 +65,22 @@ def stationary_max(seed: int) -> float:
     return float(scan_statistics(SCAN, normal_scores(np.sort(x[:REFERENCE]), x))[1].max())
 
 
+def daemon_bank(ks: tuple[float, ...], rate: float,
+                weights: tuple[float, ...] | None = None) -> CusumBank:
+    """The daemon's bank for one two-sided feature whose key spends ``rate`` per event,
+    shared over its CUSUMs by ``weights`` (None: the daemon's,
+    :data:`monitor.sequential.K_WEIGHTS`), its centre known to the reference's
+    ``1/sqrt(n)``."""
+    w = weights if weights is not None else tuple(K_WEIGHTS[KS.index(k)] for k in ks)
+    return CusumBank(1, ks, 2 * len(ks) / rate, [0], [1 / math.sqrt(REFERENCE)], w)
+
+
 def bank_alarms(z: np.ndarray, ks: tuple[float, ...], rate: float,
                 weights: tuple[float, ...] | None = None) -> Iterator[Alarm]:
-    """The alarms, in order (``row`` an index into the scores ``z``), of the daemon's
-    bank for one feature whose key spends ``rate`` per event, shared over its CUSUMs by
-    ``weights`` (None: the daemon's, :data:`monitor.sequential.K_WEIGHTS`), re-centred
-    on every quiet block (no alarm, every CUSUM under half its threshold) as the daemon
-    does."""
-    w = weights if weights is not None else tuple(K_WEIGHTS[KS.index(k)] for k in ks)
-    bank = CusumBank(1, ks, 2 * len(ks) / rate, [0], [1 / math.sqrt(REFERENCE)], w)
+    """The alarms, in order (``row`` an index into the scores ``z``), of
+    :func:`daemon_bank`, re-centred on every quiet block (no alarm, every CUSUM under
+    half its threshold) as the daemon does."""
+    bank = daemon_bank(ks, rate, weights)
     total, count = 0.0, float(REFERENCE)
     for lo in range(0, z.size, BLOCK):
         part = z[lo:lo + BLOCK, None]
