@@ -248,12 +248,17 @@ class CusumBank:
     ``weights[j]`` shares each stream's false-alarm rate unevenly over the ``ks``:
     the CUSUMs with ``ks[j]`` get ``arl0 / weights[j]``, the weights scaled to mean 1,
     so a stream spends what ``len(ks)`` CUSUMs of ``arl0`` each would (None: evenly).
+
+    ``scale[s]`` (>= 1) stretches stream ``s``'s reference values: its CUSUMs run with
+    ``ks * scale[s]`` (the shares stay those of ``ks``), for a stream whose smallest
+    change worth an alarm is larger than the bank's (None: 1 for every stream).
     """
 
     def __init__(self, streams: int, ks: Sequence[float], arl0: float | Sequence[float],
                  directions: Sequence[int] | None = None,
                  sigma: Sequence[float] | None = None,
-                 weights: Sequence[float] | None = None) -> None:
+                 weights: Sequence[float] | None = None,
+                 scale: Sequence[float] | None = None) -> None:
         if streams < 1:
             raise ValueError(f"streams must be >= 1, got {streams!r}")
         if not ks or any(not k > 0 for k in ks):
@@ -267,7 +272,13 @@ class CusumBank:
         w = [float(x) for x in weights] if weights is not None else [1.0] * len(ks)
         if len(w) != len(ks) or any(not (x > 0 and math.isfinite(x)) for x in w):
             raise ValueError(f"weights must be {len(ks)} finite values > 0, got {weights!r}")
+        sc = [float(x) for x in scale] if scale is not None else [1.0] * streams
+        if len(sc) != streams or any(not (x >= 1 and math.isfinite(x)) for x in sc):
+            raise ValueError(f"scale must be {streams} finite values >= 1, got {scale!r}")
         self.ks = np.asarray(ks, dtype=float)
+        self.scale = sc
+        # k[s, j]: the reference value of stream s's CUSUMs with ks[j]
+        self.k = np.asarray(sc)[:, None] * self.ks[None, :]
         self.weights = w  # as given: the state keeps these, so thresholds restore exactly
         self._share = np.asarray(w) / np.mean(w)
         self.arl0 = per_stream(arl0, streams)
@@ -275,8 +286,8 @@ class CusumBank:
         self.center = np.zeros(streams)
         self.sigma = np.asarray(sig, dtype=float)
         # h[s, j]: the threshold of stream s's CUSUMs with ks[j]
-        self.h = np.array([self._thresholds(a, x) for a, x in
-                           zip(self.arl0, self.sigma, strict=True)])
+        self.h = np.array([self._thresholds(s, a, x) for s, (a, x) in
+                           enumerate(zip(self.arl0, self.sigma, strict=True))])
         # state[d, s, j]: d=0 upward, d=1 downward CUSUM of stream s with ks[j]
         self.state = np.zeros((2, streams, len(ks)))
         self.run = np.zeros((2, streams, len(ks)), dtype=np.int64)  # current excursion length
@@ -300,12 +311,12 @@ class CusumBank:
             raise ValueError(f"need a finite center and sigma >= 0, got {center!r}, {sigma!r}")
         self.center[stream] = float(center)
         self.sigma[stream] = float(sigma)
-        self.h[stream] = self._thresholds(self.arl0[stream], float(sigma))
+        self.h[stream] = self._thresholds(stream, self.arl0[stream], float(sigma))
 
-    def _thresholds(self, arl0: float, sigma: float) -> list[float]:
+    def _thresholds(self, stream: int, arl0: float, sigma: float) -> list[float]:
         """One stream's thresholds, per k: its ``arl0`` shared by the weights."""
         return [cusum_threshold(float(k), float(a), sigma) for k, a in
-                zip(self.ks, arl0 / self._share, strict=True)]
+                zip(self.k[stream], arl0 / self._share, strict=True)]
 
     def update(self, z: np.ndarray) -> list[Alarm]:
         """Feed a batch of scores (rows x streams); returns the alarms, in row order."""
@@ -318,7 +329,7 @@ class CusumBank:
                 if self.directions[s] == -sign:
                     continue
                 col = sign * (z[:, s] - self.center[s])
-                for j, k in enumerate(self.ks):
+                for j, k in enumerate(self.k[s]):
                     alarms += self._run(col, d, s, j, k, sign)
         self.n += z.shape[0]
         alarms.sort(key=lambda a: (a.row, a.stream, a.k))
@@ -332,7 +343,8 @@ class CusumBank:
         return [Alarm(row, s, float(k), sign, stat, h, run) for row, stat, run in hits]
 
     def to_state(self) -> dict[str, Any]:
-        return {"ks": self.ks.tolist(), "weights": self.weights, "arl0": self.arl0,
+        return {"ks": self.ks.tolist(), "weights": self.weights, "scale": self.scale,
+                "arl0": self.arl0,
                 "directions": self.directions.tolist(), "center": self.center.tolist(),
                 "sigma": self.sigma.tolist(),
                 "state": self.state.tolist(), "run": self.run.tolist(), "n": self.n}
@@ -341,10 +353,11 @@ class CusumBank:
     def from_state(cls, s: dict[str, Any]) -> CusumBank:
         """Restores a bank; a state from before centers existed (no ``center``,
         ``sigma``) is a bank whose in-control means were taken as known, as then, and
-        one from before weights (no ``weights``) shares its budget evenly, as then."""
+        one from before weights (no ``weights``) shares its budget evenly, as then, and
+        one from before scales (no ``scale``) runs every stream on ``ks``, as then."""
         streams = len(s["directions"])
         bank = cls(streams, s["ks"], s["arl0"], s["directions"],
-                   s.get("sigma", [0.0] * streams), s.get("weights"))
+                   s.get("sigma", [0.0] * streams), s.get("weights"), s.get("scale"))
         bank.center = np.asarray(s.get("center", [0.0] * streams), dtype=float)
         bank.state = np.asarray(s["state"], dtype=float)
         bank.run = np.asarray(s["run"], dtype=np.int64)

@@ -129,6 +129,23 @@ def retune_grown(bank: BernoulliBank, stream: int, counts: list[float],
         bank.retune(stream, p0, p1, counts)
 
 
+def floor_scale(reference_sorted: np.ndarray, ratio: float) -> float:
+    """How far to stretch :data:`KS` for the latency: a slow-down by less than
+    ``latency_min_ratio`` is not worth an alert, so the smallest CUSUM is tuned to
+    that slow-down -- the mean normal score of the reference's own values made
+    ``ratio`` times slower is the shift it makes, ``2 k`` -- unless it is smaller
+    than the bank's floor (then 1: the bank as for a feature).  At most
+    ``KS[-1] / KS[0]``: a latency so steady that the floor is a shift of more than
+    1 sd gets the bank's largest CUSUM as its smallest (scores are bounded, so
+    CUSUMs stretched further would never move)."""
+    if reference_sorted.size == 0:
+        return 1.0
+    shift = float(np.mean(normal_scores(reference_sorted, ratio * reference_sorted)))
+    if not np.isfinite(shift):
+        return 1.0
+    return min(KS[-1] / KS[0], max(1.0, shift / (2 * KS[0])))
+
+
 def stream_key(stream: str) -> tuple[str, str | None]:
     """The alert key a numeric stream's alarms raise."""
     return ("latency_regression", None) if stream == LATENCY else ("data_drift", stream)
@@ -228,8 +245,11 @@ class SequentialWatch:
         directions = [1 if s == LATENCY else 0 for s in streams]
         arl0, rate_arl0 = budget(streams, directions, self.rates,
                                  settings.window_events / settings.alpha)
+        scale = [floor_scale(v, settings.latency_min_ratio) if s == LATENCY else 1.0
+                 for s, v in zip(streams, self._sorted, strict=True)]
         self.bank = bank or (CusumBank(len(streams), KS, arl0, directions,
-                                       [1 / np.sqrt(b[1]) for b in self.zbase], K_WEIGHTS)
+                                       [1 / np.sqrt(b[1]) for b in self.zbase], K_WEIGHTS,
+                                       scale)
                              if streams else None)
         self.rate_bank = rate_bank or (
             BernoulliBank([r.p0 for r in self.rates], [r.p1 for r in self.rates], rate_arl0,

@@ -19,6 +19,7 @@ from monitor.sequential import (
     LATENCY,
     SequentialWatch,
     alarm_findings,
+    floor_scale,
     retune_due,
 )
 
@@ -95,6 +96,42 @@ def test_a_slow_tail_is_a_latency_regression():
     alarms = [a for a in first_alarms(tail) if a.kind == "latency_regression"]
     assert alarms and alarms[0].ts < SETTINGS.window_events
     assert "p99" in (alarms[0].what or "")
+
+
+def test_the_latency_cusums_are_tuned_to_the_latency_floor():
+    ref = stream(5_000, np.random.default_rng(8))
+    watch = SequentialWatch.build(ref, SETTINGS)
+    assert watch is not None and watch.bank is not None
+    i = watch.streams.index(LATENCY)
+    # a 10 % slow-down of a lognormal with sigma 0.35 is a 0.27 sd shift of its log
+    assert watch.bank.k[i, 0] == pytest.approx(np.log(1.1) / 0.35 / 2, rel=0.05)
+    assert np.allclose(watch.bank.k[i] / watch.bank.k[i, 0], np.asarray(KS) / KS[0])
+    assert np.array_equal(watch.bank.k[watch.streams.index("x")], KS)  # features as they were
+    unfloored = SequentialWatch.build(ref, replace(SETTINGS, latency_min_ratio=1.0))
+    assert unfloored is not None and unfloored.bank is not None
+    assert np.array_equal(unfloored.bank.k[i], KS)
+    assert floor_scale(np.full(5_000, 40.0), 1.1) == KS[-1] / KS[0]  # steady: capped
+    assert floor_scale(np.empty(0), 1.1) == 1.0
+
+
+@pytest.mark.parametrize(("factor", "floor", "alarms"),
+                         [(1.04, 1.10, False), (1.04, 1.0, True), (1.10, 1.10, True)])
+def test_a_slow_down_below_the_latency_floor_is_tolerated_and_one_at_it_is_caught(
+        factor, floor, alarms):
+    rng = np.random.default_rng(9)
+    settings = replace(SETTINGS, latency_min_ratio=floor)
+    watch = SequentialWatch.build(stream(5_000, rng), settings)
+    assert watch is not None
+    got = []
+    for _ in range(10):  # 100,000 events 4 % slower: a 0.11 sd shift, below a 10 % floor
+        cur = stream(10_000, rng)
+        cur.latency_ms = cur.latency_ms * factor
+        got += [a for a in watch.update(cur) if a.kind == "latency_regression"]
+        if alarms and got:
+            break
+    assert bool(got) == alarms
+    if alarms and factor == 1.10:
+        assert got[0].ts < SETTINGS.window_events and got[0].what is None  # the CUSUM
 
 
 def test_a_small_change_below_the_floors_never_alarms():

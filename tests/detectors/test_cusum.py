@@ -96,6 +96,38 @@ def test_a_weighted_bank_round_trips_and_an_old_state_shares_evenly():
                           CusumBank(2, [0.05, 0.5], 1e4, sigma=[0.02, 0.0]).h)
 
 
+def test_a_scaled_stream_runs_as_a_bank_of_its_stretched_ks_and_the_others_do_not_move():
+    rng = np.random.default_rng(6)
+    ks, w = [0.05, 0.25], [20.0, 4.0]
+    bank = CusumBank(2, ks, 1e4, [0, 1], [0.02, 0.01], w, scale=[1.0, 2.5])
+    alone = CusumBank(1, [0.125, 0.625], 1e4, [1], [0.01], w)  # stream 1's ks, stretched
+    plain = CusumBank(1, ks, 1e4, [0], [0.02], w)  # stream 0 as without scales
+    assert np.allclose(bank.k, [[0.05, 0.25], [0.125, 0.625]])
+    assert np.array_equal(bank.h[1], alone.h[0]) and np.array_equal(bank.h[0], plain.h[0])
+    z = rng.normal(0.3, 1, size=(3_000, 2))
+    got = bank.update(z)
+    assert [(a.row, a.k, a.statistic) for a in got if a.stream == 1] == [
+        (a.row, a.k, a.statistic) for a in alone.update(z[:, 1:])]
+    assert [(a.row, a.k) for a in got if a.stream == 0] == [
+        (a.row, a.k) for a in plain.update(z[:, :1])]
+    assert got and {a.k for a in got if a.stream == 1} <= {0.125, 0.625}
+    bank.retune(1, 0.01, 0.005)  # retuning keeps the stretch
+    assert bank.h[1, 0] == pytest.approx(cusum_threshold(0.125, 1e4 / (20 / 12), 0.005))
+
+
+def test_a_scaled_bank_round_trips_and_an_old_state_runs_unscaled():
+    rng = np.random.default_rng(7)
+    a = CusumBank(2, [0.05, 0.5], 1e4, sigma=[0.02, 0.0], scale=[1.0, 3.0])
+    a.update(rng.normal(0.2, 1, size=(999, 2)))
+    b = CusumBank.from_state(json.loads(json.dumps(a.to_state())))
+    assert np.array_equal(a.k, b.k) and np.array_equal(a.h, b.h)
+    more = rng.normal(0.2, 1, size=(2_000, 2))
+    assert a.update(more) == b.update(more)
+    old = a.to_state()
+    del old["scale"]
+    assert np.array_equal(CusumBank.from_state(old).k, [[0.05, 0.5], [0.05, 0.5]])
+
+
 @pytest.mark.parametrize(("k", "arl0"), [(0.5, 400.0), (0.25, 1500.0), (0.125, 2500.0)])
 def test_threshold_delivers_the_promised_run_length(k, arl0):
     rng = np.random.default_rng(1)
@@ -146,6 +178,9 @@ def test_normal_scores_are_standard_normal_under_no_change_even_for_discrete_dat
     lambda: CusumBank(1, [0.5], 100).retune(0, float("nan"), 0.1),
     lambda: CusumBank(1, [0.5], 100).retune(0, 0.0, float("inf")),
     lambda: CusumBank(1, [0.25, 0.5], 100, weights=[1.0]),
+    lambda: CusumBank(2, [0.25, 0.5], 100, scale=[1.0]),
+    lambda: CusumBank(1, [0.25, 0.5], 100, scale=[0.5]),
+    lambda: CusumBank(1, [0.25, 0.5], 100, scale=[float("nan")]),
     lambda: CusumBank(1, [0.25, 0.5], 100, weights=[1.0, 0.0]),
     lambda: CusumBank(1, [0.25, 0.5], 100, weights=[1.0, float("inf")]),
 ])
