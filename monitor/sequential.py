@@ -12,6 +12,14 @@ Normal CUSUMs run with the reference values :data:`KS`, tuned to shifts of
 0.1, 0.25, 0.5 and 1 standard deviation; the smallest sets the sequential
 effect floor at 0.05 sd (a smaller shift drains every CUSUM).  That floor is
 below the window tests' ``drift_min_effect`` (a KS distance: 0.1 sd is ~0.04).
+The latency's CUSUMs are :data:`KS` stretched (:func:`floor_scale`) so that the
+smallest is tuned to ``latency_min_ratio``, the smallest slow-down worth an
+alert: it drifts down under a slow-down of less than about half the floor (in
+scores), so a steady 4 % slow-down against a 10 % floor is tolerated, as the
+window tests and the slow-tail streams tolerate it, and the share of the budget the
+0.05 sd CUSUM held goes to the slow-down that is worth a page (``RESULTS.md``:
++10 % took 356 events, 331 tuned to it; ``benchmarks/shift_sweep.py`` measures
+what a shift between two tuned sizes costs).
 
 Baselines: scores against a reference of ``n`` values are centred only up to
 ``1/sqrt(n)``, and a rate is known only up to its reference's counts; a CUSUM
