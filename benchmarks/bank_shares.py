@@ -1,7 +1,7 @@
 """How should the CUSUM bank share a feature's budget over its reference values k?
 
-    python benchmarks/bank_shares.py --stationary 2700 --out benchmarks/RESULTS_bank_shares.md
-                                                                   # ~8 min on 2 cores
+    python benchmarks/bank_shares.py --stationary 2700 --latency 400 \
+        --out benchmarks/RESULTS_bank_shares.md                    # ~12 min on 2 cores
     python benchmarks/bank_shares.py --first-seed 100 --seeds 400               # other seeds
 
 The daemon watches a numeric feature with eight one-sided CUSUMs (k = 0.05, 0.125,
@@ -17,7 +17,10 @@ p = 1 and last ones here).  p = 1 was chosen on seeds 100-499, not on the seeds 
 ``RESULTS.md`` (0-99, the default here): worst ratio to ADWIN over these
 scenarios 1.146 at p = 0, 1.071 at 0.5, 1.023 at 1, 1.020 at 1.25, 1.047 at 1.5
 (``--first-seed 100 --seeds 400``); p = 1 is the round power at the bottom of
-that curve, 1.25 no better than the seeds' noise.
+that curve, 1.25 no better than the seeds' noise.  ``--stationary`` counts what the
+shares really spend on stationary streams, per k; ``--latency`` does the same for
+the latency's bank, one-sided and stretched to the latency floor
+(:func:`monitor.sequential.floor_scale`), on lognormal latencies.
 """
 
 from __future__ import annotations
@@ -49,10 +52,11 @@ from scan_power import (  # noqa: E402
 )
 
 from detectors.cusum import normal_scores  # noqa: E402
-from monitor.sequential import K_WEIGHTS, KS  # noqa: E402
+from monitor.sequential import K_WEIGHTS, KS, floor_scale  # noqa: E402
 
 # (column, weights over KS); the daemon's are K_WEIGHTS, p = 1
 SPEND_EVENTS = 1_000_000
+LATENCY_FLOOR = 1.10  # latency_min_ratio's default
 SHARINGS = [("p = 0 (even)", tuple(1.0 for _ in KS)),
             ("p = 0.5", tuple(k ** -0.5 for k in KS)),
             ("daemon (p = 1)", K_WEIGHTS),
@@ -79,18 +83,39 @@ def _spend(task: tuple[int, float]) -> list[int]:
     return [hits.count(k) for k in KS]
 
 
-def spend_lines(streams: int, rate: float, pool: Any) -> list[str]:
-    got = np.sum(pool.map(_spend, [(s, rate / 1e6) for s in range(streams)]), axis=0)
-    # what the bank promises: each k's two one-sided CUSUMs alarm once per its ARL0
-    per_event = 2 / daemon_bank(KS, rate / 1e6).cusum_arl0(0)
+def _latency_spend(task: tuple[int, float]) -> list[int]:
+    """Alarms per k of the daemon's latency bank (one-sided, stretched to the 10 % floor,
+    :func:`monitor.sequential.floor_scale`) on one stationary stream of SPEND_EVENTS
+    latencies, lognormal as in detection_quality.py."""
+    seed, rate = task
+    x = np.random.default_rng(10**8 + seed).lognormal(math.log(40.0), 0.35,
+                                                      REFERENCE + SPEND_EVENTS)
+    ref = np.sort(x[:REFERENCE])
+    scale = floor_scale(ref, LATENCY_FLOOR)
+    hits = [h.k / scale for h in bank_alarms(normal_scores(ref, x[REFERENCE:]), KS, rate,
+                                             direction=1, scale=scale)]
+    return [sum(1 for h in hits if math.isclose(h, k)) for k in KS]
+
+
+def spend_lines(streams: int, rate: float, pool: Any, latency: bool = False) -> list[str]:
+    task = _latency_spend if latency else _spend
+    got = np.sum(pool.map(task, [(s, rate / 1e6) for s in range(streams)]), axis=0)
+    sides = 1 if latency else 2
+    # what the bank promises: each k's one-sided CUSUMs alarm once per its ARL0
+    per_event = sides / daemon_bank(KS, rate / 1e6, direction=2 - sides).cusum_arl0(0)
     share = per_event / per_event.sum()
     nominal = per_event * streams * SPEND_EVENTS
+    example = np.sort(np.random.default_rng(10**8).lognormal(math.log(40.0), 0.35, REFERENCE))
+    what = (f"The latency's bank (upward only; the k stretched so that the smallest is sized "
+            f"for a {LATENCY_FLOOR:g} x slow-down, x{floor_scale(example, LATENCY_FLOOR):.2f} "
+            "on the first stream's reference; the k column is the unstretched one)"
+            if latency else "The bank")
     return [
         "",
-        f"## What the daemon's shares spend: {streams:,} stationary streams of "
-        f"{SPEND_EVENTS:,} events",
+        f"## What the daemon's {'latency ' if latency else ''}shares spend: {streams:,} "
+        f"stationary streams of {SPEND_EVENTS:,} events",
         "",
-        f"The bank at {rate:g} false alarms per million (the rate raised so that the "
+        f"{what} at {rate:g} false alarms per million (the rate raised so that the "
         f"alarms can be counted), each stream with its own reference. Nominal: "
         f"{rate:g} × the k's share; measured {got.sum() / streams / (SPEND_EVENTS / 1e6):.3f}"
         f" per million in all.",
@@ -111,6 +136,9 @@ def main() -> None:
     ap.add_argument("--stationary", type=int, default=0,
                     help="also count the daemon's bank's alarms on this many stationary "
                          "streams of 1,000,000 events (2,700: ~7 min)")
+    ap.add_argument("--latency", type=int, default=0,
+                    help="also count the latency bank's alarms on this many stationary "
+                         "lognormal streams of 1,000,000 events (400: ~4 min)")
     ap.add_argument("--spend-rate", type=float, default=0.44,
                     help="their false alarms per million events")
     ap.add_argument("--jobs", type=int, default=2)
@@ -124,12 +152,15 @@ def main() -> None:
             got = np.asarray(pool.map(_delays, [(s, size, ramp, a.rate / 1e6) for s in seeds]))
             rows.append((size, ramp, np.median(got, axis=0), np.isinf(got).sum(axis=0)))
         spent = spend_lines(a.stationary, a.spend_rate, pool) if a.stationary else []
+        if a.latency:
+            spent += spend_lines(a.latency, a.spend_rate, pool, latency=True)
     worst = np.max([med[:-1] / med[-1] for _, _, med, _ in rows], axis=0)
     cols = [name for name, _ in SHARINGS]
     lines = [
         "# Sharing a feature's budget over the CUSUM bank's k",
         "",
-        f"Generated by `python benchmarks/bank_shares.py --stationary {a.stationary} --out "
+        f"Generated by `python benchmarks/bank_shares.py --stationary {a.stationary} "
+        f"--latency {a.latency} --out "
         f"benchmarks/RESULTS_bank_shares.md` (seeds {seeds.start}-{seeds.stop - 1}, the "
         f"seeds and values of `x0` in RESULTS.md when they start at 0; change at event "
         f"{CHANGE:,}; missed = no alarm within {AFTER:,} events; "

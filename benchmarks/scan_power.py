@@ -66,21 +66,26 @@ def stationary_max(seed: int) -> float:
 
 
 def daemon_bank(ks: tuple[float, ...], rate: float,
-                weights: tuple[float, ...] | None = None) -> CusumBank:
+                weights: tuple[float, ...] | None = None, direction: int = 0,
+                scale: float = 1.0) -> CusumBank:
     """The daemon's bank for one two-sided feature whose key spends ``rate`` per event,
     shared over its CUSUMs by ``weights`` (None: the daemon's,
     :data:`monitor.sequential.K_WEIGHTS`), its centre known to the reference's
-    ``1/sqrt(n)``."""
+    ``1/sqrt(n)`` (``direction`` 1 and a ``scale``: the latency's, one-sided and
+    stretched)."""
     w = weights if weights is not None else tuple(K_WEIGHTS[KS.index(k)] for k in ks)
-    return CusumBank(1, ks, 2 * len(ks) / rate, [0], [1 / math.sqrt(REFERENCE)], w)
+    sides = 2 if direction == 0 else 1
+    return CusumBank(1, ks, sides * len(ks) / rate, [direction], [1 / math.sqrt(REFERENCE)],
+                     w, [scale])
 
 
 def bank_alarms(z: np.ndarray, ks: tuple[float, ...], rate: float,
-                weights: tuple[float, ...] | None = None) -> Iterator[Alarm]:
+                weights: tuple[float, ...] | None = None, direction: int = 0,
+                scale: float = 1.0) -> Iterator[Alarm]:
     """The alarms, in order (``row`` an index into the scores ``z``), of
     :func:`daemon_bank`, re-centred on every quiet block (no alarm, every CUSUM under
     half its threshold) as the daemon does."""
-    bank = daemon_bank(ks, rate, weights)
+    bank = daemon_bank(ks, rate, weights, direction, scale)
     total, count = 0.0, float(REFERENCE)
     for lo in range(0, z.size, BLOCK):
         part = z[lo:lo + BLOCK, None]
@@ -99,14 +104,19 @@ def bank_first(z: np.ndarray, ks: tuple[float, ...], rate: float, start: int,
     return next((h.row for h in bank_alarms(z, ks, rate, weights) if h.row >= start), None)
 
 
-def adwin_first(x: np.ndarray) -> int | None:
+def adwin_rows(x: np.ndarray) -> Iterator[int]:
+    """The rows at which River's ADWIN at delta 3e-4 flags drift on ``x``, z-scored on
+    its first REFERENCE values."""
     ref = x[:REFERENCE]
     d = drift.ADWIN(delta=3e-4)
     for i, value in enumerate(((x - ref.mean()) / ref.std()).tolist()):
         d.update(value)
-        if d.drift_detected and i >= CHANGE:
-            return i
-    return None
+        if d.drift_detected:
+            yield i
+
+
+def adwin_first(x: np.ndarray) -> int | None:
+    return next((i for i in adwin_rows(x) if i >= CHANGE), None)
 
 
 def _delays(task: tuple[int, float, int, float, float, float, float]) -> list[float]:

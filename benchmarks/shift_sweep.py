@@ -34,7 +34,6 @@ from multiprocessing import Pool
 from pathlib import Path
 
 import numpy as np
-from river import drift
 from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -44,6 +43,7 @@ from scan_power import (  # noqa: E402
     CHANGE,
     REFERENCE,
     adwin_first,
+    adwin_rows,
     bank_first,
     feature,
     publish,
@@ -61,13 +61,7 @@ SPEND_EVENTS = 1_000_000
 def adwin_alarms(seed: int) -> int:
     """ADWIN 3e-4's false alarms on one stationary stream (z-scored on its reference)."""
     x = feature(10**7 + seed, REFERENCE + SPEND_EVENTS)
-    ref = x[:REFERENCE]
-    d = drift.ADWIN(delta=3e-4)
-    count = 0
-    for i, value in enumerate(((x - ref.mean()) / ref.std()).tolist()):
-        d.update(value)
-        count += bool(d.drift_detected and i >= REFERENCE)
-    return count
+    return sum(1 for i in adwin_rows(x) if i >= REFERENCE)
 
 
 def _delays(task: tuple[int, float, float, float]) -> list[float]:
