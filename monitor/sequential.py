@@ -63,7 +63,8 @@ catch, pays too: x2 takes 718 events instead of 541 (``RESULTS.md``).
 State: a state saved before score baselines existed (no ``zbase``) loads: its
 numeric CUSUMs keep the reference values and the centres they were built with
 (known, as then) until a quiet block re-centres them; one saved before the
-uneven shares keeps its even split until its reference is rebuilt.
+uneven shares keeps its even split until its reference is rebuilt, and one saved
+before the latency's CUSUMs were sized for its floor keeps the feature sizes.
 """
 
 from __future__ import annotations
