@@ -34,10 +34,10 @@ from multiprocessing import Pool
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from river_spend import interval  # noqa: E402
 from scan_power import (  # noqa: E402
     AFTER,
     CHANGE,
@@ -76,12 +76,6 @@ def _delays(task: tuple[int, float, float, float]) -> list[float]:
     return [*out, math.inf if first is None else first - CHANGE]
 
 
-def poisson_interval(count: int, level: float = 0.9) -> tuple[float, float]:
-    a = (1 - level) / 2
-    lo = 0.0 if count == 0 else stats.chi2.ppf(a, 2 * count) / 2
-    return float(lo), float(stats.chi2.ppf(1 - a, 2 * count + 2) / 2)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rate", type=float, default=0.044,
@@ -104,7 +98,6 @@ def main() -> None:
             got = np.asarray(pool.map(_delays, [(s, size, a.rate / 1e6, adwin_rate / 1e6)
                                                 for s in seeds]))
             rows.append((size, np.median(got, axis=0)))
-    lo, hi = poisson_interval(alarms)
     cols = [f"daemon bank, {a.rate:g}/M", f"daemon bank, {adwin_rate:.3f}/M (ADWIN's)",
             *(f"{name} {ks}, {a.rate:g}/M" for name, ks in GRIDS[1:]), "River ADWIN 3e-4"]
     ratios = np.asarray([med[:-1] / med[-1] for _, med in rows])
@@ -126,8 +119,8 @@ def main() -> None:
         "",
         f"River ADWIN at delta 3e-4 on this stream alone: {alarms} false alarms on "
         f"{a.adwin_streams:,} stationary streams of {SPEND_EVENTS:,} events, "
-        f"**{adwin_rate:.3f} per million** (90 % interval {lo / millions:.3f}–"
-        f"{hi / millions:.3f}); the daemon's feature key spends {a.rate:g}.",
+        f"**{interval(alarms, millions * 1e6)}** per million (90 % Poisson interval in "
+        f"brackets); the daemon's feature key spends {a.rate:g}.",
         "",
         "Median delay in events, in brackets the ratio to ADWIN's (below 1: faster):",
         "",
