@@ -83,13 +83,18 @@ def _spend(task: tuple[int, float]) -> list[int]:
     return [hits.count(k) for k in KS]
 
 
+def latencies(seed: int, events: int) -> np.ndarray:
+    """Stationary stream ``seed``'s first ``events`` latencies, lognormal as in
+    detection_quality.py (its first REFERENCE are the reference)."""
+    return np.random.default_rng(10**8 + seed).lognormal(math.log(40.0), 0.35, events)
+
+
 def _latency_spend(task: tuple[int, float]) -> list[int]:
     """Alarms per k of the daemon's latency bank (one-sided, stretched to the 10 % floor,
     :func:`monitor.sequential.floor_scale`) on one stationary stream of SPEND_EVENTS
-    latencies, lognormal as in detection_quality.py."""
+    latencies."""
     seed, rate = task
-    x = np.random.default_rng(10**8 + seed).lognormal(math.log(40.0), 0.35,
-                                                      REFERENCE + SPEND_EVENTS)
+    x = latencies(seed, REFERENCE + SPEND_EVENTS)
     ref = np.sort(x[:REFERENCE])
     scale = floor_scale(ref, LATENCY_FLOOR)
     hits = [h.k / scale for h in bank_alarms(normal_scores(ref, x[REFERENCE:]), KS, rate,
@@ -100,12 +105,13 @@ def _latency_spend(task: tuple[int, float]) -> list[int]:
 def spend_lines(streams: int, rate: float, pool: Any, latency: bool = False) -> list[str]:
     task = _latency_spend if latency else _spend
     got = np.sum(pool.map(task, [(s, rate / 1e6) for s in range(streams)]), axis=0)
-    sides = 1 if latency else 2
+    direction = 1 if latency else 0  # the latency only upward, a feature both ways
+    sides = 1 if direction else 2
     # what the bank promises: each k's one-sided CUSUMs alarm once per its ARL0
-    per_event = sides / daemon_bank(KS, rate / 1e6, direction=2 - sides).cusum_arl0(0)
+    per_event = sides / daemon_bank(KS, rate / 1e6, direction=direction).cusum_arl0(0)
     share = per_event / per_event.sum()
     nominal = per_event * streams * SPEND_EVENTS
-    example = np.sort(np.random.default_rng(10**8).lognormal(math.log(40.0), 0.35, REFERENCE))
+    example = np.sort(latencies(0, REFERENCE))
     what = (f"The latency's bank (upward only; the k stretched so that the smallest is sized "
             f"for a {LATENCY_FLOOR:g} x slow-down, x{floor_scale(example, LATENCY_FLOOR):.2f} "
             "on the first stream's reference; the k column is the unstretched one)"
