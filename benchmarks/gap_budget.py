@@ -87,7 +87,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rate", type=float, default=0.044,
                     help="the feature's key: false alarms per million events")
-    ap.add_argument("--multiples", type=float, nargs="+", default=[1.5, 2.0, 3.0],
+    ap.add_argument("--multiples", type=float, nargs="+", default=[1.5, 2.0, 2.5, 3.0],
                     help="the bank again at these multiples of --rate")
     ap.add_argument("--seeds", type=int, default=300)
     ap.add_argument("--jobs", type=int, default=2)
