@@ -72,15 +72,16 @@ def _delays(task: tuple[int, float, int, tuple[float, ...]]) -> list[float]:
     seed, size, ramp, rates = task
     x = feature(seed, CHANGE + AFTER, size, ramp)
     z = normal_scores(np.sort(x[:REFERENCE]), x)[REFERENCE:]
-    firsts = [None if f is None else f + REFERENCE
-              for f in (bank_first(z, KS, r, CHANGE - REFERENCE) for r in rates)]
-    firsts.append(known_first(x, KS, K_WEIGHTS, rates[0]))
-    firsts.append(None if ramp else known_first(x, (size / 2,), (1.0,), rates[0]))
-    firsts.append(adwin_first(x))
-    out = [math.inf if f is None else f - CHANGE for f in firsts]
-    if ramp:
-        out[-2] = math.nan  # no oracle for a ramp
-    return out
+    def delay(first: int | None) -> float:
+        return math.inf if first is None else first - CHANGE
+
+    start = CHANGE - REFERENCE
+    out = [delay(None if f is None else f + REFERENCE)
+           for f in (bank_first(z, KS, r, start) for r in rates)]
+    out.append(delay(known_first(x, KS, K_WEIGHTS, rates[0])))
+    # no single k is tuned to a ramp: no oracle there
+    out.append(math.nan if ramp else delay(known_first(x, (size / 2,), (1.0,), rates[0])))
+    return [*out, delay(adwin_first(x))]
 
 
 def main() -> None:
