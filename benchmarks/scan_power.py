@@ -81,27 +81,38 @@ def daemon_bank(ks: tuple[float, ...], rate: float,
 
 def bank_alarms(z: np.ndarray, ks: tuple[float, ...], rate: float,
                 weights: tuple[float, ...] | None = None, direction: int = 0,
-                scale: float = 1.0) -> Iterator[Alarm]:
+                scale: float = 1.0, *, quiet: float = 0.5, lag: int = 0,
+                freeze: int | None = None) -> Iterator[Alarm]:
     """The alarms, in order (``row`` an index into the scores ``z``), of
     :func:`daemon_bank`, re-centred on every quiet block (no alarm, every CUSUM under
-    half its threshold) as the daemon does."""
+    ``quiet`` of its threshold) as the daemon does.  Other admission rules, for
+    ``bank_alternatives.py``: a quiet block joins the baseline only once ``lag`` more
+    blocks have ended quiet after it, and none does that ends after row ``freeze``."""
     bank = daemon_bank(ks, rate, weights, direction, scale)
     total, count = 0.0, float(REFERENCE)
+    pending: list[tuple[float, int]] = []  # quiet blocks waiting out the lag: sum, count
     for lo in range(0, z.size, BLOCK):
         part = z[lo:lo + BLOCK, None]
         hits = bank.update(part)
         yield from (replace(h, row=lo + h.row) for h in hits)
-        quiet = not hits and np.all(bank.state[:, 0, :] <= 0.5 * bank.h[0])
-        if quiet and count < BASELINE_MAX * REFERENCE:
-            total += float(part.sum())
-            count += part.shape[0]
+        if hits or np.any(bank.state[:, 0, :] > quiet * bank.h[0]):
+            pending = []
+            continue
+        if freeze is not None and lo + part.shape[0] > freeze:
+            continue
+        pending.append((float(part.sum()), part.shape[0]))
+        while len(pending) > lag and count < BASELINE_MAX * REFERENCE:
+            block_sum, n = pending.pop(0)
+            total += block_sum
+            count += n
             bank.retune(0, total / count, 1 / math.sqrt(count))
 
 
 def bank_first(z: np.ndarray, ks: tuple[float, ...], rate: float, start: int,
-               weights: tuple[float, ...] | None = None) -> int | None:
+               weights: tuple[float, ...] | None = None, **admission: Any) -> int | None:
     """The row of :func:`bank_alarms`' first alarm at or after ``start``."""
-    return next((h.row for h in bank_alarms(z, ks, rate, weights) if h.row >= start), None)
+    return next((h.row for h in bank_alarms(z, ks, rate, weights, **admission)
+                 if h.row >= start), None)
 
 
 def adwin_rows(x: np.ndarray) -> Iterator[int]:
