@@ -149,12 +149,16 @@ def _delays(task: tuple[int, float, int, float, float, float, float]) -> list[fl
             delay(scan(whole)), min(delay(scan(part)), rest), delay(adwin_first(x))]
 
 
+def shift_label(size: float, ramp: int) -> str:
+    """A scenario's name in a table: "+0.25σ", "+1σ gradual (5k)"."""
+    return f"+{size:g}σ" + (f" gradual ({ramp // 1000}k)" if ramp else "")
+
+
 def delay_rows(rows: list[tuple[Any, ...]]) -> list[str]:
     """Table rows, one per scenario: (size, ramp, medians, missed) -> "| +0.1σ | ... |"."""
     out = []
     for size, ramp, med, missed in rows:
-        what = f"+{size:g}σ" + (f" gradual ({ramp // 1000}k)" if ramp else "")
-        out.append(f"| {what} | " + " | ".join(f"{m:,.0f} ({k})" for m, k in
+        out.append(f"| {shift_label(size, ramp)} | " + " | ".join(f"{m:,.0f} ({k})" for m, k in
                                               zip(med, missed, strict=True)) + " |")
     return out
 
