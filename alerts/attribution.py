@@ -133,6 +133,12 @@ def _verdict(
             return INFRA_FAULT, (
                 f"{_subject(f)} coincides with {_break_text(b)}: a broken feed, not a changed world"
             )
+        if f.details.get("symptom_of"):
+            return INFRA_FAULT, (
+                f"{_subject(f)} follows the inputs ({f.details.get('symptom_inputs', '')}) "
+                f"of segment {f.details['symptom_of']}, whose drift is confined to it: a "
+                "broken replica or host, not a changed world"
+            )
         if f.segment:
             return INFRA_FAULT, (
                 f"{_subject(f)} is confined to segment {f.segment} while the "

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from alerts.attribution import Attributed, to_alert
-from alerts.model import Alert
+from alerts.model import Alert, rfc3339
 
 Key = tuple[str, str, str | None, str | None]
 
@@ -45,6 +45,7 @@ def _alert_state(a: Alert) -> dict[str, Any]:
         "ends_at": a.ends_at,
         "evidence": dict(a.evidence),
         "receivers": list(a.receivers),
+        "muted_by": a.muted_by,
     }
 
 
@@ -57,6 +58,7 @@ def _alert_from_state(s: dict[str, Any]) -> Alert:
         ends_at=s["ends_at"],
         evidence=dict(s["evidence"]),
         receivers=list(s.get("receivers", [])),
+        muted_by=s.get("muted_by"),
     )
 
 
@@ -77,6 +79,9 @@ class AlertBook:
         found: set[Key] = set()
         for a in attributed:
             key: Key = a.finding.key
+            if key[3] is not None and key[:3] + (None,) in self._entries:
+                # the drift already fires for the whole model: one verdict per feature
+                key = key[:3] + (None,)
             if key in found:
                 continue
             found.add(key)
@@ -85,8 +90,22 @@ class AlertBook:
                 entry.clean = 0
                 continue
             alert = to_alert(a, "firing", starts_at=now, ends_at=None)
+            local = [k for k in self._entries if k[:3] == key[:3] and k[3] is not None] \
+                if key[3] is None else []
+            if local:
+                first = min((self._entries[k].alert for k in local), key=lambda x: x.starts_at)
+                alert.annotations["attribution"] += (
+                    f"; it was first seen on {first.labels.get('segment')} alone "
+                    f"(since {rfc3339(first.starts_at)}), and has reached the other segments")
             self._entries[key] = _Entry(alert)
             changes.append(alert)
+            for k in local:  # the segment's verdict was wrong: resolved, and replaced
+                old = self._entries[k].alert
+                old.annotations["resolution"] = (
+                    f"the drift reached the other segments: replaced by {alert.fingerprint} "
+                    f"({alert.labels['alertname']}, team {alert.labels['team']})")
+                found.add(k)
+                changes += self.resolve(k, now)
         for raw in evaluated:
             key = tuple(raw)  # type: ignore[assignment]
             if key[0] != model or key in found:

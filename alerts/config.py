@@ -59,10 +59,21 @@ class InhibitRule:
     equal: tuple[str, ...] = ()
 
 
+# A broken feed mutes the model faults it explains, while it fires at their event time:
+# a break in one feature mutes drift in that feature and the model-wide model faults
+# (the predictions, the joint drift, the quality against labels); a schema break or a
+# dead feed with no feature, the model's whole data; labels that stop, what is measured
+# on labels.  A latency or error regression mutes nothing: a slow server does not
+# explain a shifted input.
+FEED_BREAKS = 'kind=~"data_quality|schema_violation"'
 DEFAULT_INHIBIT_RULES = (
-    InhibitRule(
-        source_matchers=('fault="infrastructure"',),
-        target_matchers=('fault="model"',),
-        equal=("model",),
-    ),
+    InhibitRule(source_matchers=(FEED_BREAKS,), target_matchers=('fault="model"',),
+                equal=("model", "feature")),
+    InhibitRule(source_matchers=(FEED_BREAKS,),
+                target_matchers=('fault="model"', 'feature=""'), equal=("model",)),
+    InhibitRule(source_matchers=('kind=~"schema_violation|traffic_drop"', 'feature=""'),
+                target_matchers=('fault="model"',), equal=("model",)),
+    InhibitRule(source_matchers=('kind="label_delay"',),
+                target_matchers=('kind=~"performance_degradation|label_drift"',),
+                equal=("model",)),
 )

@@ -27,11 +27,13 @@ waits out a ``group_wait`` at shutdown) and delivers what it can within
 from __future__ import annotations
 
 import logging
+import math
 import random
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 
 from alerts.grouping import Aggregator
 from alerts.inhibit import Inhibitor
@@ -49,6 +51,18 @@ BACKOFF_CAP = 300.0
 REMEMBER = 100_000  # alert changes remembered for submit-level dedup
 
 ResultCallback = Callable[[str, str, str], None]  # (receiver, integration kind, outcome)
+
+
+def _event_time(a: Alert) -> float:
+    """When a change happened, in event time: a firing's start, a resolution's end."""
+    return a.starts_at if a.status == "firing" or a.ends_at is None else a.ends_at
+
+
+def _snapshot(a: Alert) -> Alert:
+    """A copy of ``a`` as it is now (the book's own object changes later)."""
+    return replace(a, labels=dict(a.labels), annotations=dict(a.annotations),
+                   evidence=dict(a.evidence), receivers=list(a.receivers),
+                   muted_by=dict(a.muted_by) if a.muted_by is not None else None)
 
 
 def backoff(attempt: int, rng: random.Random | None = None) -> float:
@@ -83,7 +97,12 @@ class Dispatcher:
         self.silencer = silencer
         self.on_muted = on_muted  # (alert, "inhibited" | "silenced"), for metrics
         self.groups = Aggregator()
-        self._muted: dict[tuple[str, float], None] = {}  # (fingerprint, startsAt) inhibited
+        # muted alerts still firing, by (fingerprint, startsAt): each with its muted_by
+        self._muted: dict[tuple[str, float], Alert] = {}
+        # alerts released from a silence by a delivery pass (for the sink, the log)
+        self.on_released: Callable[[list[Alert]], None] | None = None
+        # the alerts firing now, for judging a released silence against inhibitors
+        self.firing_source: Callable[[], Iterable[Alert]] | None = None
         self._seen: OrderedDict[tuple[str, str, float], None] = OrderedDict()
         self._submit_lock = threading.Lock()
         self._deliver_lock = threading.Lock()
@@ -93,32 +112,107 @@ class Dispatcher:
 
     # -- routing and enqueueing ------------------------------------------------
     def submit(self, changes: Iterable[Alert], firing: Iterable[Alert]) -> list[Alert]:
-        """Route and enqueue ``changes``; returns those not inhibited (nor duplicates)."""
+        """Route and enqueue ``changes``; returns what happened to each, in event-time
+        order: the changes (a muted one with ``muted_by`` set and no receivers) and the
+        muted alerts released by them, as snapshots (duplicates left out).
+
+        Muting is decided in event time (:meth:`alerts.inhibit.Inhibitor.muted_by`):
+        a change is muted by a source firing at its ``startsAt``, among ``firing``
+        (the alerts firing now) and the resolved ones of the same submission, so the
+        verdict is the same whichever order, or batches, they arrive in."""
         firing = list(firing)
-        kept: list[Alert] = []
+        changes = sorted(changes, key=_event_time)  # stable: ties keep their order
+        sources = firing + [a for a in changes if a.status != "firing"]
+        out: list[Alert] = []
         with self._submit_lock:
             for a in changes:
-                muted_key = (a.fingerprint, a.starts_at)
-                why = self._mute_reason(a, firing) if a.status == "firing" else None
-                if why is not None:
-                    self._muted[muted_key] = None
-                    if self.on_muted is not None:
-                        self.on_muted(a, why)
-                    continue
-                if a.status != "firing" and muted_key in self._muted:
-                    del self._muted[muted_key]
-                    continue
-                if self._enqueue(a):
-                    kept.append(a)
-            for a in firing:
-                muted_key = (a.fingerprint, a.starts_at)
-                if muted_key in self._muted and self._mute_reason(a, firing) is None:
-                    del self._muted[muted_key]
+                key = (a.fingerprint, a.starts_at)
+                if a.status == "firing":
+                    why = self._mute_reason(a, sources, a.starts_at)
+                    if why is not None:
+                        self._mute(a, why)
+                        out.append(_snapshot(a))
+                        continue
+                    a.muted_by = None
                     if self._enqueue(a):
-                        kept.append(a)
-        if kept:
+                        out.append(_snapshot(a))
+                    continue
+                held = self._muted.pop(key, None)
+                if held is not None:  # its firing was never sent: neither is this
+                    a.muted_by = held.muted_by
+                    out.append(_snapshot(a))
+                elif self._enqueue(a):
+                    out.append(_snapshot(a))
+                out += self._release(sources, at=a.ends_at, ended=a.fingerprint)
+            # a source that left without a resolution here (handed over to another
+            # daemon, or forgotten): what it muted is judged again on what fires now
+            live = {s.fingerprint for s in firing if s.status == "firing"}
+            out += self._release(sources, at=math.inf, ended=None, live=live)
+        if out:
             self._wake.set()
-        return kept
+        return out
+
+    def _mute(self, a: Alert, why: dict[str, str]) -> None:
+        a.muted_by = why
+        a.receivers = []
+        self._muted[(a.fingerprint, a.starts_at)] = a
+        reason = "inhibited" if "inhibited_by" in why else "silenced"
+        log.info("alert muted", extra={"labels": a.labels, "muted_by": why,
+                                       "startsAt": a.starts_at})
+        if self.on_muted is not None:
+            self.on_muted(a, reason)
+
+    def _release(self, sources: list[Alert], *, at: float | None, ended: str | None,
+                 live: set[str] | None = None) -> list[Alert]:
+        """Inhibited alerts still firing whose inhibitor ``ended`` at event time ``at``,
+        or (``live``) is no longer among the firing alerts, are sent now, unless
+        another source mutes them then (silences: :meth:`release_silenced`)."""
+        out: list[Alert] = []
+        for key, a in list(self._muted.items()):
+            why = a.muted_by or {}
+            src = why.get("inhibited_by")
+            if src is None or (ended is not None and src != ended) or (
+                    live is not None and src in live):
+                continue
+            now_why = self._mute_reason(a, sources, at)
+            if now_why is not None:
+                a.muted_by = now_why
+                continue
+            del self._muted[key]
+            a.muted_by = None
+            log.info("alert released", extra={"labels": a.labels, "was_muted_by": why})
+            if self._enqueue(a, again=True):
+                out.append(_snapshot(a))
+        return out
+
+    def release_silenced(self) -> list[Alert]:
+        """Alerts muted by a silence that is over and still firing: sent now (called on
+        every delivery pass, so a silence that ends releases within a pass)."""
+        with self._submit_lock:
+            out: list[Alert] = []
+            for key, a in list(self._muted.items()):
+                if "silenced_by" not in (a.muted_by or {}):
+                    continue
+                why = self._mute_reason(a, self._firing_now(), math.inf)
+                if why is not None:
+                    a.muted_by = why
+                    continue
+                del self._muted[key]
+                a.muted_by = None
+                log.info("alert released", extra={"labels": a.labels, "was_muted_by": "silence"})
+                if self._enqueue(a, again=True):
+                    out.append(_snapshot(a))
+        if out and self.on_released is not None:
+            self.on_released(out)
+        return out
+
+    def _firing_now(self) -> list[Alert]:
+        return list(self.firing_source()) if self.firing_source is not None else []
+
+    def muted(self) -> list[Alert]:
+        """The alerts muted now (still firing, not notified)."""
+        with self._submit_lock:
+            return list(self._muted.values())
 
     def groups_state(self, models: set[str] | None = None) -> list[dict[str, object]]:
         """The aggregation groups (with ``models``, those models' share of them), for a
@@ -138,16 +232,22 @@ class Dispatcher:
         with self._submit_lock:
             self.groups.forget(models)
 
-    def _mute_reason(self, a: Alert, firing: list[Alert]) -> str | None:
-        if self.inhibitor.inhibited(a, firing):
-            return "inhibited"
-        if self.silencer is not None and self.silencer.silenced_by(a.labels, self.clock()):
-            return "silenced"
+    def _mute_reason(self, a: Alert, sources: list[Alert],
+                     at: float | None) -> dict[str, str] | None:
+        source = self.inhibitor.muted_by(a, sources, at)
+        if source is not None:
+            return {"inhibited_by": source.fingerprint}
+        if self.silencer is not None:
+            ids = self.silencer.silenced_by(a.labels, self.clock())
+            if ids:
+                return {"silenced_by": ids[0]}
         return None
 
-    def _enqueue(self, a: Alert) -> bool:
+    def _enqueue(self, a: Alert, again: bool = False) -> bool:
+        """Route ``a`` into its groups; False for a change seen before (``again``: an
+        alert released from a mute, whose firing was held, not sent)."""
         seen_key = (a.fingerprint, a.status, a.starts_at)
-        if seen_key in self._seen:
+        if seen_key in self._seen and not again:
             return False
         self._seen[seen_key] = None
         while len(self._seen) > REMEMBER:
@@ -200,6 +300,7 @@ class Dispatcher:
     def deliver_due(self) -> int:
         """Let due groups speak, then one pass over the due items; returns how many
         notifications were delivered."""
+        self.release_silenced()
         self._speak()
         with self._deliver_lock:
             sent = 0

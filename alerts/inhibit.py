@@ -1,11 +1,17 @@
-"""Inhibition: a firing alert that explains another mutes it (Alertmanager semantics).
+"""Inhibition: a firing alert that explains another mutes it, in event time.
 
-A rule mutes a *target* alert (one matching ``target_matchers``) while some
-*other* firing alert matches ``source_matchers`` and carries the same value
-for every label named in ``equal`` (a label absent from both counts as equal,
-as the empty string).  An alert never inhibits itself, even when it matches
-both sides.  The default rule lets a broken feed (``fault="infrastructure"``)
-mute the model alerts of the same model that it causes.
+A rule mutes a *target* alert (one matching ``target_matchers``) when some
+*other* alert matches ``source_matchers``, carries the same value for every
+label named in ``equal`` (a label absent from both counts as equal, as the
+empty string) and **fires at the target's event time**: the source started at
+or before the target's ``startsAt`` and had not ended then.  A source that
+starts later does not mute a target that is already firing, so the verdict does
+not depend on the order in which alerts are seen (or on how a replay is
+chunked).  An alert never inhibits itself, even when it matches both sides.
+
+The default rules (:data:`alerts.config.DEFAULT_INHIBIT_RULES`) let a broken
+feed mute the model faults it can explain; a slow or failing server does not
+mute anything: it does not explain a shifted input.
 """
 
 from __future__ import annotations
@@ -32,14 +38,18 @@ class Inhibitor:
             for r in rules
         )
 
-    def muted_by(self, alert: Alert, firing: Iterable[Alert]) -> Alert | None:
-        """The firing alert that inhibits ``alert``, or None."""
+    def muted_by(self, alert: Alert, sources: Iterable[Alert],
+                 at: float | None = None) -> Alert | None:
+        """The alert among ``sources`` that inhibits ``alert`` at event time ``at``
+        (default: the alert's own ``startsAt``), or None.  A source counts while it
+        fires at ``at``: started at or before it, not ended at it."""
         rules = [r for r in self.rules if match_all(r.target, alert.labels)]
         if not rules:
             return None
         own = alert.fingerprint
-        for source in firing:
-            if source is alert or source.status != "firing" or source.fingerprint == own:
+        t = alert.starts_at if at is None else at
+        for source in sources:
+            if source is alert or source.fingerprint == own or not _fires_at(source, t):
                 continue
             for r in rules:
                 if match_all(r.source, source.labels) and all(
@@ -48,6 +58,15 @@ class Inhibitor:
                     return source
         return None
 
-    def inhibited(self, alert: Alert, firing: Iterable[Alert]) -> bool:
-        """Whether some other firing alert mutes ``alert`` under any rule."""
-        return self.muted_by(alert, firing) is not None
+    def inhibited(self, alert: Alert, sources: Iterable[Alert], at: float | None = None) -> bool:
+        """Whether some other alert firing at ``at`` mutes ``alert`` under any rule."""
+        return self.muted_by(alert, sources, at) is not None
+
+
+def _fires_at(a: Alert, t: float) -> bool:
+    """Whether ``a`` fires at event time ``t``: started by then, not yet ended."""
+    if a.starts_at > t:
+        return False
+    if a.status == "firing":
+        return a.ends_at is None or t < a.ends_at
+    return a.ends_at is not None and t < a.ends_at

@@ -95,6 +95,8 @@ class Alert:
     ends_at: float | None
     evidence: dict[str, Any]
     receivers: list[str] = field(default_factory=list)
+    # why nobody was notified: {"inhibited_by": "<fingerprint>"} or {"silenced_by": "<id>"}
+    muted_by: dict[str, str] | None = None
 
     @property
     def fingerprint(self) -> str:
@@ -110,4 +112,5 @@ class Alert:
             "endsAt": rfc3339(self.ends_at),
             "evidence": dict(self.evidence),
             "receivers": list(self.receivers),
+            "muted_by": dict(self.muted_by) if self.muted_by is not None else None,
         }

@@ -7,6 +7,8 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from alerts.model import Alert
+
 EXIT_CONFIG = 2
 
 
@@ -105,13 +107,31 @@ def cmd_replay(args: argparse.Namespace) -> int:
     config = _load(args.config)
     result = replay(config, args.files, alerts_out=args.alerts_out, notify=args.notify)
     for a in result.alerts:
-        lab = a.labels
-        where = " ".join(f"{k}={lab[k]}" for k in ("feature", "segment") if k in lab)
-        print(f"{a.to_json()['startsAt']} {a.status:8} {lab['alertname']:22} "
-              f"model={lab['model']} team={lab['team']} {where}".rstrip())
+        print(replay_line(a))
+    muted = sum(1 for a in result.alerts if a.status == "firing" and a.muted_by is not None)
+    for model, (have, need) in result.unready.items():
+        print(f"driftwatch: {model}: reference not complete ({have} of {need} events): "
+              "no drift, latency or error test ran for it", file=sys.stderr)
     print(f"replayed {result.events} events ({result.invalid} invalid), "
-          f"{len(result.alerts)} alert state changes", file=sys.stderr)
+          f"{len(result.alerts)} alert state changes, {muted} firing muted",
+          file=sys.stderr)
     return 0
+
+
+def replay_line(a: Alert) -> str:
+    """One alert state change for a person: when it happened (a resolution's end), what,
+    whose, and why nobody was told when it was muted."""
+    j = a.to_json()
+    lab = a.labels
+    when = j["startsAt"] if a.status == "firing" else f"{j['endsAt']}"
+    where = " ".join(f"{k}={lab[k]}" for k in ("feature", "segment") if k in lab)
+    line = (f"{when} {a.status:8} {lab['alertname']:22} "
+            f"model={lab['model']} team={lab['team']} {where}").rstrip()
+    if a.status == "resolved":
+        line += f" (fired {j['startsAt']})"
+    if a.muted_by is not None:
+        line += " muted " + " ".join(f"{k}={v}" for k, v in a.muted_by.items())
+    return line
 
 
 def cmd_silence(args: argparse.Namespace) -> int:

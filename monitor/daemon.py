@@ -98,6 +98,10 @@ class Daemon:
         self._consumer_factory = consumer_factory
         self._overrides = consumer_overrides or {}
         self._sink = sink
+        # a silence that ends releases its alerts on the dispatcher's own pass, judged
+        # against what fires in every shard; they are logged and written as news
+        self.app.dispatcher.firing_source = self.firing
+        self.app.dispatcher.on_released = self._released
         self.stop_event = threading.Event()
         self.source: KafkaSource | None = None
         self.http: HttpServer | None = None
@@ -135,6 +139,13 @@ class Daemon:
         p = Pipeline(self.config, self.app.metrics, self.app.dispatcher, sink=self._sink)
         p.everyone = self.firing
         return p
+
+    def _released(self, alerts: list[Alert]) -> None:
+        for a in alerts:
+            log.info("alert", extra={"status": a.status, "labels": a.labels,
+                                     "released": "silence over"})
+        if self._sink is not None:
+            self._sink(alerts)
 
     def firing(self) -> list[Alert]:
         return [a for p in list(self.shards.values()) for a in p.book.firing()]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -36,7 +37,7 @@ from detectors.rates import error_rate_contract_test, error_rate_test
 from detectors.result import TestResult
 from monitor.batch import PredictionColumns
 from monitor.config_types import ModelConfig
-from monitor.localize import MAX_SEGMENT_VALUES, confined_segment, testable
+from monitor.localize import CONFINED, GLOBAL, MAX_SEGMENT_VALUES, localise, testable
 from monitor.schema import schema_findings
 
 Key = tuple[str, str, str | None, str | None]
@@ -151,8 +152,11 @@ def _error_text(model: str) -> Callable[[TestResult], tuple[str, str]]:
 STUCK_MIN_SHARE = 0.10
 STUCK_MAX_REF_SHARE = 0.01
 # Out of range means broken units or sentinels, not a shifted world: a fifth of the
-# window outside the reference's 0.1 %-99.9 % range (a 1 sigma shift puts ~2 % there).
+# window beyond the reference's 0.1 %-99.9 % range widened by its own width on each
+# side (N(0, 1): beyond +-9.3).  A world that moved by 4 sigma is drift, not a broken
+# feed; a value in other units (x1000, seconds for ms) is far out.
 OUT_OF_RANGE_MIN_INCREASE = 0.20
+OUT_OF_RANGE_MARGIN = 1.0
 
 
 def _nulls(values: np.ndarray) -> int:
@@ -162,7 +166,7 @@ def _nulls(values: np.ndarray) -> int:
 
 
 def quality_results(ref: np.ndarray, cur: np.ndarray, *,
-                    range_margin: float = 0.0) -> list[TestResult]:
+                    range_margin: float = OUT_OF_RANGE_MARGIN) -> list[TestResult]:
     """Data-quality tests of one feature: null spikes, stuck values, out-of-range floods
     (beyond the reference's range widened by ``range_margin`` of its width each side)."""
     results = [null_rate_test(_nulls(ref), ref.size, _nulls(cur), cur.size)]
@@ -265,8 +269,9 @@ def _tests(model: ModelConfig, ref: PredictionColumns, cur: PredictionColumns,
 
 def _localize(model: ModelConfig, ref: PredictionColumns, cur: PredictionColumns,
               ev: Evaluation) -> None:
-    """Drift confined to one segment becomes that segment's finding (an infrastructure
-    fault); each tested feature's per-segment keys count as evaluated, so such an alert
+    """Drift shown confined to one segment becomes that segment's finding (an
+    infrastructure fault; :mod:`monitor.localize`); drift shown in every segment says
+    so.  Each tested feature's per-segment keys count as evaluated, so a segment alert
     resolves once the segment is clean again."""
     if not cur.segments:
         return
@@ -282,12 +287,32 @@ def _localize(model: ModelConfig, ref: PredictionColumns, cur: PredictionColumns
         cur_v = cur.numeric.get(f.feature, cur.categorical.get(f.feature))
         if ref_v is None or cur_v is None:
             continue
-        loc = confined_segment(ref_v, cur_v, segs, floor=model.settings.drift_min_effect)
-        if loc is not None:
-            ev.findings[i] = replace(
-                f, segment=loc["segment"], details={**f.details, **loc},
-                description=(f"{f.description} Only {loc['segment']} drifts; "
-                             f"{', '.join(loc['stable_segments'])} match the reference."))
+        loc = localise(ref_v, cur_v, segs, floor=model.settings.drift_min_effect)
+        if loc.verdict == CONFINED:
+            ev.findings[i] = replace(f, segment=loc.segment, details={**f.details, **loc.details},
+                                     description=f"{f.description} {confined_text(loc.details)}")
+        elif loc.verdict == GLOBAL:
+            ev.findings[i] = replace(f, details={**f.details, "localisation": GLOBAL},
+                                     description=f"{f.description} Every segment drifts.")
+    # outputs and the joint distribution that move only because one replica's inputs did
+    # are that replica's symptom, when every input drift of the window is confined to it
+    feature_drift = [f for f in ev.findings if f.kind == "data_drift" and f.feature is not None]
+    where = {f.segment for f in feature_drift}
+    if len(where) == 1 and None not in where:
+        segment = next(iter(where))
+        inputs = ", ".join(sorted(f"'{f.feature}'" for f in feature_drift))
+        for i, f in enumerate(ev.findings):
+            if f.kind in ("prediction_drift", "data_drift") and f.feature is None:
+                ev.findings[i] = replace(f, details={**f.details, "symptom_of": segment,
+                                                     "symptom_inputs": inputs})
+
+
+def confined_text(loc: Mapping[str, Any]) -> str:
+    """Why a drift is called confined, in the evidence's own figures."""
+    return (f"Only {loc['segment']} drifts: it differs from the other segments in the same "
+            f"rows (p={loc['peers_p_value']:.2g}), and they are within "
+            f"{loc['peers_distance_bound']:.3g} of the reference (below "
+            f"{loc['peers_limit']:.3g}: {', '.join(loc['stable_segments'])} match it).")
 
 
 def evaluate_window(model: ModelConfig, ref: PredictionColumns, cur: PredictionColumns,

@@ -378,9 +378,11 @@ class Pipeline:
             return []
         kept = self.dispatcher.submit(changes, (self.everyone or self.book.firing)())
         for a in kept:
-            self.metrics.alert_changes.labels(a.labels.get("kind", ""), a.labels.get("team", ""),
-                                              a.status).inc()
-            log.info("alert", extra={"status": a.status, "labels": a.labels})
+            if a.muted_by is None:
+                self.metrics.alert_changes.labels(a.labels.get("kind", ""),
+                                                  a.labels.get("team", ""), a.status).inc()
+            log.info("alert", extra={"status": a.status, "labels": a.labels,
+                                     "muted_by": a.muted_by})
         if self.sink is not None and kept:
             self.sink(kept)
         return kept

@@ -22,6 +22,8 @@ class ReplayResult:
     alerts: list[Alert] = field(default_factory=list)
     events: int = 0
     invalid: int = 0
+    # models whose reference never filled: model -> (events collected, events needed)
+    unready: dict[str, tuple[int, int]] = field(default_factory=dict)
     registry: CollectorRegistry | None = None
 
 
@@ -58,4 +60,7 @@ def replay(config: Config, files: Sequence[str | Path], *, alerts_out: str | Pat
     finally:
         if sink is not None:
             sink.close()
+    result.unready = {name: (st.windows.reference.n, st.windows.reference_events)
+                      for name, st in sorted(app.pipeline.models.items())
+                      if not st.windows.reference_ready}
     return result

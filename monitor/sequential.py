@@ -81,8 +81,8 @@ from detectors.cusum import Alarm, CusumBank, normal_scores
 from monitor.batch import PredictionColumns
 from monitor.codec import f64_from_text, f64_to_text
 from monitor.config_types import MonitorSettings
-from monitor.evaluate import dominant_version, quality_results
-from monitor.localize import confined_segment
+from monitor.evaluate import confined_text, dominant_version, quality_results
+from monitor.localize import CONFINED, UNDECIDED, localise
 from monitor.rate_streams import RateStream, indicator, rate_streams
 
 # reference values, tuned to shifts of 0.1, 0.25, 0.5 and 1 standard deviation: the
@@ -95,9 +95,8 @@ MIN_REFERENCE = 100  # a feature with fewer reference values is not watched
 RECENT = 500  # at most this many rows before an alarm describe the shift
 TAIL = 2_000  # raw values kept per stream, for the data-quality check at an alarm
 MIN_RUN = 50  # an alarm's rows are never fewer than this
-# at an alarm, a value is out of range beyond the reference's central range widened by
-# this many times its width on each side (N(0, 1): beyond +-9.3)
-EXCURSION_RANGE_MARGIN = 1.0
+# an alarm whose segments were undecided is judged again on this many rows after it
+SETTLE_ROWS = (100, 200, 400, 800, 1_600)
 
 
 def excursion(a: Alarm | RateAlarm) -> int:
@@ -212,11 +211,24 @@ class SeqAlarm:
     # the model version serving the alarm's rows, and whether the reference knew it
     version: str | None = None
     new_version: bool = False
+    # the segments could not yet tell a broken replica from a changed world (too few
+    # rows): the alarm waits for its window, whose rows decide (monitor.localize)
+    undecided: bool = False
 
     def to_state(self) -> list[Any]:
         return [self.kind, self.feature, self.ts, self.statistic, self.threshold, self.k,
                 self.direction, self.ref_mean, self.recent_mean, self.quality, self.what,
-                self.confined, self.version, self.new_version]
+                self.confined, self.version, self.new_version, self.undecided]
+
+
+@dataclass
+class _Waiting:
+    """An alarm held until its segments decide, with the rows that came after it."""
+
+    alarm: SeqAlarm
+    values: list[Any]
+    segments: dict[str, list[Any]]
+    judged: int = 0  # rows after it at the last count judged
 
 
 class SequentialWatch:
@@ -236,6 +248,8 @@ class SequentialWatch:
         self._zalarmed = [False for _ in streams]
         self._block = settings.window_events  # rows per score block
         self._zrows = 0  # rows of the current block so far
+        # alarms whose segments are undecided, by alert key, with the rows after them
+        self._waiting: dict[tuple[str, str | None], _Waiting] = {}
         self._tail = [np.empty(0) for _ in streams]
         self.floor = settings.drift_min_effect
         self._ref_versions = set(np.asarray(reference.versions, dtype=str).tolist())
@@ -289,28 +303,63 @@ class SequentialWatch:
         return replace(alarm, version=version, new_version=version not in self._ref_versions)
 
     def update(self, cols: PredictionColumns) -> list[SeqAlarm]:
+        """Feed a batch; returns the alarms it decided, in event-time order.
+
+        With segments in the stream every feature alarm waits for the rows after it to
+        say whether it is confined to one segment (:meth:`_settle`), at fixed row counts;
+        while one waits, later alarms of its key up to the row that decides it add
+        nothing.  All of it counted in rows, so the batches' sizes change nothing."""
         alarms: list[SeqAlarm] = []
+        # rows after the alarms already waiting, and the batch row each is decided at
+        decided_at: dict[tuple[str, str | None], int] = {}
+        for key in list(self._waiting):
+            w = self._waiting[key]
+            before = len(w.values)
+            raw = (cols.categorical.get(str(key[1])) if key[1] in self._ref_cat
+                   else self._raw(cols, str(key[1])))
+            self._feed_waiting(key, np.asarray(raw) if raw is not None
+                               else np.full(cols.n, np.nan), cols, 0)
+            done = self._settle(key)
+            if done is not None:
+                alarms.append(done[0])
+                decided_at[key] = done[1] - before - 1
+        raised: list[tuple[int, SeqAlarm, np.ndarray]] = []
         if self.bank is not None:
             raws = [self._raw(cols, s) for s in self.streams]
             z = np.column_stack([normal_scores(ref, np.asarray(raw, dtype=float))
                                  for ref, raw in zip(self._sorted, raws, strict=True)])
             for za in self._scores(z):
-                alarms.append(self._versioned(self._describe(za, cols, raws[za.stream]), za,
-                                              cols))
+                raised.append((za.row, self._versioned(self._describe(za, cols, raws[za.stream]),
+                                                       za, cols), np.asarray(raws[za.stream])))
             self._tail = [np.concatenate([t, np.asarray(r, dtype=float)])[-TAIL:]
                           for t, r in zip(self._tail, raws, strict=True)]
         if self.rate_bank is not None:
             x = np.column_stack([indicator(r, cols) for r in self.rates])
             for a in self.rate_bank.update(x):
-                alarms.append(self._versioned(self._describe_rate(a, cols, x[:, a.stream]), a,
-                                              cols))
+                alarm = self._versioned(self._describe_rate(a, cols, x[:, a.stream]), a, cols)
                 self._alarmed[a.stream] = True
+                values = (np.asarray(cols.categorical[alarm.feature], dtype=object)
+                          if alarm.feature in cols.categorical else x[:, a.stream])
+                raised.append((a.row, alarm, values))
             seen = np.isfinite(x)
             for i, p in enumerate(self._pending):
                 p[0] += float(np.sum(x[:, i], where=seen[:, i]))
                 p[1] += float(np.sum(seen[:, i]))
             self._rtail = [np.concatenate([t, x[:, i]])[-RECENT:]
                            for i, t in enumerate(self._rtail)]
+        raised.sort(key=lambda r: r[0])
+        for row, alarm, values in raised:
+            key = (alarm.kind, alarm.feature)
+            if key in self._waiting or row <= decided_at.get(key, -1):
+                continue
+            if not alarm.undecided:
+                alarms.append(alarm)
+                continue
+            self._hold(alarm, values, cols, row)
+            done = self._settle(key)
+            if done is not None:
+                alarms.append(done[0])
+                decided_at[key] = row + done[1]
         alarms.sort(key=lambda a: a.ts)
         return alarms
 
@@ -380,14 +429,14 @@ class SequentialWatch:
         r = self.rates[a.stream]
         recent = np.concatenate([self._rtail[a.stream], x[: a.row + 1]])[-described(a):]
         recent = recent[np.isfinite(recent)]
+        undecided = r.feature in self._ref_cat and self._segmented(
+            cols, cols.categorical.get(r.feature))
         return SeqAlarm(
             kind=r.kind, feature=r.feature, ts=float(cols.ts[a.row]), statistic=a.statistic,
             threshold=a.threshold, k=a.p1, direction=a.direction,
             ref_mean=self.baseline[a.stream][0] / self.baseline[a.stream][1],
             recent_mean=float(recent.mean()) if recent.size else float("nan"), what=r.what,
-            confined=(self._confined(a, cols, self._ref_cat[r.feature],
-                                     cols.categorical.get(r.feature))
-                      if r.feature in self._ref_cat else None))
+            undecided=undecided)
 
     def _upto(self, a: Alarm, raw: np.ndarray) -> np.ndarray:
         """The stream's raw values up to the alarm row, across batches (at most TAIL)."""
@@ -397,43 +446,92 @@ class SequentialWatch:
     def _quality(self, a: Alarm, rows: np.ndarray) -> list[Any] | None:
         """Is the alarm a broken feed (nulls, a stuck default, out-of-range values)?
         Checked on the rows of the CUSUM's own excursion, where the change began.  Those
-        rows are the stream's most extreme by construction, so out of range there means
-        far out (:data:`EXCURSION_RANGE_MARGIN`): a distribution that merely widened
-        (its variance doubled) is drift, not a broken feed."""
+        rows are the stream's most extreme by construction; out of range means far out
+        (:data:`monitor.evaluate.OUT_OF_RANGE_MARGIN`), as in the windows: a distribution
+        that merely widened (its variance doubled) or moved is drift, not a broken feed."""
         rows = rows[-excursion(a):]
-        broken = [r for r in quality_results(self._ref_raw[a.stream], rows,
-                                             range_margin=EXCURSION_RANGE_MARGIN)
+        broken = [r for r in quality_results(self._ref_raw[a.stream], rows)
                   if r.significant(self.alpha)]
         if not broken:
             return None
         r = min(broken, key=lambda r: r.p_value)
         return [r.detector, float(r.p_value), float(r.effect), dict(r.details)]
 
-    def _confined(self, a: Alarm | RateAlarm, cols: PredictionColumns, ref: np.ndarray,
-                  values: np.ndarray | None) -> list[Any] | None:
-        """Is the alarm's excursion (its rows in this batch) confined to one segment?"""
-        if values is None or not cols.segments:
-            return None
-        rows = batch_rows(a)
-        loc = confined_segment(ref, np.asarray(values)[rows],
-                               {k: v[rows] for k, v in cols.segments.items()}, floor=self.floor)
-        return None if loc is None else [loc["segment"], loc]
+    @staticmethod
+    def _segmented(cols: PredictionColumns, values: np.ndarray | None) -> bool:
+        """Does this drift alarm have segments to be localised over (then it waits for
+        the rows after it: :meth:`_settle`)?"""
+        return values is not None and any(
+            bool(np.not_equal(v, np.asarray(None, dtype=object)).any())
+            for v in cols.segments.values())
 
     def _describe(self, a: Alarm, cols: PredictionColumns, raw: np.ndarray) -> SeqAlarm:
         stream = self.streams[a.stream]
         rows = self._upto(a, raw)
         recent = rows[-described(a):]
         recent = recent[np.isfinite(recent)]
+        quality = None if stream == LATENCY else self._quality(a, rows)
+        undecided = stream != LATENCY and quality is None and self._segmented(cols, raw)
         return SeqAlarm(
             kind="latency_regression" if stream == LATENCY else "data_drift",
             feature=None if stream == LATENCY else stream,
             ts=float(cols.ts[a.row]), statistic=a.statistic, threshold=a.threshold,
             k=a.k, direction=a.direction, ref_mean=self._ref_mean[a.stream],
             recent_mean=float(recent.mean()) if recent.size else float("nan"),
-            quality=None if stream == LATENCY else self._quality(a, rows),
-            confined=None if stream == LATENCY else self._confined(
-                a, cols, self._ref_raw[a.stream], raw),
+            quality=quality, undecided=undecided,
         )
+
+    def _hold(self, alarm: SeqAlarm, values: np.ndarray, cols: PredictionColumns,
+              row: int) -> None:
+        """An alarm waits for its segments to decide, with the rows after it."""
+        key = (alarm.kind, alarm.feature)
+        self._waiting[key] = _Waiting(alarm, [], {k: [] for k in cols.segments})
+        self._feed_waiting(key, values[row + 1:], cols, row + 1)
+
+    def _feed_waiting(self, key: tuple[str, str | None], values: np.ndarray,
+                      cols: PredictionColumns, start: int) -> None:
+        w = self._waiting[key]
+        room = SETTLE_ROWS[-1] - len(w.values)
+        if room <= 0:
+            return
+        stop = min(cols.n, start + room)
+        w.values.extend(np.asarray(values[: stop - start]).tolist())
+        for k in w.segments:
+            col = cols.segments.get(k)
+            w.segments[k].extend(col[start:stop].tolist() if col is not None
+                                 else [None] * (stop - start))
+
+    def _settle(self, key: tuple[str, str | None]) -> tuple[SeqAlarm, int] | None:
+        """A waiting alarm judged at :data:`SETTLE_ROWS` rows after it (fixed counts, so
+        how the stream is batched changes nothing): the first count that shows the drift
+        confined or global decides; at the last, the alarm goes out undecided, with its
+        default class (a model fault).  Returns it and the count that decided, or None
+        while it waits.  Each count is judged once."""
+        w = self._waiting[key]
+        ref = self._localise_ref(w.alarm)
+        for n in SETTLE_ROWS:
+            if n <= w.judged:
+                continue
+            if n > len(w.values):
+                return None
+            w.judged = n
+            vals = np.asarray(w.values[:n], dtype=object if ref.dtype == object else float)
+            loc = localise(ref, vals, {k: np.asarray(v[:n], dtype=object)
+                                       for k, v in w.segments.items()}, floor=self.floor)
+            decided: SeqAlarm | None = None
+            if loc.verdict == CONFINED:
+                decided = replace(w.alarm, undecided=False, confined=[loc.segment, loc.details])
+            elif loc.verdict != UNDECIDED or n == SETTLE_ROWS[-1]:
+                decided = replace(w.alarm, undecided=False)
+            if decided is not None:
+                del self._waiting[key]
+                return decided, n
+        return None
+
+    def _localise_ref(self, a: SeqAlarm) -> np.ndarray:
+        if a.feature in self._ref_cat:
+            return self._ref_cat[a.feature]
+        return self._ref_raw[self.streams.index(str(a.feature))]
 
     def to_state(self) -> dict[str, Any]:
         return {"streams": self.streams,
@@ -443,7 +541,9 @@ class SequentialWatch:
                 "rate_tail": [f64_to_text(t) for t in self._rtail],
                 "baseline": self.baseline, "pending": self._pending, "alarmed": self._alarmed,
                 "zbase": self.zbase, "zpending": self._zpending, "zalarmed": self._zalarmed,
-                "zrows": self._zrows}
+                "zrows": self._zrows,
+                "waiting": [[w.alarm.to_state(), w.values, w.segments, w.judged]
+                            for w in self._waiting.values()]}
 
     @classmethod
     def from_state(cls, s: dict[str, Any], reference: PredictionColumns,
@@ -462,6 +562,10 @@ class SequentialWatch:
             watch._zpending = [list(p) for p in s["zpending"]]
             watch._zalarmed = list(s["zalarmed"])
             watch._zrows = int(s["zrows"])
+        for alarm, values, segments, judged in s.get("waiting", []):
+            a = SeqAlarm(*alarm)
+            watch._waiting[(a.kind, a.feature)] = _Waiting(a, list(values), dict(segments),
+                                                           int(judged))
         return watch
 
 
@@ -502,8 +606,7 @@ def alarm_findings(model: str, version: str, alarm: SeqAlarm, alpha: float,
     where, local = "", {}
     if alarm.confined is not None and alarm.quality is None:
         segment, local = alarm.confined
-        where = (f" Only {segment} drifts; {', '.join(local['stable_segments'])} match the "
-                 "reference.")
+        where = " " + confined_text(local)
         common["segment"] = segment
     if alarm.what is not None:  # a rate
         moved = "rose" if alarm.direction > 0 else "fell"

@@ -47,6 +47,7 @@ class ModelSpec:
     version: str = "v1"
     latency_median_ms: float = 30.0
     error_rate: float = 0.002
+    hosts: tuple[str, ...] = HOSTS  # () : events carry no segment
 
 
 def _features(shape: str, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
@@ -100,7 +101,7 @@ def model_events(
     rng = np.random.default_rng(seed)
     idx = np.arange(n)
     feats = _features(spec.shape, rng, n)
-    hosts = rng.choice(np.array(HOSTS, dtype=object), n)
+    hosts = rng.choice(np.array(spec.hosts or ("",), dtype=object), n)
     latency = rng.lognormal(np.log(spec.latency_median_ms), 0.3, n)
     errors = rng.random(n) < spec.error_rate
     keep = np.ones(n, dtype=bool)
@@ -161,8 +162,9 @@ def model_events(
             "ts": round(float(ts[i]), 3),
             "features": _schema(i, {k: cols[k][i] for k in names}, renames, retypes),
             "latency_ms": round(float(latency[i]), 2),
-            "segment": {"host": hosts[i]},
         }
+        if spec.hosts:
+            ev["segment"] = {"host": hosts[i]}
         if errors[i]:
             ev["status"] = "error"
         else:

@@ -83,7 +83,7 @@ def test_alerts_out_is_every_state_change_as_contract_json(tmp_path: Path) -> No
     assert [orjson.loads(line) for line in lines] == [a.to_json() for a in result.alerts]
     obj = orjson.loads(lines[0])
     assert set(obj) == {"fingerprint", "status", "labels", "annotations", "startsAt", "endsAt",
-                        "evidence", "receivers"}
+                        "evidence", "receivers", "muted_by"}
     assert obj["startsAt"].endswith("Z") and obj["receivers"] == ["default"]
     assert {"alertname", "kind", "fault", "team", "model", "model_version",
             "severity"} <= set(obj["labels"])

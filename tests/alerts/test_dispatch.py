@@ -72,6 +72,10 @@ def latency(status: str = "firing") -> Alert:
     return alert("latency_regression", status)  # infrastructure, same model
 
 
+def broken(status: str = "firing") -> Alert:
+    return alert("data_quality", status)  # a broken feed in the drift's feature: mutes it
+
+
 def test_fails_twice_then_delivered_exactly_once(h: Harness) -> None:
     h.server.script(Reply(500), Reply(500))
     a = drift()
@@ -152,23 +156,63 @@ def test_duplicate_submits_are_ignored(h: Harness) -> None:
     assert h.d.submit([resolved], []) == [resolved]  # a new state change is not a duplicate
 
 
-def test_inhibited_alerts_are_neither_delivered_nor_returned(h: Harness) -> None:
-    lat, d = latency(), drift()
-    assert h.d.submit([lat, d], [lat, d]) == [lat]
+def test_inhibited_alerts_are_not_delivered_and_say_why(h: Harness) -> None:
+    q, d = broken(), drift()
+    out = h.d.submit([q, d], [q, d])
+    assert [(a.labels["kind"], a.muted_by) for a in out] == [
+        ("data_quality", None), ("data_drift", {"inhibited_by": q.fingerprint})]
+    assert out[1].to_json()["muted_by"] == {"inhibited_by": q.fingerprint}
     h.d.deliver_due()
     assert h.paths() == ["/mle"]
-    assert d.receivers == []
+    assert d.receivers == [] and d.muted_by == {"inhibited_by": q.fingerprint}
+    assert h.d.muted() == [d]
     # its resolution is muted too: the team never heard of it
-    assert h.d.submit([drift("resolved")], [lat]) == []
+    (res,) = h.d.submit([drift("resolved")], [q])
+    assert res.muted_by == {"inhibited_by": q.fingerprint}
     h.d.deliver_due()
     assert h.paths() == ["/mle"]
+    assert h.d.muted() == []
+
+
+def test_a_slow_server_mutes_no_drift(h: Harness) -> None:
+    lat, d = latency(), drift()
+    out = h.d.submit([lat, d], [lat, d])
+    assert [a.muted_by for a in out] == [None, None]
+    h.d.deliver_due()
+    assert sorted(h.paths()) == ["/ds", "/mle"]
+
+
+def test_a_source_that_starts_later_mutes_nothing_whatever_the_order(h: Harness) -> None:
+    d = drift()
+    q = broken()
+    q.starts_at = d.starts_at + 60  # the feed broke a minute after the drift fired
+    for changes in ([q, d], [d, q]):
+        h2 = Harness(h.server, h.clock)
+        out = h2.d.submit(changes, [q, d])
+        assert {a.labels["kind"]: a.muted_by for a in out} == {
+            "data_quality": None, "data_drift": None}
+    # a source that fired and resolved before the target started mutes nothing either
+    early = broken("resolved")
+    early.starts_at, early.ends_at = d.starts_at - 120, d.starts_at - 60
+    h3 = Harness(h.server, h.clock)
+    out = h3.d.submit([d, early], [d])
+    assert [a.muted_by for a in out if a.labels["kind"] == "data_drift"] == [None]
+    # ... but one that still fired at the target's start does, in the same submission
+    late = broken("resolved")
+    late.starts_at, late.ends_at = d.starts_at - 120, d.starts_at + 60
+    h4 = Harness(h.server, h.clock)
+    out = h4.d.submit([late, d], [d])
+    kinds = [(a.labels["kind"], a.status, a.muted_by) for a in out]
+    assert kinds == [("data_drift", "firing", {"inhibited_by": late.fingerprint}),
+                     ("data_quality", "resolved", None),
+                     ("data_drift", "firing", None)]  # released when the source ended
 
 
 def test_resolution_of_a_delivered_alert_goes_out_even_if_inhibited_now(h: Harness) -> None:
     d = drift()
     assert h.d.submit([d], [d]) == [d]
     h.d.deliver_due()
-    lat = latency()
+    lat = broken()
     assert h.d.submit([lat], [d, lat]) == [lat]
     resolved = drift("resolved")
     assert h.d.submit([resolved], [lat]) == [resolved]
@@ -184,10 +228,10 @@ def test_resolution_of_a_delivered_alert_goes_out_even_if_inhibited_now(h: Harne
 
 
 def test_a_muted_alert_goes_out_once_its_inhibitor_resolves(h: Harness) -> None:
-    lat, d = latency(), drift()
+    lat, d = broken(), drift()
     h.d.submit([lat, d], [lat, d])
     h.d.deliver_due()
-    lat_resolved = latency("resolved")
+    lat_resolved = broken("resolved")
     assert h.d.submit([lat_resolved], [d]) == [lat_resolved, d]
     h.d.deliver_due()  # the new ds group (no group_wait) speaks at once ...
     h.clock.advance(300)  # ... the mle group at its next tick

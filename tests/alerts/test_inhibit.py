@@ -16,11 +16,22 @@ def mk(status: str = "firing", **labels: str) -> Alert:
     )
 
 
-DRIFT = mk(alertname="DataDrift", fault="model", model="churn", feature="age")
-DQ = mk(alertname="DataQuality", fault="infrastructure", model="churn", feature="age")
-DQ_ETA = mk(alertname="DataQuality", fault="infrastructure", model="eta")
-DQ_RESOLVED = mk("resolved", alertname="DataQuality", fault="infrastructure", model="churn")
-LAT = mk(alertname="LatencyRegression", fault="infrastructure", model="churn")
+DRIFT = mk(alertname="DataDrift", kind="data_drift", fault="model", model="churn", feature="age")
+DRIFT_PLAN = mk(alertname="DataDrift", kind="data_drift", fault="model", model="churn",
+                feature="plan")
+PRED = mk(alertname="PredictionDrift", kind="prediction_drift", fault="model", model="churn")
+PERF = mk(alertname="PerformanceDegradation", kind="performance_degradation", fault="model",
+          model="churn")
+DQ = mk(alertname="DataQuality", kind="data_quality", fault="infrastructure", model="churn",
+        feature="age")
+DQ_ETA = mk(alertname="DataQuality", kind="data_quality", fault="infrastructure", model="eta")
+DQ_RESOLVED = mk("resolved", alertname="DataQuality", kind="data_quality",
+                 fault="infrastructure", model="churn", feature="age")
+LAT = mk(alertname="LatencyRegression", kind="latency_regression", fault="infrastructure",
+         model="churn")
+ERR = mk(alertname="ErrorRate", kind="error_rate", fault="infrastructure", model="churn")
+DROP = mk(alertname="TrafficDrop", kind="traffic_drop", fault="infrastructure", model="churn")
+LABELS = mk(alertname="LabelDelay", kind="label_delay", fault="infrastructure", model="churn")
 
 FEATURE_RULE = InhibitRule(
     source_matchers=('alertname="DataQuality"',),
@@ -38,8 +49,15 @@ MISSING_RULE = InhibitRule(
 @pytest.mark.parametrize(
     ("rules", "alert", "firing", "expected"),
     [
-        (DEFAULT_INHIBIT_RULES, DRIFT, [DQ], True),
-        (DEFAULT_INHIBIT_RULES, DRIFT, [LAT], True),  # equal on model only
+        (DEFAULT_INHIBIT_RULES, DRIFT, [DQ], True),  # a broken feed in the same feature
+        (DEFAULT_INHIBIT_RULES, PRED, [DQ], True),  # ... explains the outputs
+        (DEFAULT_INHIBIT_RULES, PERF, [DQ], True),
+        (DEFAULT_INHIBIT_RULES, DRIFT_PLAN, [DQ], False),  # ... not another input's drift
+        (DEFAULT_INHIBIT_RULES, DRIFT, [LAT], False),  # a slow server explains no drift
+        (DEFAULT_INHIBIT_RULES, PRED, [ERR], False),
+        (DEFAULT_INHIBIT_RULES, DRIFT, [DROP], True),  # a dead feed: all of the model's data
+        (DEFAULT_INHIBIT_RULES, PERF, [LABELS], True),  # labels that stop: what they measure
+        (DEFAULT_INHIBIT_RULES, DRIFT, [LABELS], False),
         (DEFAULT_INHIBIT_RULES, DRIFT, [DQ_ETA], False),  # another model
         (DEFAULT_INHIBIT_RULES, DRIFT, [], False),
         (DEFAULT_INHIBIT_RULES, DRIFT, [DRIFT], False),
@@ -53,7 +71,8 @@ MISSING_RULE = InhibitRule(
         (
             (SELF_RULE,),
             DRIFT,
-            [mk(alertname="DataDrift", fault="model", model="churn", feature="age")],
+            [mk(alertname="DataDrift", kind="data_drift", fault="model", model="churn",
+                feature="age")],
             False,
         ),  # an equal copy is itself
         ((SELF_RULE,), DRIFT, [DRIFT, LAT], True),
@@ -68,8 +87,21 @@ def test_inhibited(
     assert Inhibitor(rules).inhibited(alert, firing) is expected
 
 
+def test_a_source_mutes_only_while_it_fires_at_the_targets_start() -> None:
+    later = mk(alertname="DataQuality", kind="data_quality", fault="infrastructure",
+               model="churn", feature="age")
+    later.starts_at = T0 + 1
+    assert not Inhibitor().inhibited(DRIFT, [later])
+    assert Inhibitor().inhibited(DRIFT, [later], at=T0 + 1)  # judged at a later time
+    ended = mk("resolved", alertname="DataQuality", kind="data_quality",
+               fault="infrastructure", model="churn", feature="age")
+    ended.starts_at, ended.ends_at = T0 - 10, T0 + 10
+    assert Inhibitor().inhibited(DRIFT, [ended])
+    assert not Inhibitor().inhibited(DRIFT, [ended], at=T0 + 10)
+
+
 def test_muted_by_names_the_source() -> None:
-    assert Inhibitor().muted_by(DRIFT, [DQ_ETA, LAT]) is LAT
+    assert Inhibitor().muted_by(DRIFT, [DQ_ETA, LAT, DQ]) is DQ
     assert Inhibitor().muted_by(LAT, [DRIFT]) is None
 
 

@@ -7,6 +7,7 @@ import pytest
 from alerts.config import RouteConfig
 from alerts.dispatch import Dispatcher
 from alerts.inhibit import Inhibitor
+from alerts.model import Alert
 from alerts.outbox import MemoryOutbox
 from alerts.receivers.webhook import WebhookNotifier
 from alerts.routing import RouteTree
@@ -72,15 +73,25 @@ def test_a_silenced_alert_is_not_notified_and_goes_out_when_the_silence_ends(
                    {"ds": [WebhookNotifier({"url": server.url("/ds")})]}, Inhibitor(()),
                    MemoryOutbox(), clock=clock, silencer=Silencer(lambda: silences, ttl=0),
                    on_muted=lambda a, why: muted.append((a.labels["kind"], why)))
+    released: list[list[Alert]] = []
+    d.on_released = released.append
     drift, lat = alert("data_drift"), alert("latency_regression")
-    assert d.submit([drift, lat], [drift, lat]) == [lat]
+    out = d.submit([drift, lat], [drift, lat])
+    assert [(a.labels["kind"], a.muted_by) for a in out] == [
+        ("data_drift", {"silenced_by": silences[0].id}), ("latency_regression", None)]
     d.deliver_due()
     assert [r.json()["alerts"][0]["labels"]["kind"] for r in server.received()] == [
         "latency_regression"]
     assert muted == [("data_drift", "silenced")]
-    clock.advance(601)  # the silence is over and the drift still fires
-    assert d.submit([], [drift, lat]) == [drift]
-    clock.advance(300)
+    clock.advance(599)
+    d.deliver_due()
+    assert d.muted() == [drift] and released == []
+    clock.advance(2)  # the silence is over and the drift still fires: no other event needed
+    d.deliver_due()
+    assert d.muted() == [] and [[a.labels["kind"] for a in r] for r in released] == [
+        ["data_drift"]]
+    assert released[0][0].muted_by is None
+    clock.advance(300)  # the group it joins speaks at its next tick
     d.deliver_due()
     assert server.received()[-1].json()["alerts"][0]["labels"]["kind"] == "data_drift"
 
@@ -93,6 +104,7 @@ def test_the_resolution_of_a_silenced_alert_is_dropped(server: FakeReceiver) -> 
                    MemoryOutbox(), clock=clock, silencer=Silencer(lambda: silences, ttl=0))
     a = alert("data_drift")
     d.submit([a], [a])
-    assert d.submit([alert("data_drift", "resolved")], []) == []
+    (res,) = d.submit([alert("data_drift", "resolved")], [])
+    assert res.muted_by == {"silenced_by": silences[0].id}
     d.stop(flush_timeout=1)
     assert server.received() == []
