@@ -72,6 +72,8 @@ SETTING_RULES = {  # every MonitorSettings field: [defaults] and per-model overr
     "traffic_gap_min_seconds": duration(gt=0),
     "max_features": integer(ge=1),
     "label_ttl_seconds": duration(gt=0),
+    "label_deadline_factor": number(ge=1),
+    "label_deadline_min_seconds": duration(gt=0),
     "numeric_drift": choice_list(NUMERIC_DRIFT),
     "categorical_drift": choice_list(CATEGORICAL_DRIFT),
     "joint_drift": string(choices=JOINT_DRIFT),

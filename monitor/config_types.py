@@ -76,9 +76,13 @@ class MonitorSettings:
     drift_min_effect: float = 0.05  # KS distance / total variation floor
     traffic_gap_min_seconds: float = 300.0  # never call a shorter silence a drop
     max_features: int = 100  # features beyond this (by first sight) are not tracked
-    # a prediction not labelled within this much event time counts as unlabelled;
-    # labels that stop arriving are seen about this late (label_delay)
+    # a prediction not labelled within this much event time counts as unlabelled
     label_ttl_seconds: float = 86_400.0
+    # labels overdue long before the TTL (label_delay within minutes): a prediction
+    # not labelled within max(label_deadline_min_seconds, label_deadline_factor x the
+    # reference's p99 label delay), capped by label_ttl_seconds, is overdue
+    label_deadline_factor: float = 5.0
+    label_deadline_min_seconds: float = 900.0
     # window drift tests (one Holm family): per numeric feature, per categorical
     # feature, and one joint test across the numeric features
     numeric_drift: tuple[str, ...] = ("ks",)

@@ -27,6 +27,14 @@ Per model the join tracks label coverage (joined / (joined + expired
 unlabelled)) and the label delay (``label_ts - pred_ts``) of the most recent
 ``delay_window`` joins, for p50/p95.
 
+Deadlines: :meth:`LabelJoin.due` hands out, once each and in prediction-time
+order, the predictions older than a cutoff the caller chooses (``watermark -
+deadline``, the deadline far shorter than the TTL), with the event time of
+their label, or NaN if none has joined yet -- so the caller can tell on-time
+labels from overdue ones long before a prediction expires.  It keeps a second
+heap of the predictions not yet handed out and, for those that joined, their
+label time; both are trimmed at expiry and eviction.
+
 Cost: one Python-level pass per input row (dict lookups and a heap push);
 expiry and eviction pop from per-model heaps ordered by event time, so they
 touch only the rows they remove.
@@ -49,6 +57,17 @@ _COUNTERS = ("predictions", "labels", "joined", "unlabelled", "orphan_labels", "
 
 
 
+
+
+def _ts(entry: tuple[float, float, Any] | float | None) -> float | None:
+    """The prediction time of a ``preds`` value (pending tuple or tombstone)."""
+    if entry is None:
+        return None
+    return entry[0] if type(entry) is tuple else entry  # type: ignore[index,return-value]
+
+
+def _finite_or_none(x: float) -> float | None:
+    return float(x) if np.isfinite(x) else None
 
 
 def _rows(entries: list[tuple[float, float, Any]]) -> np.ndarray:
@@ -118,6 +137,10 @@ class _ModelJoin:
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_COUNTERS, 0))
     since_expire: ExpiryStats = field(default_factory=ExpiryStats)
     delays: np.ndarray | None = None  # ring buffer
+    # (pred_ts, id) of predictions not yet handed out by ``due``; may hold stale entries
+    dheap: list[tuple[float, Any]] = field(default_factory=list)
+    labelled_at: dict[Any, float] = field(default_factory=dict)  # id -> label_ts, joined
+    due_cut: float = -np.inf  # the largest cutoff ``due`` was called with
     delay_pos: int = 0
     delay_n: int = 0
 
@@ -134,6 +157,7 @@ class _ModelJoin:
     def pop_oldest_prediction(self) -> bool:
         """Drop the oldest remembered prediction id; True if it was still pending."""
         _, pid = heapq.heappop(self.pheap)
+        self.labelled_at.pop(pid, None)
         if type(self.preds.pop(pid)) is tuple:
             self.n_pending -= 1
             return True
@@ -148,6 +172,12 @@ class _ModelJoin:
                 del self.held[lid]
                 return True
         return False
+
+    def compact_due(self) -> None:
+        """Drop the deadline heap's stale entries (expired or evicted predictions)."""
+        if len(self.dheap) > 2 * len(self.pheap) + 1024:
+            self.dheap = [(t, k) for t, k in self.dheap if _ts(self.preds.get(k)) == t]
+            heapq.heapify(self.dheap)
 
     def compact_labels(self) -> None:
         if len(self.lheap) > 2 * len(self.held) + 1024:
@@ -193,7 +223,8 @@ class LabelJoin:
         ids = cols.ids[keep].tolist()
         pred = cols.prediction[keep].tolist()
         pcls = cols.prediction_class[keep].tolist()
-        remembered, held, pheap, push = m.preds, m.held, m.pheap, heapq.heappush
+        remembered, held, pheap, dheap, push = m.preds, m.held, m.pheap, m.dheap, heapq.heappush
+        labelled_at = m.labelled_at
         out_rows: list[int] = []
         out_labels: list[tuple[float, float, Any]] = []
         dup = 0
@@ -206,9 +237,11 @@ class LabelJoin:
                 remembered[pid] = (t, p, c)
             else:  # the label came first: join now
                 remembered[pid] = t
+                labelled_at[pid] = lab[0]
                 out_rows.append(i)
                 out_labels.append(lab)
             push(pheap, (t, pid))
+            push(dheap, (t, pid))
         m.n_pending += len(ids) - dup - len(out_rows)
         m.counts["predictions"] += len(ids) - dup
         m.counts["duplicate_predictions"] += dup
@@ -249,6 +282,7 @@ class LabelJoin:
                     push(lheap, (t, lid))
             elif type(p) is tuple:
                 remembered[lid] = p[0]  # tombstone; its heap entry (pred_ts, id) stays valid
+                m.labelled_at[lid] = t
                 rows.append(i)
                 preds.append(p)
             else:
@@ -277,6 +311,35 @@ class LabelJoin:
         m.record_delays(j.delay, self.delay_window)
         return j
 
+    # -- deadlines ----------------------------------------------------------------------
+
+    def due(self, model: str, cutoff: float) -> tuple[np.ndarray, np.ndarray]:
+        """The model's predictions with event time < ``cutoff`` not handed out before,
+        sorted by event time: ``(pred_ts, label_ts)``, ``label_ts`` NaN where no label
+        has joined yet.  Predictions expired or evicted first are not handed out.
+
+        Call it before :meth:`expire` with a cutoff no older than ``watermark - ttl``,
+        or predictions expire before their deadline is looked at."""
+        m = self._models.get(model)
+        if m is None:
+            return np.empty(0), np.empty(0)
+        m.due_cut = max(m.due_cut, float(cutoff))
+        pts: list[float] = []
+        lts: list[float] = []
+        dheap, preds, labelled_at, pop = m.dheap, m.preds, m.labelled_at, heapq.heappop
+        while dheap and dheap[0][0] < cutoff:
+            ts, pid = pop(dheap)
+            entry = preds.get(pid)
+            if _ts(entry) != ts:
+                continue  # expired or evicted (perhaps the id came again since)
+            pts.append(ts)
+            if type(entry) is tuple:
+                lts.append(np.nan)
+            else:  # joined; a state saved before label times were kept: taken as on time
+                lts.append(labelled_at.pop(pid, ts))
+        m.compact_due()
+        return np.asarray(pts, dtype=np.float64), np.asarray(lts, dtype=np.float64)
+
     # -- expiry and memory bound --------------------------------------------------------
 
     def expire(self, watermark: float) -> dict[str, ExpiryStats]:
@@ -290,6 +353,7 @@ class LabelJoin:
             s, m.since_expire = m.since_expire, ExpiryStats()
             while m.pheap and m.pheap[0][0] < cutoff:
                 s.unlabelled += m.pop_oldest_prediction()
+            m.compact_due()
             while m.lheap and m.lheap[0][0] < cutoff:
                 s.orphan_labels += m.pop_oldest_label()
             m.compact_labels()
@@ -376,6 +440,12 @@ class LabelJoin:
                 "since_expire": {f.name: getattr(m.since_expire, f.name)
                                  for f in fields(ExpiryStats)},
                 "delays": delays,
+                # the predictions ``due`` has not handed out, and the label times of those
+                # that joined
+                "due_ids": [k for t, k in sorted(m.dheap) if _ts(m.preds.get(k)) == t],
+                "due_cut": _finite_or_none(m.due_cut),
+                "labelled_ids": list(m.labelled_at),
+                "labelled_ts": f64_to_text(list(m.labelled_at.values())),
             }
         return {"ttl_seconds": self.ttl_seconds, "max_pending": self.max_pending,
                 "delay_window": self.delay_window, "models": models}
@@ -409,5 +479,14 @@ class LabelJoin:
                 m.delays[:d.shape[0]] = d
                 m.delay_n = int(d.shape[0])
                 m.delay_pos = m.delay_n % j.delay_window
+            if "due_ids" in ms:
+                m.dheap = [(_ts(m.preds[k]), k) for k in ms["due_ids"]]  # type: ignore[misc]
+                m.due_cut = -np.inf if ms["due_cut"] is None else float(ms["due_cut"])
+                m.labelled_at = dict(zip(ms["labelled_ids"],
+                                         f64_from_text(ms["labelled_ts"]).tolist(),
+                                         strict=True))
+            else:  # a state from before deadlines: every remembered prediction is due
+                m.dheap = list(m.pheap)
+            heapq.heapify(m.dheap)
             j._models[name] = m
         return j

@@ -53,8 +53,51 @@ The first ``reference`` resolutions give the expected coverage; every later
 tumbling window of ``window`` resolutions runs
 :func:`~detectors.performance.label_delay_test` (exact binomial, default effect
 floor: half the labels missing) at the performance windows' level.  A model
-whose reference coverage is 0 is never tested.  Labels stopping are therefore seen
-about one TTL after the last label, when their predictions start to expire.
+whose reference coverage is 0 is never tested.  This coverage test runs only
+while the label deadline below is not learned (or has nothing to watch): once
+it is, it sees everything coverage would, and sooner.
+
+**Label deadline** (also ``label_delay``): labels that stop, or come far later
+than they used to, are seen within minutes of event time, not a TTL later.
+:class:`LabelDeadline` learns the model's label delays from a *cohort*, the
+first ``reference`` predictions the join remembers, and waits until that
+cohort has had time to be labelled (below), so labels that come hours late
+are in the reference instead of being censored out of it (the first labels to
+join are the fastest ones).  From it:
+
+- the *deadline* ``D = min(ttl, max(label_deadline_min_seconds,
+  label_deadline_factor x p99))`` of the cohort's label delays (defaults:
+  15 min, 5 x p99, the 24 h TTL).  The cohort is learned once the watermark is
+  ``D`` (as computed from the labels seen so far) past its last prediction, or
+  a TTL past it; with fewer than ``MIN_LABELLED`` labels it gets no deadline.
+  Delays bounded by ``B`` settle at ``max(floor, factor x B)``; delays with a
+  long tail (which a truncated sample never finishes showing) settle at the TTL;
+- every later prediction is *overdue* when no label joined within ``D`` of it
+  (still unlabelled, or labelled later than that).  The pipeline hands each
+  prediction over once, in prediction-time order, as the watermark passes its
+  deadline (:meth:`~monitor.join.LabelJoin.due`), every batch -- so the test
+  runs while predictions keep arriving without labels;
+- a Bernoulli CUSUM follows the 0/1 stream "overdue".  Its in-control rate is
+  the posterior mean of the cohort's overdue share at ``D`` (the predictions
+  never labelled, or labelled later than ``D``); its effect floor is half the
+  cohort's on-time labels late or missing (it tolerates a quarter: the
+  alternative of :func:`~monitor.rate_streams.rise_parameters`), and it
+  spends ``alpha`` per ``window_events`` predictions, like every other CUSUM of
+  the model.  Overdue predictions are taken as independent given the rate:
+  labels that arrive in batches must arrive within ``D`` in the reference to
+  be normal, and then they are.  An alarm pages only once its *episode* (the
+  CUSUM's alarms since it last drained to zero on an on-time label) holds
+  ``MIN_OVERDUE`` overdue predictions: a handful of labels lost together is
+  strong evidence against a loss rate of a few per ten thousand, but not worth
+  a page.  Its ``startsAt`` is the moment the episode's first overdue
+  prediction crossed its deadline.  Labels stopping at event time ``S`` for a
+  model labelled within a minute page about ``S + 15 min`` with the defaults;
+  labels that go from seconds to hours late page the same way (they miss the
+  deadline); labels that always came 3 h late have a ~16 h deadline and are
+  normal.
+- tumbling windows of ``window`` deadline resolutions test the key: a window
+  with no alarm, whose CUSUM ends below half its threshold, is clean (the book
+  resolves after ``resolve_after_windows`` of them: labels back on time).
 
 Everything round-trips through plain JSON (:meth:`PerformanceWatch.to_state`).
 """
@@ -68,7 +111,7 @@ from typing import Any
 
 import numpy as np
 
-from alerts.model import Finding
+from alerts.model import Finding, rfc3339
 from detectors.bernoulli import BernoulliBank
 from detectors.budget import holm
 from detectors.performance import (
@@ -83,7 +126,7 @@ from detectors.performance import (
 )
 from detectors.result import TestResult
 from monitor.codec import f64_from_text, f64_to_text, object_array
-from monitor.config_types import ModelConfig
+from monitor.config_types import ModelConfig, MonitorSettings
 from monitor.join import Joined
 from monitor.rate_streams import rise_parameters
 from monitor.sequential import retune_grown
@@ -95,6 +138,11 @@ Key = tuple[str, str, str | None, str | None]
 MIN_PAIRS = 200  # smallest performance reference / window, in joined pairs
 RECENT_PAIRS = 500  # labelled predictions an alarm's "recent error rate" covers
 STATE_VERSION = 2
+MIN_LABELLED = 100  # cohort labels needed for a deadline (a p99 of fewer is the maximum)
+DELAY_QUANTILE = 0.99  # the cohort's label delay the deadline is a multiple of
+LATE_MIN_EFFECT = 0.5  # relative: half the cohort's on-time labels late or missing
+RECENT_ROWS = 2_000  # deadline resolutions kept to describe an alarm's run
+MIN_OVERDUE = 10  # overdue predictions in an episode before its alarm pages
 
 BINARY, MULTICLASS, REGRESSION = "binary_classification", "multiclass", "regression"
 PRIMARY = {BINARY: ("accuracy", "auc"), MULTICLASS: ("accuracy",), REGRESSION: ("mae",)}
@@ -279,6 +327,20 @@ def wrong(task: str, p: Pairs) -> np.ndarray:
     return (pc != lc).astype(float)
 
 
+def _dur(seconds: float) -> str:
+    """A duration for people: ``42 s``, ``15 min``, ``3.2 h``."""
+    a = abs(seconds)
+    if a < 120:
+        return f"{seconds:.0f} s"
+    if a < 7_200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3_600:.1f} h"
+
+
+def _time(ts: float) -> str:
+    return rfc3339(ts) or "n/a"
+
+
 # -- window outcome -------------------------------------------------------------------------
 
 
@@ -316,6 +378,231 @@ def _perf_text(model: str, r: TestResult) -> tuple[str, str]:
             f"reference ({d.get('method', r.detector)} test{null}, p={r.p_value:.2g}).")
 
 
+# -- label deadline -------------------------------------------------------------------------
+
+
+@dataclass
+class LabelDeadline:
+    """Overdue labels, within minutes: see the module docstring ("Label deadline").
+
+    Fed by the pipeline: :meth:`predictions` (prediction times handed to the join),
+    :meth:`joined` (the pairs the join returns), :meth:`learn` (as the watermark
+    moves) and :meth:`resolve` (what :meth:`~monitor.join.LabelJoin.due` hands out
+    at ``watermark - deadline``)."""
+
+    model: str
+    cohort_size: int  # predictions in the delay reference
+    window_n: int  # deadline resolutions per tested window
+    seen: int = 0  # cohort predictions counted so far
+    cohort_end: float | None = None  # prediction time of the cohort's last prediction
+    cohort_ts: list[float] = field(default_factory=list)  # its joins, while learning
+    cohort_delays: list[float] = field(default_factory=list)
+    # learned: n, labelled, on_time, p50, p95, p99, deadline (None: no deadline), ...
+    reference: dict[str, Any] | None = None
+    bank: BernoulliBank | None = None
+    rows: int = 0  # resolutions in the current window
+    dirty: bool = False  # the current window holds an alarm
+    paged: bool = False  # ... that paged
+    episode: float | None = None  # first overdue prediction time of the alarms' episode
+    resolved_n: int = 0  # resolutions since the reference, and how many were overdue
+    overdue_n: int = 0
+    recent_ts: list[float] = field(default_factory=list)
+    recent_late: list[float] = field(default_factory=list)
+
+    @property
+    def deadline(self) -> float | None:
+        """Seconds after its prediction a label is overdue; None until learned."""
+        return None if self.reference is None else self.reference["deadline"]
+
+    @property
+    def active(self) -> bool:
+        """Is the overdue CUSUM watching (a deadline and an alternative to watch for)?"""
+        return self.bank is not None
+
+    # -- the cohort ----------------------------------------------------------------------
+
+    def predictions(self, ts: np.ndarray) -> None:
+        """Count predictions (event times) handed to the join into the cohort."""
+        ts = np.asarray(ts, dtype=np.float64)
+        ts = ts[np.isfinite(ts)]
+        if self.reference is not None or ts.size == 0:
+            return
+        if self.cohort_end is None:
+            if self.seen + ts.size < self.cohort_size:
+                self.seen += int(ts.size)
+                return
+            end = float(np.sort(ts)[self.cohort_size - self.seen - 1])
+            self.cohort_end = end
+            keep = [i for i, t in enumerate(self.cohort_ts) if t <= end]
+            self.cohort_ts = [self.cohort_ts[i] for i in keep]
+            self.cohort_delays = [self.cohort_delays[i] for i in keep]
+        self.seen += int(np.sum(ts <= self.cohort_end))  # late arrivals of the cohort too
+
+    def joined(self, pred_ts: np.ndarray, label_ts: np.ndarray) -> None:
+        """Label delays of the cohort's predictions, while it is being learned."""
+        if self.reference is not None or pred_ts.size == 0:
+            return
+        keep = (pred_ts <= self.cohort_end if self.cohort_end is not None
+                else np.ones(pred_ts.shape, dtype=bool))
+        self.cohort_ts += pred_ts[keep].tolist()
+        self.cohort_delays += (label_ts[keep] - pred_ts[keep]).tolist()
+
+    def learn(self, watermark: float, ttl: float, s: MonitorSettings) -> float | None:
+        """Learn the delay reference once the cohort had time to be labelled (see the
+        module docstring); returns the deadline (None: none yet, or none at all)."""
+        if self.reference is not None:
+            return self.deadline
+        if self.cohort_end is None or not math.isfinite(watermark):
+            return None
+        age = watermark - self.cohort_end
+        d = np.asarray(self.cohort_delays, dtype=np.float64)
+        deadline: float | None = None
+        if d.size >= MIN_LABELLED:
+            p99 = float(np.quantile(d, DELAY_QUANTILE))
+            deadline = min(ttl, max(s.label_deadline_min_seconds, s.label_deadline_factor * p99))
+            if age < deadline:
+                return None
+        elif age < ttl:
+            return None
+        n = max(self.seen, int(d.size), 1)
+        on_time = int(np.sum(d <= deadline)) if deadline is not None else 0
+        q = np.quantile(d, [0.5, 0.95, DELAY_QUANTILE]).tolist() if d.size else [None] * 3
+        self.reference = {"n": n, "labelled": int(d.size), "on_time": on_time,
+                          "p50": q[0], "p95": q[1], "p99": q[2], "deadline": deadline,
+                          "factor": s.label_deadline_factor,
+                          "floor": s.label_deadline_min_seconds, "ttl": ttl,
+                          "learned_at": watermark}
+        self.cohort_ts, self.cohort_delays = [], []
+        log.info("label delay reference ready", extra={"model": self.model, **self.reference})
+        if deadline is None:
+            return None
+        late = float(n - on_time)
+        p0, p1 = rise_parameters(late, n, LATE_MIN_EFFECT * (1.0 - late / n))
+        if p1:
+            span = max(self.window_n, s.window_events)
+            self.bank = BernoulliBank([p0], [list(p1)], span / s.alpha * len(p1), [[late, n]])
+        return deadline
+
+    # -- deadlines -----------------------------------------------------------------------
+
+    def resolve(self, pred_ts: np.ndarray, label_ts: np.ndarray, mcfg: ModelConfig,
+                version: str = "unknown") -> list[WatchEvaluation]:
+        """Predictions whose deadline passed, in prediction-time order, with their label
+        time (NaN: none): run the CUSUM, close windows.  Returns the alarms (the first
+        of each window) and the clean windows, in order."""
+        if self.bank is None or self.reference is None or pred_ts.size == 0:
+            return []
+        d = float(self.reference["deadline"])
+        late = (np.isnan(label_ts) | (label_ts - pred_ts > d)).astype(np.float64)
+        key: Key = (self.model, "label_delay", None, None)
+        out: list[WatchEvaluation] = []
+        i, n = 0, int(pred_ts.size)
+        while i < n:
+            j = min(n, i + self.window_n - self.rows)
+            ts, x = pred_ts[i:j], late[i:j]
+            for a in self.bank.update(x[:, None]):
+                self.dirty = True
+                ev = self._alarm(a.row, a.run_length, a.statistic, a.threshold, a.p1, ts, x,
+                                 mcfg, version)
+                if ev is not None and not self.paged:  # later pages of a window: no news
+                    self.paged = True
+                    out.append(ev)
+            if not self.bank.state.any() and x[-1] == 0:  # drained: the episode is over
+                self.episode = None
+            self.recent_ts = (self.recent_ts + ts.tolist())[-RECENT_ROWS:]
+            self.recent_late = (self.recent_late + x.tolist())[-RECENT_ROWS:]
+            self.rows += j - i
+            self.resolved_n += j - i
+            self.overdue_n += int(x.sum())
+            if self.rows >= self.window_n:
+                calm = all(self.bank.state[k] < c[4] / 2 for k, c in enumerate(self.bank.cusums))
+                if calm and not self.dirty:
+                    out.append(WatchEvaluation(self.model, now=float(ts[-1]) + d,
+                                               evaluated=[key]))
+                self.rows, self.dirty, self.paged = 0, False, False
+            i = j
+        return out
+
+    def _alarm(self, row: int, run_length: int, stat: float, h: float, p1: float,
+               ts: np.ndarray, x: np.ndarray, mcfg: ModelConfig,
+               version: str) -> WatchEvaluation | None:
+        """The page for an alarm at ``row`` of the batch (``ts``, ``x``), or None while
+        its episode holds fewer than ``MIN_OVERDUE`` overdue predictions."""
+        assert self.reference is not None
+        ref, d, s = self.reference, float(self.reference["deadline"]), mcfg.settings
+        all_ts = np.concatenate([self.recent_ts, ts[: row + 1]])
+        all_x = np.concatenate([self.recent_late, x[: row + 1]])
+        run = max(1, min(int(run_length), all_ts.size))
+        run_ts, run_x = all_ts[-run:], all_x[-run:]
+        if self.episode is None:
+            self.episode = (float(run_ts[run_x > 0].min()) if run_x.any()
+                            else float(run_ts[-1]))
+        inside = all_ts >= self.episode
+        run = int(inside.sum())
+        run_ts, run_x = all_ts[inside], all_x[inside]
+        overdue = int(run_x.sum())
+        if overdue < MIN_OVERDUE:
+            return None
+        first = float(run_ts[run_x > 0].min())
+        last = float(run_ts.max())
+        at = float(all_ts[-1]) + d  # the alarm's prediction crossed its deadline
+        since = first + d  # ... and the run's first overdue one, earlier
+        ref_rate = ref["on_time"] / ref["n"]
+        cur_rate = 1.0 - overdue / run
+        span = max(self.window_n, s.window_events)
+        description = (
+            f"{overdue} of the {run} predictions of {self.model} made from {_time(first)} to "
+            f"{_time(last)} got no label within {_dur(d)} of event time; by {_time(at)} the "
+            f"oldest had waited {_dur(at - first)}. In the reference ({ref['labelled']} "
+            f"labels for its first {ref['n']} predictions) labels came after p50 "
+            f"{_dur(ref['p50'])}, p99 {_dur(ref['p99'])}, and {ref_rate:.1%} of predictions "
+            f"were labelled within the deadline (max({_dur(ref['floor'])}, "
+            f"{ref['factor']:g} x p99), capped by the {_dur(ref['ttl'])} TTL); "
+            f"here {cur_rate:.1%} (sequential Bernoulli CUSUM on the overdue share, sized for "
+            f"a rise to {p1:.1%}: {stat:.3g} > {h:.3g}).")
+        finding = Finding(
+            kind="label_delay", model=self.model, model_version=version,
+            detector="label_deadline_cusum", statistic=float(stat),
+            p_value=s.alpha / span, threshold=float(h), reference_n=int(ref["n"]),
+            current_n=run, window=(first, at),
+            summary=f"labels for {self.model} are overdue",
+            description=description,
+            details={"expected_rate": ref_rate, "cur_rate": cur_rate, "overdue": overdue,
+                     "predictions": run, "deadline_seconds": d,
+                     "ref_delay_p50": ref["p50"], "ref_delay_p99": ref["p99"],
+                     "first_overdue_ts": first, "oldest_wait_seconds": at - first,
+                     "p1": p1, "ttl_seconds": ref["ttl"]})
+        return WatchEvaluation(self.model, now=since, findings=[finding])
+
+    # -- state ---------------------------------------------------------------------------
+
+    def to_state(self) -> dict[str, Any]:
+        return {"model": self.model, "cohort_size": self.cohort_size,
+                "window_n": self.window_n, "seen": self.seen, "cohort_end": self.cohort_end,
+                "cohort_ts": f64_to_text(self.cohort_ts),
+                "cohort_delays": f64_to_text(self.cohort_delays),
+                "reference": self.reference,
+                "bank": self.bank.to_state() if self.bank is not None else None,
+                "rows": self.rows, "dirty": self.dirty, "paged": self.paged,
+                "episode": self.episode, "resolved_n": self.resolved_n,
+                "overdue_n": self.overdue_n, "recent_ts": f64_to_text(self.recent_ts),
+                "recent_late": f64_to_text(self.recent_late)}
+
+    @classmethod
+    def from_state(cls, s: dict[str, Any]) -> LabelDeadline:
+        return cls(s["model"], int(s["cohort_size"]), int(s["window_n"]), seen=int(s["seen"]),
+                   cohort_end=s["cohort_end"],
+                   cohort_ts=f64_from_text(s["cohort_ts"]).tolist(),
+                   cohort_delays=f64_from_text(s["cohort_delays"]).tolist(),
+                   reference=s["reference"],
+                   bank=BernoulliBank.from_state(s["bank"]) if s["bank"] is not None else None,
+                   rows=int(s["rows"]), dirty=bool(s["dirty"]), paged=bool(s["paged"]),
+                   episode=s["episode"],
+                   resolved_n=int(s["resolved_n"]), overdue_n=int(s["overdue_n"]),
+                   recent_ts=f64_from_text(s["recent_ts"]).tolist(),
+                   recent_late=f64_from_text(s["recent_late"]).tolist())
+
+
 # -- the watch ------------------------------------------------------------------------------
 
 
@@ -350,6 +637,17 @@ class PerformanceWatch:
     # the CUSUMs' baseline, [wrong, pairs]: the reference plus every window that tested
     # clean with no alarm in it (None: a state from before baselines, rate taken as known)
     baseline: list[float] | None = None
+    # label deadline: overdue labels within minutes (None: a fresh one)
+    deadlines: LabelDeadline | None = None
+
+    def __post_init__(self) -> None:
+        if self.deadlines is None:
+            self.deadlines = LabelDeadline(self.model, self.reference_n, self.window_n)
+
+    @property
+    def late(self) -> LabelDeadline:
+        assert self.deadlines is not None
+        return self.deadlines
 
     @classmethod
     def build(cls, mcfg: ModelConfig) -> PerformanceWatch:
@@ -376,6 +674,7 @@ class PerformanceWatch:
         """Fold newly joined pairs in; returns the windows that closed."""
         if joined.n == 0:
             return []
+        self.late.joined(joined.pred_ts, joined.label_ts)
         pairs = Pairs.from_joined(joined)
         if self.task is not None:
             pairs = self._valid(pairs)
@@ -570,6 +869,8 @@ class PerformanceWatch:
         self.latest_coverage = k / n
         ev = WatchEvaluation(self.model, now=watermark)
         s = mcfg.settings
+        if self.late.active:  # the label deadline watches, sooner: coverage is a gauge
+            return []
         if self.expected_rate <= 0 or n < max(s.min_window_events, MIN_N):
             return [ev]
         if delay_p95 is not None:  # labels may precede their predictions: delay < 0
@@ -613,7 +914,7 @@ class PerformanceWatch:
                 "errors": self.errors.to_state() if self.errors is not None else None,
                 "ref_error_rate": _clean(self.ref_error_rate),
                 "recent_wrong": f64_to_text(self.recent_wrong), "alarms": self.alarms,
-                "baseline": self.baseline}
+                "baseline": self.baseline, "deadlines": self.late.to_state()}
 
     @classmethod
     def from_state(cls, s: dict[str, Any]) -> PerformanceWatch:
@@ -636,4 +937,7 @@ class PerformanceWatch:
                    recent_wrong=f64_from_text(s["recent_wrong"]).tolist(),
                    alarms=[list(a) for a in s["alarms"]],
                    baseline=(list(s["baseline"]) if s.get("baseline") is not None
-                             else None))
+                             else None),
+                   # a state from before label deadlines: the cohort starts now
+                   deadlines=(LabelDeadline.from_state(s["deadlines"])
+                              if s.get("deadlines") is not None else None))

@@ -188,6 +188,7 @@ class Pipeline:
                 ok = np.isfinite(cols.ts) & ~np.asarray(cols.error, dtype=bool)
                 if ok.any():
                     w.saw_predictions(float(cols.ts[ok].min()), self.join.ttl(model))
+                    w.late.predictions(cols.ts[ok])
                 parts.append(self.join.add_predictions(model, cols))
             if labels is not None and labels.n:
                 parts.append(self.join.add_labels(model, labels))
@@ -201,6 +202,7 @@ class Pipeline:
         expired: dict[str, ExpiryStats] = {}
         if self.watermark > self._expired_at:
             self._expired_at = self.watermark
+            changes += self._deadlines()
             expired = self.join.expire(self.watermark)
             for model, st in expired.items():
                 for reason, n in (("unlabelled", st.unlabelled), ("orphan", st.orphan_labels),
@@ -213,6 +215,21 @@ class Pipeline:
             for ev in w.resolved(joined_now.get(model, 0), lost.unlabelled if lost else 0,
                                  self.watermark, self.config.model(model),
                                  self.join.delay_summary(model).p95, self.join.ttl(model)):
+                changes += self._watch_update(ev)
+        return changes
+
+    def _deadlines(self) -> list[Alert]:
+        """label_delay within minutes: every labelled model's predictions whose label
+        deadline the watermark passed, labelled on time or overdue (see
+        :class:`~monitor.performance_watch.LabelDeadline`).  Before the deadline is
+        learned they are handed out at the TTL, unused, to keep the join small."""
+        changes: list[Alert] = []
+        for model in self.join.models:
+            w, mcfg, ttl = self._watch(model), self.config.model(model), self.join.ttl(model)
+            deadline = w.late.learn(self.watermark, ttl, mcfg.settings)
+            cut = min(deadline, ttl) if deadline is not None else ttl
+            pred_ts, label_ts = self.join.due(model, self.watermark - cut)
+            for ev in w.late.resolve(pred_ts, label_ts, mcfg, w.version):
                 changes += self._watch_update(ev)
         return changes
 
