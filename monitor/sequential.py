@@ -3,10 +3,20 @@
 Windows give well-calibrated two-sample tests but wait for a window to fill;
 this watch scores every event against the reference as it arrives, so a
 large shift is caught within tens of events.  Normal CUSUMs watch each
-numeric feature (both directions) and the serving latency (upward only:
-faster is not a regression); Bernoulli CUSUMs watch the error rate, the
-share of very slow requests and the shares of categories
-(:mod:`monitor.rate_streams`).
+numeric feature and a numeric prediction (both directions) and the serving
+latency (upward only: faster is not a regression); Bernoulli CUSUMs watch the
+error rate, the share of very slow requests and the shares of categories and
+of predicted classes (:mod:`monitor.rate_streams`).
+
+Outputs are watched as closely as inputs: a release that scores differently on
+the same inputs raises ``prediction_drift`` within tens of events instead of at
+the next window close (``benchmarks/research/prediction_watch.py``).  A
+prediction alarm checks its own rows of every input (:meth:`SequentialWatch._inputs`):
+an input broken there -- gone (renamed, retyped), nulls, a stuck default, values
+out of range -- comes with the alarm as its own finding, ahead of it, and
+attribution makes the moved predictions that break's symptom (ML engineering),
+so they never reach data science before the broken feed behind them is known;
+inputs that drifted there are named as what the outputs moved with.
 
 Normal CUSUMs run with the reference values :data:`KS`, tuned to shifts of
 0.1, 0.25, 0.5 and 1 standard deviation; the smallest sets the sequential
@@ -47,8 +57,8 @@ Budget: a model's windows spend ``alpha`` per ``window_events`` events; the
 watch spends the same rate, so the model's expected false alarms stay below
 ``2 * alpha / window_events`` per event (0.01 per million with the defaults).
 The watch's rate is split evenly over the alert keys it can raise (each
-feature's drift, the latency, the error rate), then over each key's CUSUMs
-(:func:`budget`): a page is per alert, so each alert gets the same share,
+feature's drift, the latency, the error rate, the predictions' drift), then
+over each key's CUSUMs (:func:`budget`): a page is per alert, so each alert gets the same share,
 however many CUSUMs watching it takes.  Inside a numeric stream the share is
 uneven, in proportion to ``1/k`` (:data:`K_WEIGHTS`).  A share ``s`` raises a
 CUSUM's threshold by ``ln(1/s) / (2k)``, which at the shift it is tuned to
@@ -64,7 +74,10 @@ State: a state saved before score baselines existed (no ``zbase``) loads: its
 numeric CUSUMs keep the reference values and the centres they were built with
 (known, as then) until a quiet block re-centres them; one saved before the
 uneven shares keeps its even split until its reference is rebuilt, and one saved
-before the latency's CUSUMs were sized for its floor keeps the feature sizes.
+before the latency's CUSUMs were sized for its floor keeps the feature sizes.  One
+saved before the prediction stream keeps its streams (and their budget shares)
+without it until its reference is rebuilt; its prediction alarms -- class streams,
+none -- check inputs from the categorical tails it did not keep, so from empty ones.
 """
 
 from __future__ import annotations
