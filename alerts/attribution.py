@@ -5,7 +5,8 @@ the evidence of the same evaluation can overturn it (DESIGN.md section 4):
 
 * drift (input or prediction) on feature F while a ``data_quality`` or
   ``schema_violation`` finding on F is in the same evaluation: a broken feed,
-  not a changed world -> infrastructure;
+  not a changed world -> infrastructure; the model's predictions (no feature)
+  moving while an input's feed is broken are that break's symptom, too;
 * drift confined to one segment (``Finding.segment`` is only set when the other
   segments stay stable) -> a broken replica or host -> infrastructure;
 * prediction drift right after a deploy (``details["new_version"]``) with no
@@ -63,9 +64,10 @@ def _subject(f: Finding) -> str:
     return f"drift in '{f.feature}'" if f.feature is not None else "input drift"
 
 
-def _break_text(b: Finding) -> str:
+def _break_text(b: Finding, same: bool = True) -> str:
     what = "a data-quality break" if b.kind == "data_quality" else "a schema violation"
-    where = "in the same feature" if b.feature is not None else "in the same window"
+    where = ("in the same feature" if same else f"in input '{b.feature}'") \
+        if b.feature is not None else "in the same window"
     evidence = _change(b.details) or b.summary
     return f"{what} {where} ({evidence})" if evidence else f"{what} {where}"
 
@@ -129,9 +131,12 @@ def _verdict(
 ) -> tuple[str, str]:
     if f.kind in DRIFT_KINDS:
         b = breaks.get(f.feature)
+        if b is None and f.kind == "prediction_drift" and f.feature is None:
+            b = next((x for x in breaks.values() if x.feature is not None), None)
         if b is not None:
             return INFRA_FAULT, (
-                f"{_subject(f)} coincides with {_break_text(b)}: a broken feed, not a changed world"
+                f"{_subject(f)} coincides with {_break_text(b, b.feature == f.feature)}: "
+                "a broken feed, not a changed world"
             )
         if f.details.get("symptom_of"):
             return INFRA_FAULT, (
@@ -139,6 +144,8 @@ def _verdict(
                 f"of segment {f.details['symptom_of']}, whose drift is confined to it: a "
                 "broken replica or host, not a changed world"
             )
+        if f.kind == "prediction_drift" and not drifting:  # inputs its alarm saw drift
+            drifting = [str(x) for x in f.details.get("drifting_inputs", ())]
         if f.segment:
             return INFRA_FAULT, (
                 f"{_subject(f)} is confined to segment {f.segment} while the "

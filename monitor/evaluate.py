@@ -280,6 +280,9 @@ def _localize(model: ModelConfig, ref: PredictionColumns, cur: PredictionColumns
     tested = sorted({k[2] for k in ev.evaluated if k[1] == "data_drift" and k[2] is not None})
     ev.evaluated += [(model.name, "data_drift", f, f"{k}={v}") for f in tested
                      for k in segs for v in groups[k][0]]
+    if any(k[1] == "prediction_drift" for k in ev.evaluated):  # the outputs' segment alerts
+        ev.evaluated += [(model.name, "prediction_drift", None, f"{k}={v}")
+                         for k in segs for v in groups[k][0]]
     for i, f in enumerate(ev.findings):
         if f.kind != "data_drift" or f.feature is None:
             continue
@@ -303,8 +306,10 @@ def _localize(model: ModelConfig, ref: PredictionColumns, cur: PredictionColumns
         inputs = ", ".join(sorted(f"'{f.feature}'" for f in feature_drift))
         for i, f in enumerate(ev.findings):
             if f.kind in ("prediction_drift", "data_drift") and f.feature is None:
-                ev.findings[i] = replace(f, details={**f.details, "symptom_of": segment,
-                                                     "symptom_inputs": inputs})
+                # the outputs' alert is that segment's (as the CUSUM on them finds it)
+                ev.findings[i] = replace(
+                    f, segment=segment if f.kind == "prediction_drift" else None,
+                    details={**f.details, "symptom_of": segment, "symptom_inputs": inputs})
 
 
 def confined_text(loc: Mapping[str, Any]) -> str:

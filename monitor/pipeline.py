@@ -273,33 +273,40 @@ class Pipeline:
         version = dominant_version(cols.versions)
         for window in closed:
             end = float(window.ts.max())
-            changes += self._fire(mcfg, version, [a for a in fresh if a.ts <= end])
+            changes += self._fire(mcfg, version, [a for a in fresh if a.ts <= end],
+                                  st.mismatches)
             fresh = [a for a in fresh if a.ts > end]
             ref = st.windows.reference.compact()
             assert ref is not None
             perf = self.perf.get(model)
-            ev = evaluate_window(mcfg, ref, window, st.mismatches,
+            mismatches, st.mismatches = st.mismatches, {}
+            ev = evaluate_window(mcfg, ref, window, mismatches,
                                  task=perf.task if perf is not None else None)
-            st.mismatches = {}
             self.metrics.windows.labels(model).inc()
             self._record(st, ev)
             # a key the CUSUMs alarmed on inside this window was not tested clean
             seen = [a for a in st.seq_alarms if a.ts <= ev.window[1]]
             st.seq_alarms = [a for a in st.seq_alarms if a.ts > ev.window[1]]
             findings = ev.findings + [f for a in seen for f in alarm_findings(
-                mcfg.name, version, a, mcfg.settings.alpha, mcfg.settings.window_events)]
+                mcfg.name, version, a, mcfg.settings.alpha, mcfg.settings.window_events,
+                mismatches)]
             if st.seq is not None:
                 st.seq.window_closed({(k[1], k[2]) for k in ev.evaluated},
                                      {(f.kind, f.feature) for f in findings})
             changes += self.book.update(model, ev.evaluated, attribute(findings),
                                         now=ev.window[1])
-        return changes + self._fire(mcfg, version, fresh)
+        return changes + self._fire(mcfg, version, fresh, st.mismatches)
 
-    def _fire(self, mcfg: ModelConfig, version: str, alarms: list[SeqAlarm]) -> list[Alert]:
+    def _fire(self, mcfg: ModelConfig, version: str, alarms: list[SeqAlarm],
+              mismatches: dict[str, int]) -> list[Alert]:
+        """Each alarm's findings, at its own event time.  A prediction alarm's carry the
+        input breaks found in its rows, ahead of it: a prediction that moved because a
+        feed broke reaches ML engineering as the break's symptom, with the break, not
+        data science before the break is known."""
         changes: list[Alert] = []
         for a in alarms:
             findings = alarm_findings(mcfg.name, version, a, mcfg.settings.alpha,
-                                      mcfg.settings.window_events)
+                                      mcfg.settings.window_events, mismatches)
             changes += self.book.update(mcfg.name, [], attribute(findings), now=a.ts)
         return changes
 

@@ -8,7 +8,9 @@
   of them is strong evidence);
 - the share of each frequent category of each categorical feature (a rise or
   a fall is ``data_drift``), and the share of values the reference never saw,
-  estimated Good-Turing style from the reference's singletons.
+  estimated Good-Turing style from the reference's singletons;
+- the same shares of a classifier's predicted classes (``prediction_class``: a
+  rise or a fall is ``prediction_drift``).
 
 Every in-control rate is the posterior mean of the baseline's (the reference,
 then the clean windows since); a reference that happened to see few errors
@@ -49,7 +51,7 @@ class RateStream:
     kind: str  # the alert kind an alarm raises
     feature: str | None
     what: str  # human wording of the indicator, e.g. "share of 'd' in 'cat'"
-    source: str  # "error", "latency" or "category"
+    source: str  # "error", "latency", "category" or "prediction" (the predicted class)
     hits: int  # reference observations that were 1 ...
     n: int  # ... out of this many
     rule: str  # how the alternatives follow p0: "add", "mul" (rises) or "fall"
@@ -95,7 +97,8 @@ def indicator(s: RateStream, cols: PredictionColumns) -> np.ndarray:
     if s.source == "latency":
         lat = np.asarray(cols.latency_ms, dtype=float)
         return np.where(np.isnan(lat), np.nan, lat > s.cutoff)
-    v = cols.categorical.get(s.feature or "")
+    v = (cols.prediction_class if s.source == "prediction"
+         else cols.categorical.get(s.feature or ""))
     if v is None:
         return np.full(cols.n, np.nan)
     present = np.not_equal(v, np.asarray(None, dtype=object))
@@ -144,25 +147,31 @@ def _latency_streams(ref: PredictionColumns, s: MonitorSettings) -> list[RateStr
     return out
 
 
-def _category_streams(feature: str, values: np.ndarray,
+def _category_streams(feature: str | None, values: np.ndarray,
                       s: MonitorSettings) -> list[RateStream]:
+    """A categorical feature's shares (``data_drift``), or with ``feature`` None the
+    predicted classes' (``prediction_drift``)."""
     present = [v for v in values.tolist() if v is not None]
     n = len(present)
     if n < MIN_REFERENCE:
         return []
     counts = Counter(present)
     f = s.drift_min_effect
+    kind, source = ("data_drift", "category") if feature is not None else (
+        "prediction_drift", "prediction")
     out = []
     for value, c in counts.most_common(MAX_CATEGORIES):
         if c < MIN_CATEGORY_COUNT:
             break
-        what = f"share of '{value}' in '{feature}'"
-        out += [RateStream("data_drift", feature, what, "category", c, n, rule, f, value=value)
+        what = (f"share of '{value}' in '{feature}'" if feature is not None
+                else f"share of predicted class '{value}'")
+        out += [RateStream(kind, feature, what, source, c, n, rule, f, value=value)
                 for rule in ("add", "fall")]
     singletons = sum(1 for c in counts.values() if c == 1)
-    out.append(RateStream("data_drift", feature,
-                          f"share of values of '{feature}' unseen in the reference",
-                          "category", singletons, n, "add", f, known=frozenset(counts)))
+    unseen = (f"share of values of '{feature}' unseen in the reference" if feature is not None
+              else "share of predicted classes unseen in the reference")
+    out.append(RateStream(kind, feature, unseen, source, singletons, n, "add", f,
+                          known=frozenset(counts)))
     return out
 
 
@@ -172,4 +181,5 @@ def rate_streams(ref: PredictionColumns, s: MonitorSettings) -> list[RateStream]
     out = _error_streams(ref, s) + _latency_streams(ref, s)
     for feature in sorted(ref.categorical):
         out += _category_streams(feature, ref.categorical[feature], s)
+    out += _category_streams(None, np.asarray(ref.prediction_class, dtype=object), s)
     return [r for r in out if r.p1]

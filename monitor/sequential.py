@@ -3,10 +3,20 @@
 Windows give well-calibrated two-sample tests but wait for a window to fill;
 this watch scores every event against the reference as it arrives, so a
 large shift is caught within tens of events.  Normal CUSUMs watch each
-numeric feature (both directions) and the serving latency (upward only:
-faster is not a regression); Bernoulli CUSUMs watch the error rate, the
-share of very slow requests and the shares of categories
-(:mod:`monitor.rate_streams`).
+numeric feature and a numeric prediction (both directions) and the serving
+latency (upward only: faster is not a regression); Bernoulli CUSUMs watch the
+error rate, the share of very slow requests and the shares of categories and
+of predicted classes (:mod:`monitor.rate_streams`).
+
+Outputs are watched as closely as inputs: a release that scores differently on
+the same inputs raises ``prediction_drift`` within tens of events instead of at
+the next window close (``benchmarks/research/prediction_watch.py``).  A
+prediction alarm checks its own rows of every input (:meth:`SequentialWatch._inputs`):
+an input broken there -- gone (renamed, retyped), nulls, a stuck default, values
+out of range -- comes with the alarm as its own finding, ahead of it, and
+attribution makes the moved predictions that break's symptom (ML engineering),
+so they never reach data science before the broken feed behind them is known;
+inputs that drifted there are named as what the outputs moved with.
 
 Normal CUSUMs run with the reference values :data:`KS`, tuned to shifts of
 0.1, 0.25, 0.5 and 1 standard deviation; the smallest sets the sequential
@@ -47,8 +57,8 @@ Budget: a model's windows spend ``alpha`` per ``window_events`` events; the
 watch spends the same rate, so the model's expected false alarms stay below
 ``2 * alpha / window_events`` per event (0.01 per million with the defaults).
 The watch's rate is split evenly over the alert keys it can raise (each
-feature's drift, the latency, the error rate), then over each key's CUSUMs
-(:func:`budget`): a page is per alert, so each alert gets the same share,
+feature's drift, the latency, the error rate, the predictions' drift), then
+over each key's CUSUMs (:func:`budget`): a page is per alert, so each alert gets the same share,
 however many CUSUMs watching it takes.  Inside a numeric stream the share is
 uneven, in proportion to ``1/k`` (:data:`K_WEIGHTS`).  A share ``s`` raises a
 CUSUM's threshold by ``ln(1/s) / (2k)``, which at the shift it is tuned to
@@ -64,12 +74,15 @@ State: a state saved before score baselines existed (no ``zbase``) loads: its
 numeric CUSUMs keep the reference values and the centres they were built with
 (known, as then) until a quiet block re-centres them; one saved before the
 uneven shares keeps its even split until its reference is rebuilt, and one saved
-before the latency's CUSUMs were sized for its floor keeps the feature sizes.
+before the latency's CUSUMs were sized for its floor keeps the feature sizes.  One
+saved before the prediction stream keeps its streams (and their budget shares)
+without it until its reference is rebuilt; its prediction alarms -- class streams,
+none -- check inputs from the categorical tails it did not keep, so from empty ones.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, NotRequired, TypedDict
 
@@ -77,13 +90,16 @@ import numpy as np
 
 from alerts.model import Finding
 from detectors.bernoulli import BernoulliBank, RateAlarm
+from detectors.categorical import chi2_test
 from detectors.cusum import Alarm, CusumBank, normal_scores
+from detectors.numeric import ks_test
 from monitor.batch import PredictionColumns
 from monitor.codec import f64_from_text, f64_to_text
 from monitor.config_types import MonitorSettings
 from monitor.evaluate import confined_text, dominant_version, quality_results
 from monitor.localize import CONFINED, UNDECIDED, localise
 from monitor.rate_streams import RateStream, indicator, rate_streams
+from monitor.schema import MIN_PRESENCE, MISMATCH_MIN_COUNT
 
 # reference values, tuned to shifts of 0.1, 0.25, 0.5 and 1 standard deviation: the
 # sequential effect floor is KS[0] (a shift of less than 0.05 sd drains every CUSUM)
@@ -91,12 +107,17 @@ KS = (0.05, 0.125, 0.25, 0.5)
 # each k's share of its stream's budget, in proportion to 1/k: 0.59, 0.24, 0.12, 0.06
 K_WEIGHTS = tuple(1 / k for k in KS)
 LATENCY = "__latency__"
+PREDICTION = "__prediction__"  # the model's numeric output
 MIN_REFERENCE = 100  # a feature with fewer reference values is not watched
 RECENT = 500  # at most this many rows before an alarm describe the shift
 TAIL = 2_000  # raw values kept per stream, for the data-quality check at an alarm
 MIN_RUN = 50  # an alarm's rows are never fewer than this
 # an alarm whose segments were undecided is judged again on this many rows after it
 SETTLE_ROWS = (100, 200, 400, 800, 1_600)
+# an input that a prediction alarm finds absent from the last this many events (and that
+# the reference carried in at least schema.MIN_PRESENCE of its events: by chance at most
+# 0.1 ** 10 per alarm) is missing -- renamed, retyped, gone; fewer, it is a null flood
+MISSING_RUN = 10
 
 
 def excursion(a: Alarm | RateAlarm) -> int:
@@ -156,13 +177,15 @@ def floor_scale(reference_sorted: np.ndarray, ratio: float) -> float:
 
 def stream_key(stream: str) -> tuple[str, str | None]:
     """The alert key a numeric stream's alarms raise."""
-    return ("latency_regression", None) if stream == LATENCY else ("data_drift", stream)
+    if stream == LATENCY:
+        return ("latency_regression", None)
+    return ("prediction_drift", None) if stream == PREDICTION else ("data_drift", stream)
 
 
 def alert_keys(streams: list[str], directions: list[int],
                rates: list[RateStream]) -> dict[tuple[str, str | None], int]:
     """The alert keys the watch can raise -- (kind, feature): a feature's drift, latency,
-    errors -- and how many one-sided CUSUMs watch each."""
+    errors, the predictions' drift -- and how many one-sided CUSUMs watch each."""
     count: dict[tuple[str, str | None], int] = {}
     for s, d in zip(streams, directions, strict=True):
         key = stream_key(s)
@@ -211,6 +234,11 @@ class SeqAlarm:
     # the model version serving the alarm's rows, and whether the reference knew it
     version: str | None = None
     new_version: bool = False
+    # prediction alarms: the inputs broken in the alarm's own rows, each
+    # [feature, kind (data_quality | schema_violation), detector, p_value, effect, details],
+    # and the inputs that drifted in them (names)
+    broken: list[list[Any]] | None = None
+    drifting: list[str] | None = None
     # the segments could not yet tell a broken replica from a changed world (too few
     # rows): the alarm waits for its window, whose rows decide (monitor.localize)
     undecided: bool = False
@@ -218,7 +246,8 @@ class SeqAlarm:
     def to_state(self) -> list[Any]:
         return [self.kind, self.feature, self.ts, self.statistic, self.threshold, self.k,
                 self.direction, self.ref_mean, self.recent_mean, self.quality, self.what,
-                self.confined, self.version, self.new_version, self.undecided]
+                self.confined, self.version, self.new_version, self.broken,
+                self.drifting, self.undecided]
 
 
 @dataclass
@@ -251,6 +280,12 @@ class SequentialWatch:
         # alarms whose segments are undecided, by alert key, with the rows after them
         self._waiting: dict[tuple[str, str | None], _Waiting] = {}
         self._tail = [np.empty(0) for _ in streams]
+        # the inputs a prediction alarm checks in its own rows: the numeric streams'
+        # tails above, and these raw categorical values (at most TAIL each)
+        self._ref_cat_raw = {f: np.asarray(v, dtype=object)
+                             for f, v in sorted(reference.categorical.items())}
+        self._ctail = {f: np.empty(0, dtype=object) for f in self._ref_cat_raw}
+        self._presence = _presence(reference)
         self.floor = settings.drift_min_effect
         self._ref_versions = set(np.asarray(reference.versions, dtype=str).tolist())
         self.rates: list[RateStream] = rate_streams(reference, settings)
@@ -265,7 +300,7 @@ class SequentialWatch:
         self._baseline_max = BASELINE_MAX * settings.reference_events
         self._reference_n = settings.reference_events
         self.alpha = settings.alpha
-        directions = [1 if s == LATENCY else 0 for s in streams]
+        directions = [1 if s == LATENCY else 0 for s in streams]  # predictions: both ways
         arl0, rate_arl0 = budget(streams, directions, self.rates,
                                  settings.window_events / settings.alpha)
         scale = [floor_scale(v, settings.latency_min_ratio) if s == LATENCY else 1.0
@@ -286,6 +321,8 @@ class SequentialWatch:
                    if np.isfinite(v).sum() >= MIN_REFERENCE]
         if np.isfinite(reference.latency_ms).sum() >= MIN_REFERENCE:
             streams.append(LATENCY)
+        if np.isfinite(reference.prediction).sum() >= MIN_REFERENCE:
+            streams.append(PREDICTION)
         watch = cls(streams, reference, settings)
         return watch if watch.bank is not None or watch.rate_bank is not None else None
 
@@ -293,13 +330,18 @@ class SequentialWatch:
     def _raw(cols: PredictionColumns, stream: str) -> np.ndarray:
         if stream == LATENCY:
             return cols.latency_ms
+        if stream == PREDICTION:
+            return cols.prediction
         v = cols.numeric.get(stream)
         return v if v is not None else np.full(cols.n, np.nan)
 
     def _versioned(self, alarm: SeqAlarm, a: Alarm | RateAlarm,
                    cols: PredictionColumns) -> SeqAlarm:
-        """The version serving the alarm's own rows (not the batch's), and if it is new."""
-        version = dominant_version(cols.versions[batch_rows(a)])
+        """The version serving the alarm's own rows (not the batch's), and if it is new:
+        the rows of its CUSUM's run, unpadded (MIN_RUN rows before a fast alarm would
+        mostly predate the change, and a deploy is when outputs move)."""
+        run = max(1, min(a.run_length, TAIL))
+        version = dominant_version(cols.versions[max(0, a.row - run + 1): a.row + 1])
         return replace(alarm, version=version, new_version=version not in self._ref_versions)
 
     def update(self, cols: PredictionColumns) -> list[SeqAlarm]:
@@ -316,7 +358,7 @@ class SequentialWatch:
             w = self._waiting[key]
             before = len(w.values)
             raw = (cols.categorical.get(str(key[1])) if key[1] in self._ref_cat
-                   else self._raw(cols, str(key[1])))
+                   else self._raw(cols, _waiting_stream(key)))
             self._feed_waiting(key, np.asarray(raw) if raw is not None
                                else np.full(cols.n, np.nan), cols, 0)
             done = self._settle(key)
@@ -331,8 +373,6 @@ class SequentialWatch:
             for za in self._scores(z):
                 raised.append((za.row, self._versioned(self._describe(za, cols, raws[za.stream]),
                                                        za, cols), np.asarray(raws[za.stream])))
-            self._tail = [np.concatenate([t, np.asarray(r, dtype=float)])[-TAIL:]
-                          for t, r in zip(self._tail, raws, strict=True)]
         if self.rate_bank is not None:
             x = np.column_stack([indicator(r, cols) for r in self.rates])
             for a in self.rate_bank.update(x):
@@ -360,8 +400,68 @@ class SequentialWatch:
             if done is not None:
                 alarms.append(done[0])
                 decided_at[key] = row + done[1]
+        if self.bank is not None:  # after every alarm is described: they read the tails
+            self._tail = [np.concatenate([t, np.asarray(r, dtype=float)])[-TAIL:]
+                          for t, r in zip(self._tail, raws, strict=True)]
+        self._ctail = {f: np.concatenate([t, self._cat(cols, f)])[-TAIL:]
+                       for f, t in self._ctail.items()}
         alarms.sort(key=lambda a: a.ts)
         return alarms
+
+    @staticmethod
+    def _cat(cols: PredictionColumns, feature: str) -> np.ndarray:
+        v = cols.categorical.get(feature)
+        return np.asarray(v, dtype=object) if v is not None else np.full(cols.n, None,
+                                                                         dtype=object)
+
+    def _inputs(self, a: Alarm | RateAlarm, cols: PredictionColumns) -> tuple[
+            list[list[Any]], list[str]]:
+        """A prediction alarm: which inputs broke, and which drifted, in its own rows
+        (its CUSUM's excursion, across batches; a field gone: in the events since it
+        was last seen, :data:`MISSING_RUN` at least)?  Predictions that move because a feed
+        broke -- a field gone (renamed, retyped), a flood of nulls, a stuck default,
+        values out of range -- are that break's symptom, not a changed model; the break
+        is found here, in the same rows, not a window later.  Each input is tested at
+        ``alpha`` over the number of inputs (a Bonferroni share): the rows are few and
+        the test is run only when a prediction alarm fires."""
+        m = excursion(a)
+        rows: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # up to the alarm, at most TAIL
+        for i, s in enumerate(self.streams):
+            if s not in (LATENCY, PREDICTION):
+                raw = np.asarray(self._raw(cols, s), dtype=float)[: a.row + 1]
+                rows[s] = (self._ref_raw[i], np.concatenate([self._tail[i], raw])[-TAIL:])
+        for f, ref in self._ref_cat_raw.items():
+            cur = np.concatenate([self._ctail[f], self._cat(cols, f)[: a.row + 1]])[-TAIL:]
+            rows[f] = (ref, cur)
+        if not rows:
+            return [], []
+        alpha = self.alpha / len(rows)
+        here = slice(max(0, a.row - m + 1), a.row + 1)
+        new = sorted(f for f, v in [*cols.numeric.items(), *cols.categorical.items()]
+                     if f not in self._presence and _present(np.asarray(v)[here]).any())
+        broken: list[list[Any]] = []
+        drifting: list[str] = []
+        for f, (ref, upto) in sorted(rows.items()):
+            present = _present(upto)
+            gone = int(upto.size - 1 - np.flatnonzero(present)[-1]) if present.any() \
+                else int(upto.size)  # the trailing run of events without it
+            if self._presence.get(f, 0.0) >= MIN_PRESENCE and gone >= MISSING_RUN:
+                broken.append([f, "schema_violation", "schema", None, float(gone),
+                               {"problem": "missing_field", "ref_presence": self._presence[f],
+                                "rows": gone, "new_fields": new}])
+                continue
+            cur = upto[-m:]
+            quality = [r for r in quality_results(ref, cur) if r.significant(alpha)]
+            if quality:
+                r = min(quality, key=lambda r: r.p_value)
+                broken.append([f, "data_quality", r.detector, float(r.p_value),
+                               float(r.effect), dict(r.details)])
+                continue
+            test = chi2_test if ref.dtype == object else ks_test
+            if test(ref[_present(ref)], cur[_present(cur)],
+                    min_effect=self.floor).significant(alpha):
+                drifting.append(f)
+        return broken, drifting
 
     def _scores(self, z: np.ndarray) -> list[Alarm]:
         """Feed a batch of scores to the normal CUSUMs block by block (``_block`` rows
@@ -431,7 +531,10 @@ class SequentialWatch:
         recent = recent[np.isfinite(recent)]
         undecided = r.feature in self._ref_cat and self._segmented(
             cols, cols.categorical.get(r.feature))
+        broken, drifting = (self._inputs(a, cols) if r.kind == "prediction_drift"
+                            else (None, None))
         return SeqAlarm(
+            broken=broken or None, drifting=drifting or None,
             kind=r.kind, feature=r.feature, ts=float(cols.ts[a.row]), statistic=a.statistic,
             threshold=a.threshold, k=a.p1, direction=a.direction,
             ref_mean=self.baseline[a.stream][0] / self.baseline[a.stream][1],
@@ -470,15 +573,17 @@ class SequentialWatch:
         rows = self._upto(a, raw)
         recent = rows[-described(a):]
         recent = recent[np.isfinite(recent)]
-        quality = None if stream == LATENCY else self._quality(a, rows)
+        kind, feature = stream_key(stream)
+        broken, drifting = self._inputs(a, cols) if stream == PREDICTION else (None, None)
+        quality = None if stream in (LATENCY, PREDICTION) else self._quality(a, rows)
         undecided = stream != LATENCY and quality is None and self._segmented(cols, raw)
         return SeqAlarm(
-            kind="latency_regression" if stream == LATENCY else "data_drift",
-            feature=None if stream == LATENCY else stream,
+            kind=kind, feature=feature,
             ts=float(cols.ts[a.row]), statistic=a.statistic, threshold=a.threshold,
             k=a.k, direction=a.direction, ref_mean=self._ref_mean[a.stream],
             recent_mean=float(recent.mean()) if recent.size else float("nan"),
             quality=quality, undecided=undecided,
+            broken=broken or None, drifting=drifting or None,
         )
 
     def _hold(self, alarm: SeqAlarm, values: np.ndarray, cols: PredictionColumns,
@@ -531,7 +636,7 @@ class SequentialWatch:
     def _localise_ref(self, a: SeqAlarm) -> np.ndarray:
         if a.feature in self._ref_cat:
             return self._ref_cat[a.feature]
-        return self._ref_raw[self.streams.index(str(a.feature))]
+        return self._ref_raw[self.streams.index(_waiting_stream((a.kind, a.feature)))]
 
     def to_state(self) -> dict[str, Any]:
         return {"streams": self.streams,
@@ -543,7 +648,8 @@ class SequentialWatch:
                 "zbase": self.zbase, "zpending": self._zpending, "zalarmed": self._zalarmed,
                 "zrows": self._zrows,
                 "waiting": [[w.alarm.to_state(), w.values, w.segments, w.judged]
-                            for w in self._waiting.values()]}
+                            for w in self._waiting.values()],
+                "ctail": {f: t.tolist() for f, t in self._ctail.items()}}
 
     @classmethod
     def from_state(cls, s: dict[str, Any], reference: PredictionColumns,
@@ -566,7 +672,31 @@ class SequentialWatch:
             a = SeqAlarm(*alarm)
             watch._waiting[(a.kind, a.feature)] = _Waiting(a, list(values), dict(segments),
                                                            int(judged))
+        for f, t in s.get("ctail", {}).items():  # a state from before has none: empty
+            if f in watch._ctail:
+                watch._ctail[f] = np.asarray(t, dtype=object)
         return watch
+
+
+def _waiting_stream(key: tuple[str, str | None]) -> str:
+    """The numeric stream behind a waiting alarm's key: a feature, or the predictions."""
+    return PREDICTION if key[0] == "prediction_drift" else str(key[1])
+
+
+def _present(v: np.ndarray) -> np.ndarray:
+    """Where a raw column holds a value (not NaN, not None)."""
+    if v.dtype.kind == "f":
+        return ~np.isnan(v)
+    if v.dtype == object:
+        return np.not_equal(v, np.asarray(None, dtype=object))
+    return np.ones(v.shape, dtype=bool)
+
+
+def _presence(cols: PredictionColumns) -> dict[str, float]:
+    """Each input's share of the reference's events that carry it."""
+    n = max(cols.n, 1)
+    return {f: float(_present(np.asarray(v)).sum()) / n
+            for f, v in [*cols.numeric.items(), *cols.categorical.items()]}
 
 
 class _FindingFields(TypedDict):
@@ -583,17 +713,79 @@ class _FindingFields(TypedDict):
     segment: NotRequired[str | None]
 
 
+def _change(details: dict[str, Any]) -> str:
+    """``rate 0 → 0.3`` from the ``ref_x`` / ``cur_x`` pairs of a test's details."""
+    return ", ".join(f"{k[4:].replace('_', ' ')} {v:.3g} → {details['cur_' + k[4:]]:.3g}"
+                     for k, v in details.items()
+                     if k.startswith("ref_") and isinstance(v, int | float)
+                     and isinstance(details.get("cur_" + k[4:]), int | float))
+
+
+def _break_findings(model: str, alarm: SeqAlarm, common: _FindingFields,
+                    mismatches: Mapping[str, int]) -> list[Finding]:
+    """The input breaks a prediction alarm found in its own rows, as the findings the
+    window tests would raise for them (same keys, so the window's continue them)."""
+    out = []
+    for feature, kind, detector, p, effect, d in alarm.broken or []:
+        if kind == "schema_violation":
+            count = int(mismatches.get(feature, 0))
+            if count >= MISMATCH_MIN_COUNT:  # dropped by the decoder: retyped, not gone
+                d = {"problem": "type_change", "count": count}
+                text = (f"{count} values of '{feature}' of {model} arrived as another type "
+                        f"than the feature's and were dropped; none of the last "
+                        f"{effect:.0f} events, where its predictions moved, carried it.")
+            else:
+                rename = (f" New in these events: {', '.join(repr(x) for x in d['new_fields'])}"
+                          " (a rename?)." if d["new_fields"] else "")
+                text = (f"'{feature}' is missing from the last {effect:.0f} events of "
+                        f"{model}, where its predictions moved; the reference had it in "
+                        f"{d['ref_presence']:.0%} of events.{rename}")
+            summary, threshold = f"Schema break in '{feature}' of {model}", 0.0
+        else:
+            text = (f"'{feature}' of {model} broke in the events where its predictions "
+                    f"moved: {_change(d) or d} ({detector}, p={p:.2g}).")
+            summary, threshold = (f"Data-quality break in '{feature}' of {model}",
+                                  common["threshold"])
+        out.append(Finding(
+            kind=kind, model=model, model_version=common["model_version"], detector=detector,
+            statistic=effect, p_value=p, threshold=threshold, reference_n=0, current_n=0,
+            window=common["window"], summary=summary, description=text, feature=feature,
+            details=d))
+    return out
+
+
+def _inputs_text(alarm: SeqAlarm) -> tuple[str, dict[str, Any]]:
+    """What a prediction alarm found in its inputs' rows, in words and details."""
+    if alarm.broken:
+        names = ", ".join(f"'{b[0]}'" for b in alarm.broken)
+        return (f" In the same events input {names} broke: the predictions moved with a "
+                "broken feed.", {"broken_inputs": [b[0] for b in alarm.broken]})
+    if alarm.drifting:
+        names = ", ".join(f"'{f}'" for f in alarm.drifting)
+        return (f" In the same events input {names} drifted too.",
+                {"drifting_inputs": list(alarm.drifting)})
+    return "", {}
+
+
 def alarm_findings(model: str, version: str, alarm: SeqAlarm, alpha: float,
-                   window_events: int) -> list[Finding]:
+                   window_events: int,
+                   mismatches: Mapping[str, int] | None = None) -> list[Finding]:
     """The alert-side view of an alarm: the same keys as the window tests' findings,
     plus the data-quality break when the alarm's rows show one (attribution then
-    sends the drift to ML engineering: a broken feed, not a changed world)."""
-    what = "latency" if alarm.feature is None else f"'{alarm.feature}'"
+    sends the drift to ML engineering: a broken feed, not a changed world).  A
+    prediction alarm brings the breaks of its inputs found in its rows, first, and
+    names the inputs that drifted with it (``mismatches``: wrong-typed values dropped
+    per feature, this window: a field that vanished that way was retyped)."""
+    predicted = alarm.kind == "prediction_drift"
+    what = ("Predictions" if predicted else "latency" if alarm.feature is None
+            else f"'{alarm.feature}'")
     way = "up" if alarm.direction > 0 else "down"
     if alarm.kind == "error_rate":
         summary = f"{model} fails more often than its reference"
     elif alarm.kind == "latency_regression":
         summary = f"{model} serves slower than its reference"
+    elif predicted:
+        summary = f"Prediction drift in the predictions of {model}"
     else:
         summary = f"Input drift in {what} of {model}"
     version = alarm.version or version
@@ -604,35 +796,39 @@ def alarm_findings(model: str, version: str, alarm: SeqAlarm, alpha: float,
         "p_value": alpha / window_events, "summary": summary}
     new = {"new_version": version} if alarm.new_version else {}
     where, local = "", {}
-    if alarm.confined is not None and alarm.quality is None:
+    if alarm.confined is not None and alarm.quality is None and not alarm.broken:
         segment, local = alarm.confined
         where = " " + confined_text(local)
         common["segment"] = segment
+    context, inputs = _inputs_text(alarm)
+    breaks = _break_findings(model, alarm, common, mismatches or {})
     if alarm.what is not None:  # a rate
         moved = "rose" if alarm.direction > 0 else "fell"
-        return [Finding(
+        return breaks + [Finding(
             kind=alarm.kind, detector="bernoulli_cusum", statistic=alarm.statistic,
             description=(
                 f"{alarm.what} of {model} {moved}: {alarm.ref_mean:.2%} in the baseline (the "
                 f"reference and the clean windows since), "
                 f"{alarm.recent_mean:.2%} over the latest events (sequential Bernoulli CUSUM "
                 f"sized for a {'rise' if alarm.direction > 0 else 'fall'} to {alarm.k:.2%} "
-                f"crossed its threshold: {alarm.statistic:.3g} > {alarm.threshold:.3g}).{where}"),
+                f"crossed its threshold: {alarm.statistic:.3g} > {alarm.threshold:.3g})."
+                f"{where}{context}"),
             details={"p1": alarm.k, "direction": way, "ref_rate": alarm.ref_mean,
-                     "cur_rate": alarm.recent_mean, "stream": alarm.what, **local, **new},
+                     "cur_rate": alarm.recent_mean, "stream": alarm.what, **local, **new,
+                     **inputs},
             **common)]
-    unit = " ms" if alarm.feature is None else ""
+    unit = " ms" if alarm.kind == "latency_regression" else ""
     description = (
         f"{what} of {model} moved {way}: mean {alarm.ref_mean:.3g}{unit} in the reference, "
         f"{alarm.recent_mean:.3g}{unit} over the latest events (sequential CUSUM sized for a "
         f"{2 * alarm.k:g} standard-deviation shift crossed its threshold: "
-        f"{alarm.statistic:.3g} > {alarm.threshold:.3g}).{where}"
+        f"{alarm.statistic:.3g} > {alarm.threshold:.3g}).{where}{context}"
     )
-    findings = [Finding(
+    findings = breaks + [Finding(
         kind=alarm.kind, detector="cusum", statistic=alarm.statistic,
         description=description,
         details={"k": alarm.k, "direction": way, "ref_mean": alarm.ref_mean,
-                 "recent_mean": alarm.recent_mean, **local, **new}, **common)]
+                 "recent_mean": alarm.recent_mean, **local, **new, **inputs}, **common)]
     if alarm.quality is not None:
         detector, p, effect, details = alarm.quality
         findings.append(Finding(

@@ -21,6 +21,7 @@ from monitor.sequential import (
     alarm_findings,
     floor_scale,
     retune_due,
+    stream_key,
 )
 
 SETTINGS = MonitorSettings()
@@ -304,7 +305,7 @@ def alarm_rates(watch: SequentialWatch) -> dict[tuple[str, str | None], float]:
     assert watch.bank is not None and watch.rate_bank is not None
     out: dict[tuple[str, str | None], float] = {}
     for i, (s, d) in enumerate(zip(watch.streams, watch.bank.directions, strict=True)):
-        k = ("latency_regression", None) if s == LATENCY else ("data_drift", s)
+        k = stream_key(s)
         out[k] = out.get(k, 0.0) + (1 if d else 2) * float(np.sum(1 / watch.bank.cusum_arl0(i)))
     for r, row in zip(watch.rates, watch.rate_bank.arl0, strict=True):
         out[(r.kind, r.feature)] = out.get((r.kind, r.feature), 0.0) + len(r.p1) / row
@@ -317,7 +318,8 @@ def test_every_alert_key_gets_an_equal_share_of_the_sequential_budget():
     assert watch is not None
     rates = alarm_rates(watch)
     assert set(rates) == {("data_drift", "x"), ("data_drift", "cat"),
-                          ("latency_regression", None), ("error_rate", None)}
+                          ("latency_regression", None), ("error_rate", None),
+                          ("prediction_drift", None)}
     total = SETTINGS.alpha / SETTINGS.window_events
     assert sum(rates.values()) == pytest.approx(total)
     assert all(r == pytest.approx(total / len(rates)) for r in rates.values())
@@ -342,9 +344,9 @@ def test_a_feature_with_many_values_does_not_thin_out_the_error_rates_budget():
     assert narrow is not None and many is not None
     assert many.rate_bank is not None and narrow.rate_bank is not None
     assert len(many.rate_bank.cusums) > len(narrow.rate_bank.cusums) + 10
-    # one more alert key (city), whatever its CUSUMs: the error rate's share goes 1/4 -> 1/5
+    # one more alert key (city), whatever its CUSUMs: the error rate's share goes 1/5 -> 1/6
     err = [i for i, r in enumerate(many.rates) if r.kind == "error_rate"][0]
-    assert many.rate_bank.arl0[err] == pytest.approx(narrow.rate_bank.arl0[err] * 5 / 4)
+    assert many.rate_bank.arl0[err] == pytest.approx(narrow.rate_bank.arl0[err] * 6 / 5)
 
 
 def test_a_rate_baseline_keeps_learning_past_ten_references_and_retunes_seldom():
