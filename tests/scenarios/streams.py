@@ -255,9 +255,11 @@ def generate(spec: StreamSpec) -> list[dict[str, object]]:
         delay = rng.uniform(lo, hi, n)
         y_p = np.where(u_concept < concept, 1.0 - p_true, p_true)
         y = (u_label < y_p).astype(int)
+        # the stream ends with its last prediction: labels due later are not in it
+        last = float(ts[keep].max()) if keep.any() else -np.inf
         for i in np.flatnonzero(keep).tolist():
             lts = float(ts[i] + delay[i])
-            if lts >= label_stop_ts:
+            if lts >= label_stop_ts or lts > last:
                 continue
             events.append({"type": "label", "id": f"{MODEL}-{i}", "model": MODEL,
                            "ts": round(lts, 3), "label": int(y[i])})
