@@ -142,8 +142,10 @@ class Case:
             elif k in ("nulls", "stuck"):
                 out.append(Expect("data_quality", ML, ts, base, feature=f.feature, fault=k))
             elif k == "host_drift":
-                out.append(Expect("data_drift", ML, ts, base, feature=f.feature,
-                                  segment_host=f.host, fault=k))
+                # one host's share moves the model-wide mixture by 1/hosts of the shift:
+                # the sequential tests need a few thousand events at 12 hosts
+                out.append(Expect("data_drift", ML, ts, ramp_s + 2 * window_s,
+                                  feature=f.feature, segment_host=f.host, fault=k))
             elif k == "label_stop":
                 lo = LABEL_DELAY_S[self.labels][0]
                 out.append(Expect("label_delay", ML, ts, TTL[self.labels] - lo + 600.0,

@@ -75,7 +75,9 @@ def observe_verdicts() -> Iterator[list[dict[str, Any]]]:
             if a.status == "firing":
                 src = self.inhibitor.muted_by(a, firing)
                 if src is not None:
-                    why = src.labels.get("alertname", "?")
+                    why = " ".join(x for x in (src.labels.get("alertname", "?"),
+                                               src.labels.get("feature", ""),
+                                               src.labels.get("segment", "")) if x)
                 elif self.silencer is not None and self.silencer.silenced_by(a.labels,
                                                                              self.clock()):
                     why = "silenced"
@@ -211,7 +213,7 @@ def judge(case: Case, eps: list[Episode]) -> Verdict:
         if cands:
             first = min(cands, key=lambda x: x.start)
             f = Found(e, True, first.start - e.start_ts)
-            if e.team == DS and all(ep.muted_by in _bad_mute_names() and not ep.notified
+            if e.team == DS and all(_bad_mute(ep.muted_by) and not ep.notified
                                     for ep in cands):
                 f.ok, f.why = False, f"found but muted by {first.muted_by} ({first.describe()})"
             v.found.append(f)
@@ -246,6 +248,10 @@ def judge(case: Case, eps: list[Episode]) -> Verdict:
 def _bad_mute_names() -> set[str]:
     from alerts.model import KINDS
     return {KINDS[k][0] for k in NO_MUTE_BY} | set(NO_MUTE_BY)
+
+
+def _bad_mute(muted_by: str | None) -> bool:
+    return muted_by is not None and muted_by.split(" ")[0] in _bad_mute_names()
 
 
 def contradictions(eps: list[Episode]) -> list[str]:

@@ -57,7 +57,7 @@ MAGNITUDE: dict[str, float] = {
     "latency": 1.5,  # x latency
     "errors": 0.05,  # error rate (from 0.005)
     "dead_feed": 1200.0,  # seconds without any prediction event
-    "nulls": 0.3,  # share of the feature's values sent as null
+    "nulls": 0.3,  # share of the feature's values sent as null (one host: all of its values)
     "stuck": 33.0,  # monthly_spend stuck on this (in-range, near the median) value
 }
 
@@ -208,7 +208,9 @@ def generate(spec: StreamSpec) -> list[dict[str, object]]:
             keep &= ~((idx >= f.start) & (idx < f.start + gap))
         elif f.kind == "nulls":
             name = f.feature or "monthly_spend"
-            nulls[name] = nulls.get(name, np.zeros(n, dtype=bool)) | (u_null < r * MAGNITUDE["nulls"])
+            # on all traffic a share of the values; on one host that host's whole feed
+            rate = MAGNITUDE["nulls"] if f.host is None else 1.0
+            nulls[name] = nulls.get(name, np.zeros(n, dtype=bool)) | (u_null < r * rate)
         elif f.kind == "stuck":
             name = f.feature or "monthly_spend"
             served[name] = np.where(on, MAGNITUDE["stuck"], served[name])
