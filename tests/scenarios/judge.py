@@ -187,7 +187,12 @@ class Verdict:
 
 
 def _matches(ep: Episode, e: Expect, hosts_region: dict[str, str]) -> bool:
-    if ep.kind != e.kind:
+    if e.kind == "data_quality" and e.segment_host is not None:
+        if ep.kind == "data_quality":  # model-wide test: no segment to name
+            return e.feature is None or ep.labels.get("feature") == e.feature
+        if ep.kind != "data_drift":
+            return False
+    elif ep.kind != e.kind:
         return False
     if e.feature is not None and ep.labels.get("feature") != e.feature:
         return False
