@@ -325,7 +325,7 @@ def evaluate_window(model: ModelConfig, ref: PredictionColumns, cur: PredictionC
                     task: str | None = None) -> Evaluation:
     """Test ``cur`` against ``ref`` under the model's family-wise budget, and check
     its schema (``mismatches``: wrong-typed values per feature seen in the window).
-    ``task`` (configured, or inferred from joined labels) enables the label-free
+    ``task`` (the configured one by default) enables the label-free
     accuracy estimate of binary classifiers."""
     window = (float(np.min(cur.ts)), float(np.max(cur.ts)))
     ev = Evaluation(model.name, window, cur.n)

@@ -255,7 +255,10 @@ class Pipeline:
         self.metrics.last_event.labels(model).set(st.last_ts)
         self.watermark = max(self.watermark, _batch_time(cols.ts))
         was_ready = st.windows.reference_ready
-        to_reference = 0 if was_ready else st.windows.reference_events - st.windows.reference.n
+        # the batch's rows that go to the reference, then those of each window it closes
+        pos = 0 if was_ready else min(cols.n, st.windows.reference_events
+                                      - st.windows.reference.n)
+        carried = st.windows.current.n if was_ready else 0
         closed = st.windows.add(cols)
         mcfg = self.config.model(model)
         if not was_ready and st.windows.reference_ready:
@@ -264,24 +267,25 @@ class Pipeline:
             assert ref is not None
             st.seq = SequentialWatch.build(ref, mcfg.settings)
         changes = self._traffic(model, st, cols.ts, prev_ts)
-        # sequential alarms and window closes are folded in event-time order, so a
-        # window that ended before an alarm cannot count as a clean test after it
-        fresh: list[SeqAlarm] = []
-        if st.seq is not None and to_reference < cols.n:
-            fresh = st.seq.update(take(cols, max(0, to_reference), cols.n))
-            st.seq_alarms += fresh
         version = dominant_version(cols.versions)
+        # the CUSUMs see the batch window by window: each window's rows, then its close
+        # (a rate's baseline learns from the windows tested clean), so where batches end
+        # changes nothing; alarms and window closes are folded in event-time order, so a
+        # window that ended before an alarm cannot count as a clean test after it
         for window in closed:
-            end = float(window.ts.max())
-            changes += self._fire(mcfg, version, [a for a in fresh if a.ts <= end],
-                                  st.mismatches)
-            fresh = [a for a in fresh if a.ts > end]
+            stop = pos + window.n - carried
+            carried = 0
+            if st.seq is not None and stop > pos:
+                fresh = st.seq.update(take(cols, pos, stop))
+                st.seq_alarms += fresh
+                changes += self._fire(mcfg, version, fresh, st.mismatches)
+            pos = stop
             ref = st.windows.reference.compact()
             assert ref is not None
-            perf = self.perf.get(model)
             mismatches, st.mismatches = st.mismatches, {}
-            ev = evaluate_window(mcfg, ref, window, mismatches,
-                                 task=perf.task if perf is not None else None)
+            # the label-free accuracy estimate needs the configured task: one inferred
+            # from labels would depend on whether this batch's labels came in first
+            ev = evaluate_window(mcfg, ref, window, mismatches)
             self.metrics.windows.labels(model).inc()
             self._record(st, ev)
             # a key the CUSUMs alarmed on inside this window was not tested clean
@@ -295,7 +299,11 @@ class Pipeline:
                                      {(f.kind, f.feature) for f in findings})
             changes += self.book.update(model, ev.evaluated, attribute(findings),
                                         now=ev.window[1])
-        return changes + self._fire(mcfg, version, fresh, st.mismatches)
+        if st.seq is not None and pos < cols.n:
+            fresh = st.seq.update(take(cols, pos, cols.n))
+            st.seq_alarms += fresh
+            changes += self._fire(mcfg, version, fresh, st.mismatches)
+        return changes
 
     def _fire(self, mcfg: ModelConfig, version: str, alarms: list[SeqAlarm],
               mismatches: dict[str, int]) -> list[Alert]:

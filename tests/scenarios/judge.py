@@ -303,9 +303,11 @@ def run_case(case: Case, workdir: Path, chunks: tuple[int, ...] = CHUNKS) -> Ver
     v.per_chunk = {c: vv.reasons() for c, vv in zip(chunks, verdicts, strict=True)}
     v.events = len(events)
     if len(chunks) > 1:
-        # identical up to the last bits of floats (a CUSUM summed over another batch
-        # split): everything else -- which alerts, when, whose, why -- must be equal
-        norm = [_rounded([orjson.loads(x) for x in o.splitlines()]) for o in outs]
+        # the same state changes -- which alerts, when, whose, why -- up to the last
+        # bits of floats (a CUSUM summed over another batch split) and the order of
+        # lines written by different batches (taken in event-time order)
+        norm = [sorted(_rounded([orjson.loads(x) for x in o.splitlines()]), key=_change_key)
+                for o in outs]
         v.chunk_identical = all(n == norm[0] for n in norm[1:])
         if not v.chunk_identical:
             v.chunk_note = "; ".join(
@@ -352,3 +354,9 @@ def _rounded(x: Any) -> Any:
     if isinstance(x, list):
         return [_rounded(v) for v in x]
     return x
+
+
+def _change_key(a: dict[str, Any]) -> tuple[str, str, str]:
+    """A state change's place in event time: a firing's start, a resolution's end."""
+    when = a["startsAt"] if a["status"] == "firing" else (a["endsAt"] or a["startsAt"])
+    return (when, a["fingerprint"], a["status"])
