@@ -161,13 +161,16 @@ def _verdict(
     return KINDS[f.kind][1], _default_reason(f, drifting)
 
 
-def attribute(findings: Sequence[Finding]) -> list[Attributed]:
-    """Attribute every finding of one evaluation (one model, one window), in order."""
+def attribute(findings: Sequence[Finding],
+              firing_inputs: Sequence[str] = ()) -> list[Attributed]:
+    """Attribute every finding of one evaluation (one model, one window), in order.
+    ``firing_inputs``: features whose input drift already fires for the model, so no
+    reason says the inputs are unchanged while another alert says they moved."""
     breaks: dict[str | None, Finding] = {}
     for f in findings:
         if f.kind in BREAK_KINDS:
             breaks.setdefault(f.feature, f)
-    drifting = rank_features(findings)
+    drifting = list(dict.fromkeys([*rank_features(findings), *firing_inputs]))
     out: list[Attributed] = []
     for f in findings:
         fault, reason = _verdict(f, breaks, drifting)

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from alerts.attribution import attribute
+from alerts.attribution import Attributed, attribute
 from alerts.book import AlertBook
 from alerts.dispatch import Dispatcher
 from alerts.model import Alert, Finding
@@ -236,7 +236,8 @@ class Pipeline:
     def _watch_update(self, ev: WatchEvaluation) -> list[Alert]:
         if not ev.evaluated and not ev.findings:
             return []
-        return self.book.update(ev.model, ev.evaluated, attribute(ev.findings), now=ev.now)
+        return self.book.update(ev.model, ev.evaluated, self._attribute(ev.model, ev.findings),
+                                now=ev.now)
 
     # -- per model ---------------------------------------------------------
     def _state(self, model: str) -> ModelState:
@@ -297,13 +298,21 @@ class Pipeline:
             if st.seq is not None:
                 st.seq.window_closed({(k[1], k[2]) for k in ev.evaluated},
                                      {(f.kind, f.feature) for f in findings})
-            changes += self.book.update(model, ev.evaluated, attribute(findings),
+            changes += self.book.update(model, ev.evaluated, self._attribute(model, findings),
                                         now=ev.window[1])
         if st.seq is not None and pos < cols.n:
             fresh = st.seq.update(take(cols, pos, cols.n))
             st.seq_alarms += fresh
             changes += self._fire(mcfg, version, fresh, st.mismatches)
         return changes
+
+    def _attribute(self, model: str, findings: list[Finding]) -> list[Attributed]:
+        """Attribution, told which of the model's inputs already drift model-wide (an
+        alert firing): a reason never says the inputs are unchanged while one does."""
+        firing = [a.labels["feature"] for a in self.book.firing()
+                  if a.labels.get("model") == model and a.labels.get("kind") == "data_drift"
+                  and "feature" in a.labels and "segment" not in a.labels]
+        return attribute(findings, firing)
 
     def _fire(self, mcfg: ModelConfig, version: str, alarms: list[SeqAlarm],
               mismatches: dict[str, int]) -> list[Alert]:
@@ -315,7 +324,8 @@ class Pipeline:
         for a in alarms:
             findings = alarm_findings(mcfg.name, version, a, mcfg.settings.alpha,
                                       mcfg.settings.window_events, mismatches)
-            changes += self.book.update(mcfg.name, [], attribute(findings), now=a.ts)
+            changes += self.book.update(mcfg.name, [], self._attribute(mcfg.name, findings),
+                                        now=a.ts)
         return changes
 
     @staticmethod
