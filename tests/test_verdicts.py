@@ -8,7 +8,6 @@ drift, contradictory verdicts for one feature.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import orjson
@@ -21,6 +20,7 @@ from monitor.config import parse_config
 from monitor.localize import CONFINED, GLOBAL, UNDECIDED, localise
 from monitor.replay import replay
 from monitor.simulate import Fault, ModelSpec, stream, write_jsonl
+from tests.scenarios.judge import change_key, rounded
 
 HOSTS3 = ("pod-0", "pod-1", "pod-2")
 START = 8_000  # fault start (event index); reference 5,000, windows of 2,000
@@ -103,28 +103,10 @@ def test_a_broken_feed_mutes_the_drift_it_causes_and_says_so(tmp_path: Path) -> 
 ])
 def test_alerts_out_is_the_same_for_any_chunk_size(tmp_path: Path,
                                                    faults: list[Fault]) -> None:
-    runs = [sorted(_rounded(_replay(tmp_path, faults, chunk_lines=c, name="chunks")),
-                   key=_change_key) for c in (97, 1_000, 20_000)]
+    runs = [sorted(rounded(_replay(tmp_path, faults, chunk_lines=c, name="chunks")),
+                   key=change_key) for c in (97, 1_000, 20_000)]
     assert runs[0], "the stream raises alerts"
     assert runs[0] == runs[1] == runs[2]
-
-
-def _change_key(a: dict) -> tuple[str, str, str]:
-    """Lines written by different batches are taken in event-time order."""
-    when = a["startsAt"] if a["status"] == "firing" else (a["endsAt"] or a["startsAt"])
-    return (when, a["fingerprint"], a["status"])
-
-
-def _rounded(x: Any) -> Any:
-    """Floats to 9 significant digits: a CUSUM summed over other batch splits differs in
-    its last bits, nothing else may."""
-    if isinstance(x, float):
-        return float(f"{x:.9g}")
-    if isinstance(x, dict):
-        return {k: _rounded(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [_rounded(v) for v in x]
-    return x
 
 
 def test_localise_needs_positive_evidence_both_ways() -> None:

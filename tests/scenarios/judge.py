@@ -306,7 +306,7 @@ def run_case(case: Case, workdir: Path, chunks: tuple[int, ...] = CHUNKS) -> Ver
         # the same state changes -- which alerts, when, whose, why -- up to the last
         # bits of floats (a CUSUM summed over another batch split) and the order of
         # lines written by different batches (taken in event-time order)
-        norm = [sorted(_rounded([orjson.loads(x) for x in o.splitlines()]), key=_change_key)
+        norm = [sorted(rounded([orjson.loads(x) for x in o.splitlines()]), key=change_key)
                 for o in outs]
         v.chunk_identical = all(n == norm[0] for n in norm[1:])
         if not v.chunk_identical:
@@ -345,18 +345,19 @@ def _first_difference(chunks: tuple[int, ...], outs: list[bytes]) -> str:
     return ""
 
 
-def _rounded(x: Any) -> Any:
-    """Floats to 9 significant digits, recursively."""
+def rounded(x: Any) -> Any:
+    """Floats to 9 significant digits, recursively: a CUSUM summed over another batch
+    split differs in its last bits, nothing else may."""
     if isinstance(x, float):
         return float(f"{x:.9g}")
     if isinstance(x, dict):
-        return {k: _rounded(v) for k, v in x.items()}
+        return {k: rounded(v) for k, v in x.items()}
     if isinstance(x, list):
-        return [_rounded(v) for v in x]
+        return [rounded(v) for v in x]
     return x
 
 
-def _change_key(a: dict[str, Any]) -> tuple[str, str, str]:
+def change_key(a: dict[str, Any]) -> tuple[str, str, str]:
     """A state change's place in event time: a firing's start, a resolution's end."""
     when = a["startsAt"] if a["status"] == "firing" else (a["endsAt"] or a["startsAt"])
     return (when, a["fingerprint"], a["status"])
