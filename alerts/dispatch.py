@@ -31,7 +31,7 @@ import math
 import random
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 
@@ -49,6 +49,7 @@ log = logging.getLogger("driftwatch.alerts")
 BACKOFF_BASE = 1.0
 BACKOFF_CAP = 300.0
 REMEMBER = 100_000  # alert changes remembered for submit-level dedup
+ENDED = 1_000  # resolutions remembered as inhibition sources for late-arriving targets
 
 ResultCallback = Callable[[str, str, str], None]  # (receiver, integration kind, outcome)
 
@@ -99,6 +100,7 @@ class Dispatcher:
         self.groups = Aggregator()
         # muted alerts still firing, by (fingerprint, startsAt): each with its muted_by
         self._muted: dict[tuple[str, float], Alert] = {}
+        self._ended: deque[Alert] = deque(maxlen=ENDED)  # the latest resolutions
         # alerts released from a silence by a delivery pass (for the sink, the log)
         self.on_released: Callable[[list[Alert]], None] | None = None
         # the alerts firing now, for judging a released silence against inhibitors
@@ -122,7 +124,12 @@ class Dispatcher:
         verdict is the same whichever order, or batches, they arrive in."""
         firing = list(firing)
         changes = sorted(changes, key=_event_time)  # stable: ties keep their order
-        sources = firing + [a for a in changes if a.status != "firing"]
+        ended = [a for a in changes if a.status != "firing"]
+        # resolutions seen before count too: a target can arrive after its source's end
+        # with a startsAt before it (an alarm that waited for its segments)
+        past = list(self._ended)
+        sources = firing + ended + past
+        self._ended.extend(ended)
         out: list[Alert] = []
         with self._submit_lock:
             for a in changes:
@@ -132,6 +139,12 @@ class Dispatcher:
                     if why is not None:
                         self._mute(a, why)
                         out.append(_snapshot(a))
+                        # raised after its inhibitor had already ended: released as of
+                        # that end, as if it had been seen in time
+                        src = next((s for s in past
+                                    if s.fingerprint == why.get("inhibited_by")), None)
+                        if src is not None:
+                            out += self._release(sources, at=src.ends_at, ended=src.fingerprint)
                         continue
                     a.muted_by = None
                     if self._enqueue(a):

@@ -5,12 +5,15 @@ from __future__ import annotations
 import logging
 import random
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from alerts.config import RouteConfig
+from alerts.config import DEFAULT_ROUTE, RouteConfig
 from alerts.dispatch import BACKOFF_CAP, Dispatcher, backoff
 from alerts.inhibit import Inhibitor
 from alerts.model import Alert
@@ -372,3 +375,47 @@ def test_stop_does_not_wait_for_retries_beyond_the_timeout(h: Harness) -> None:
     h.d.stop(flush_timeout=1)
     assert time.monotonic() - start < 0.5
     assert h.outbox.pending() == 1  # kept: a durable outbox delivers it after restart
+
+
+@settings(max_examples=60, deadline=None)
+@given(cuts=st.lists(st.integers(min_value=1, max_value=11), max_size=6),
+       starts=st.lists(st.integers(min_value=0, max_value=50), min_size=3, max_size=3),
+       lags=st.lists(st.integers(min_value=0, max_value=40), min_size=3, max_size=3))
+def test_muting_does_not_depend_on_how_changes_are_batched(
+        cuts: list[int], starts: list[int], lags: list[int]) -> None:
+    """The same alert history, submitted in batches split anywhere, mutes the same
+    alerts for the same reason (inhibition in event time) -- also when an alert is
+    raised a while after its startsAt (an alarm that waited for its segments)."""
+    src = [broken(), broken("resolved")]
+    src[0].starts_at = src[1].starts_at = T0 + 10
+    src[1].ends_at = T0 + 30
+    history: list[tuple[float, Alert]] = [(T0 + 10, src[0]), (T0 + 30, src[1])]
+    for i, (start, lag) in enumerate(zip(starts, lags, strict=True)):  # the break explains
+        on, off = drift(), drift("resolved")
+        for a in (on, off):
+            a.labels["model"] = "churn"
+            a.labels["feature"] = "age"
+            a.labels["alertname"] = f"DataDrift{i}"  # three distinct alerts
+            a.starts_at = T0 + start
+        off.ends_at = T0 + start + lag + 25
+        history += [(on.starts_at + lag, on), (off.ends_at, off)]  # (raised at, change)
+    history.sort(key=lambda x: x[0])
+    changes = [a for _, a in history]
+
+    def run(splits: list[int]) -> dict[tuple[str, str], object]:
+        d = Dispatcher(RouteTree(DEFAULT_ROUTE), {}, Inhibitor(), MemoryOutbox())
+        out: dict[tuple[str, str], object] = {}
+        fired: dict[str, Alert] = {}
+        bounds = sorted({0, len(changes), *[c for c in splits if c < len(changes)]})
+        for lo, hi in zip(bounds, bounds[1:], strict=False):
+            batch = [replace(a) for a in changes[lo:hi]]
+            for a in batch:
+                if a.status == "firing":
+                    fired[a.fingerprint] = a
+                else:
+                    fired.pop(a.fingerprint, None)
+            for a in d.submit(batch, list(fired.values())):
+                out.setdefault((a.labels["alertname"], a.status), a.muted_by)
+        return out
+
+    assert run(cuts) == run([])
