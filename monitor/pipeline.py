@@ -48,15 +48,13 @@ class ModelState:
     drift: dict[tuple[str, str], float] = field(default_factory=dict)
     seq: SequentialWatch | None = None
     seq_alarms: list[SeqAlarm] = field(default_factory=list)  # until their window closes
-    mismatches: dict[str, int] = field(default_factory=dict)  # wrong-typed values, this window
 
     def to_state(self) -> dict[str, Any]:
         return {"windows": self.windows.to_state(), "first_ts": _finite_or_none(self.first_ts),
                 "last_ts": _finite_or_none(self.last_ts), "rate_per_s": self.rate_per_s,
                 "drift": [[f, d, v] for (f, d), v in self.drift.items()],
                 "seq": self.seq.to_state() if self.seq is not None else None,
-                "seq_alarms": [a.to_state() for a in self.seq_alarms],
-                "mismatches": self.mismatches}
+                "seq_alarms": [a.to_state() for a in self.seq_alarms]}
 
     @classmethod
     def from_state(cls, s: dict[str, Any]) -> ModelState:
@@ -64,8 +62,9 @@ class ModelState:
                    first_ts=_or(s["first_ts"], math.inf),
                    last_ts=_or(s["last_ts"], -math.inf), rate_per_s=s["rate_per_s"],
                    drift={(f, d): v for f, d, v in s["drift"]},
-                   seq_alarms=[SeqAlarm(*a) for a in s.get("seq_alarms", [])],
-                   mismatches=dict(s.get("mismatches", {})))
+                   # a state saved when wrong-typed values were counted per window, not
+                   # per row ("mismatches"): those counts, with no rows, are dropped
+                   seq_alarms=[SeqAlarm(*a) for a in s.get("seq_alarms", [])])
 
     def restore_seq(self, s: dict[str, Any], settings: MonitorSettings) -> None:
         ref = self.windows.reference.compact()
@@ -146,9 +145,7 @@ class Pipeline:
         for model, labels in batch.labels.items():
             m.events.labels(model, "label").inc(labels.n)
         for (model, feature), n in batch.type_mismatches.items():
-            m.type_mismatches.labels(model, feature).inc(n)
-            st = self._state(model)
-            st.mismatches[feature] = st.mismatches.get(feature, 0) + n
+            m.type_mismatches.labels(model, feature).inc(n)  # the rows: cols.mismatched
         changes: list[Alert] = []
         for model, cols in batch.predictions.items():
             if cols.n == 0:
@@ -273,14 +270,12 @@ class Pipeline:
         version = dominant_version(cols.versions)
         for window in closed:
             end = float(window.ts.max())
-            changes += self._fire(mcfg, version, [a for a in fresh if a.ts <= end],
-                                  st.mismatches)
+            changes += self._fire(mcfg, version, [a for a in fresh if a.ts <= end])
             fresh = [a for a in fresh if a.ts > end]
             ref = st.windows.reference.compact()
             assert ref is not None
             perf = self.perf.get(model)
-            mismatches, st.mismatches = st.mismatches, {}
-            ev = evaluate_window(mcfg, ref, window, mismatches,
+            ev = evaluate_window(mcfg, ref, window,
                                  task=perf.task if perf is not None else None)
             self.metrics.windows.labels(model).inc()
             self._record(st, ev)
@@ -288,25 +283,24 @@ class Pipeline:
             seen = [a for a in st.seq_alarms if a.ts <= ev.window[1]]
             st.seq_alarms = [a for a in st.seq_alarms if a.ts > ev.window[1]]
             findings = ev.findings + [f for a in seen for f in alarm_findings(
-                mcfg.name, version, a, mcfg.settings.alpha, mcfg.settings.window_events,
-                mismatches)]
+                mcfg.name, version, a, mcfg.settings.alpha, mcfg.settings.window_events)]
             if st.seq is not None:
                 st.seq.window_closed({(k[1], k[2]) for k in ev.evaluated},
                                      {(f.kind, f.feature) for f in findings})
             changes += self.book.update(model, ev.evaluated, attribute(findings),
                                         now=ev.window[1])
-        return changes + self._fire(mcfg, version, fresh, st.mismatches)
+        return changes + self._fire(mcfg, version, fresh)
 
-    def _fire(self, mcfg: ModelConfig, version: str, alarms: list[SeqAlarm],
-              mismatches: dict[str, int]) -> list[Alert]:
+    def _fire(self, mcfg: ModelConfig, version: str, alarms: list[SeqAlarm]) -> list[Alert]:
         """Each alarm's findings, at its own event time.  A prediction alarm's carry the
         input breaks found in its rows, ahead of it: a prediction that moved because a
         feed broke reaches ML engineering as the break's symptom, with the break, not
-        data science before the break is known."""
+        data science before the break is known (a field gone because its values came
+        wrong-typed is told as retyped from the alarm's own rows: SeqAlarm.broken)."""
         changes: list[Alert] = []
         for a in alarms:
             findings = alarm_findings(mcfg.name, version, a, mcfg.settings.alpha,
-                                      mcfg.settings.window_events, mismatches)
+                                      mcfg.settings.window_events)
             changes += self.book.update(mcfg.name, [], attribute(findings), now=a.ts)
         return changes
 

@@ -82,7 +82,7 @@ none -- check inputs from the categorical tails it did not keep, so from empty o
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, NotRequired, TypedDict
 
@@ -99,7 +99,7 @@ from monitor.config_types import MonitorSettings
 from monitor.evaluate import confined_text, dominant_version, quality_results
 from monitor.localize import CONFINED, UNDECIDED, localise
 from monitor.rate_streams import RateStream, indicator, rate_streams
-from monitor.schema import MIN_PRESENCE, MISMATCH_MIN_COUNT
+from monitor.schema import MIN_PRESENCE, MISMATCH_MIN_COUNT, MISMATCH_MIN_SHARE
 
 # reference values, tuned to shifts of 0.1, 0.25, 0.5 and 1 standard deviation: the
 # sequential effect floor is KS[0] (a shift of less than 0.05 sd drains every CUSUM)
@@ -285,6 +285,9 @@ class SequentialWatch:
         self._ref_cat_raw = {f: np.asarray(v, dtype=object)
                              for f, v in sorted(reference.categorical.items())}
         self._ctail = {f: np.empty(0, dtype=object) for f in self._ref_cat_raw}
+        # per input, which of its last rows (at most TAIL, aligned on the latest) arrived
+        # wrong-typed and were dropped (PredictionColumns.mismatched): only inputs with any
+        self._mtail: dict[str, np.ndarray] = {}
         self._presence = _presence(reference)
         self.floor = settings.drift_min_effect
         self._ref_versions = set(np.asarray(reference.versions, dtype=str).tolist())
@@ -405,8 +408,18 @@ class SequentialWatch:
                           for t, r in zip(self._tail, raws, strict=True)]
         self._ctail = {f: np.concatenate([t, self._cat(cols, f)])[-TAIL:]
                        for f, t in self._ctail.items()}
+        mtail = {f: np.concatenate([self._mtail.get(f, np.zeros(0, dtype=bool)),
+                                    self._flags(cols, f)])[-TAIL:]
+                 for f in sorted(set(self._mtail) | set(cols.mismatched))}
+        self._mtail = {f: t for f, t in mtail.items() if t.any()}
         alarms.sort(key=lambda a: a.ts)
         return alarms
+
+    @staticmethod
+    def _flags(cols: PredictionColumns, feature: str) -> np.ndarray:
+        """Which rows of the batch carried ``feature`` wrong-typed (dropped)."""
+        v = cols.mismatched.get(feature)
+        return np.asarray(v, dtype=bool) if v is not None else np.zeros(cols.n, dtype=bool)
 
     @staticmethod
     def _cat(cols: PredictionColumns, feature: str) -> np.ndarray:
@@ -446,9 +459,17 @@ class SequentialWatch:
             gone = int(upto.size - 1 - np.flatnonzero(present)[-1]) if present.any() \
                 else int(upto.size)  # the trailing run of events without it
             if self._presence.get(f, 0.0) >= MIN_PRESENCE and gone >= MISSING_RUN:
-                broken.append([f, "schema_violation", "schema", None, float(gone),
-                               {"problem": "missing_field", "ref_presence": self._presence[f],
-                                "rows": gone, "new_fields": new}])
+                # of those events, the ones that carried it wrong-typed (the decoder
+                # dropped the values): counted on the same rows, whatever the batches
+                flags = np.concatenate([self._mtail.get(f, np.zeros(0, dtype=bool)),
+                                        self._flags(cols, f)[: a.row + 1]])[-gone:]
+                retyped = int(flags.sum())
+                if retyped >= max(MISMATCH_MIN_COUNT, MISMATCH_MIN_SHARE * gone):
+                    details = {"problem": "type_change", "count": retyped, "rows": gone}
+                else:
+                    details = {"problem": "missing_field", "ref_presence": self._presence[f],
+                               "rows": gone, "new_fields": new}
+                broken.append([f, "schema_violation", "schema", None, float(gone), details])
                 continue
             cur = upto[-m:]
             quality = [r for r in quality_results(ref, cur) if r.significant(alpha)]
@@ -649,7 +670,9 @@ class SequentialWatch:
                 "zrows": self._zrows,
                 "waiting": [[w.alarm.to_state(), w.values, w.segments, w.judged]
                             for w in self._waiting.values()],
-                "ctail": {f: t.tolist() for f, t in self._ctail.items()}}
+                "ctail": {f: t.tolist() for f, t in self._ctail.items()},
+                "mtail": {f: [int(t.size), np.flatnonzero(t).tolist()]
+                          for f, t in self._mtail.items()}}
 
     @classmethod
     def from_state(cls, s: dict[str, Any], reference: PredictionColumns,
@@ -675,6 +698,10 @@ class SequentialWatch:
         for f, t in s.get("ctail", {}).items():  # a state from before has none: empty
             if f in watch._ctail:
                 watch._ctail[f] = np.asarray(t, dtype=object)
+        for f, (size, rows) in s.get("mtail", {}).items():  # before: none wrong-typed
+            flags = np.zeros(int(size), dtype=bool)
+            flags[np.asarray(rows, dtype=np.int64)] = True
+            watch._mtail[f] = flags
         return watch
 
 
@@ -721,19 +748,17 @@ def _change(details: dict[str, Any]) -> str:
                      and isinstance(details.get("cur_" + k[4:]), int | float))
 
 
-def _break_findings(model: str, alarm: SeqAlarm, common: _FindingFields,
-                    mismatches: Mapping[str, int]) -> list[Finding]:
+def _break_findings(model: str, alarm: SeqAlarm, common: _FindingFields) -> list[Finding]:
     """The input breaks a prediction alarm found in its own rows, as the findings the
     window tests would raise for them (same keys, so the window's continue them)."""
     out = []
     for feature, kind, detector, p, effect, d in alarm.broken or []:
         if kind == "schema_violation":
-            count = int(mismatches.get(feature, 0))
-            if count >= MISMATCH_MIN_COUNT:  # dropped by the decoder: retyped, not gone
-                d = {"problem": "type_change", "count": count}
-                text = (f"{count} values of '{feature}' of {model} arrived as another type "
-                        f"than the feature's and were dropped; none of the last "
-                        f"{effect:.0f} events, where its predictions moved, carried it.")
+            if d.get("problem") == "type_change":  # dropped by the decoder: retyped
+                text = (f"{d['count']} of the last {effect:.0f} events of {model}, where its "
+                        f"predictions moved, carried '{feature}' as another type than the "
+                        "feature's; those values were dropped, and none of the "
+                        f"{effect:.0f} carried it as the feature's type.")
             else:
                 rename = (f" New in these events: {', '.join(repr(x) for x in d['new_fields'])}"
                           " (a rename?)." if d["new_fields"] else "")
@@ -768,14 +793,13 @@ def _inputs_text(alarm: SeqAlarm) -> tuple[str, dict[str, Any]]:
 
 
 def alarm_findings(model: str, version: str, alarm: SeqAlarm, alpha: float,
-                   window_events: int,
-                   mismatches: Mapping[str, int] | None = None) -> list[Finding]:
+                   window_events: int) -> list[Finding]:
     """The alert-side view of an alarm: the same keys as the window tests' findings,
     plus the data-quality break when the alarm's rows show one (attribution then
     sends the drift to ML engineering: a broken feed, not a changed world).  A
     prediction alarm brings the breaks of its inputs found in its rows, first, and
-    names the inputs that drifted with it (``mismatches``: wrong-typed values dropped
-    per feature, this window: a field that vanished that way was retyped)."""
+    names the inputs that drifted with it (a field that vanished from its rows because
+    its values came wrong-typed is told as retyped, counted on those rows)."""
     predicted = alarm.kind == "prediction_drift"
     what = ("Predictions" if predicted else "latency" if alarm.feature is None
             else f"'{alarm.feature}'")
@@ -801,7 +825,7 @@ def alarm_findings(model: str, version: str, alarm: SeqAlarm, alpha: float,
         where = " " + confined_text(local)
         common["segment"] = segment
     context, inputs = _inputs_text(alarm)
-    breaks = _break_findings(model, alarm, common, mismatches or {})
+    breaks = _break_findings(model, alarm, common)
     if alarm.what is not None:  # a rate
         moved = "rose" if alarm.direction > 0 else "fell"
         return breaks + [Finding(
