@@ -94,7 +94,8 @@ def test_a_prediction_alarm_reads_true():
     assert f.summary == "Prediction drift in the predictions of churn"
     assert f.description.startswith(
         f"Predictions of churn moved up: mean {a.ref_mean:.3g} in the reference, "
-        f"{a.recent_mean:.3g} over the latest events (sequential CUSUM")
+        f"{a.recent_mean:.3g} over the last {a.recent_n} events (sequential CUSUM")
+    assert f"crossed its threshold over the last {a.run_length} events" in f.description
     assert f.details["new_version"] == "v4" and f.model_version == "v4"
     (v,) = attribute([f])
     assert v.team == "data-science"
