@@ -28,6 +28,9 @@ class PredictionColumns:
     - ``numeric``: feature name -> float64 (NaN = null or absent; bools as 0/1).
     - ``categorical``: feature name -> object array of str (None = null/absent).
     - ``segments``: segment key -> object array of str (None = absent).
+    - ``mismatched``: feature name -> bool, True where the row's value arrived as
+      another type than the feature's and was dropped (null in its column); only
+      features with such rows (absent: none).  Per row, so a window counts its own.
     """
 
     model: str
@@ -41,6 +44,7 @@ class PredictionColumns:
     numeric: dict[str, np.ndarray] = field(default_factory=dict)
     categorical: dict[str, np.ndarray] = field(default_factory=dict)
     segments: dict[str, np.ndarray] = field(default_factory=dict)
+    mismatched: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def n(self) -> int:
@@ -72,5 +76,6 @@ class DecodedBatch:
     # up to a few examples per reason, for logs and the dead-letter topic:
     # (reason, raw bytes of the offending event or message, truncated)
     invalid_samples: list[tuple[str, bytes]] = field(default_factory=list)
-    # (model, feature) -> values of the wrong type, dropped from their column
+    # (model, feature) -> values of the wrong type, dropped from their column (the rows:
+    # PredictionColumns.mismatched)
     type_mismatches: Counter[tuple[str, str]] = field(default_factory=Counter)

@@ -321,10 +321,9 @@ def confined_text(loc: Mapping[str, Any]) -> str:
 
 
 def evaluate_window(model: ModelConfig, ref: PredictionColumns, cur: PredictionColumns,
-                    mismatches: Mapping[str, int] | None = None,
                     task: str | None = None) -> Evaluation:
     """Test ``cur`` against ``ref`` under the model's family-wise budget, and check
-    its schema (``mismatches``: wrong-typed values per feature seen in the window).
+    its schema (wrong-typed values: the window's own rows, ``cur.mismatched``).
     ``task`` (the configured one by default) enables the label-free
     accuracy estimate of binary classifiers."""
     window = (float(np.min(cur.ts)), float(np.max(cur.ts)))
@@ -359,7 +358,7 @@ def evaluate_window(model: ModelConfig, ref: PredictionColumns, cur: PredictionC
             feature=key[2], details=details,
         ))
     _localize(model, ref, cur, ev)
-    keys, broken = schema_findings(model.name, version, ref, cur, mismatches or {}, window)
+    keys, broken = schema_findings(model.name, version, ref, cur, window)
     ev.evaluated += [k for k in keys if k not in ev.evaluated]
     # a schema break is the cause of the nulls it leaves behind: one alert, not two
     gone = {f.feature for f in broken}

@@ -77,7 +77,7 @@ class _Reject(Exception):
 
 class _Predictions:
     __slots__ = ("ts", "ids", "versions", "pred", "pred_class", "latency", "error",
-                 "feats", "segs", "seg_keys")
+                 "feats", "segs", "seg_keys", "bad")
 
     def __init__(self) -> None:
         self.ts: list[float] = []
@@ -91,6 +91,9 @@ class _Predictions:
         self.feats: list[dict[str, Any]] = []
         self.segs: list[dict[str, str]] = []
         self.seg_keys: dict[str, None] = {}
+        # feature -> rows whose value was of a type no column can hold (seen on first
+        # sight of the name, before it had a type); the columns add their own at the end
+        self.bad: dict[str, list[int]] = {}
 
 
 class _Labels:
@@ -201,8 +204,7 @@ class Decoder:
         self.max_message_bytes = max_message_bytes
         self._types: dict[str, dict[str, str]] = {m: dict(t) for m, t in self.configured.items()}
         self.dropped_features: dict[str, set[str]] = {}
-        self.type_mismatches: Counter[tuple[str, str]] = Counter()
-        self._mismatches_seen: Counter[tuple[str, str]] = Counter()
+        self.type_mismatches: Counter[tuple[str, str]] = Counter()  # since this decoder began
 
     # -- state ---------------------------------------------------------------
     def feature_types(self, model: str) -> dict[str, str]:
@@ -441,11 +443,11 @@ class Decoder:
         if types is None:
             types = self._types[model] = {}
         if feats and not feats.keys() <= types.keys():
-            feats = self._learn(model, feats, types)
+            feats = self._learn(model, feats, types, acc)
         acc.feats.append(feats)
 
-    def _learn(self, model: str, feats: dict[str, Any], types: dict[str, str]
-               ) -> dict[str, Any]:
+    def _learn(self, model: str, feats: dict[str, Any], types: dict[str, str],
+               acc: _Predictions) -> dict[str, Any]:
         """First sight of feature names: infer their types, or drop them past the cap.
 
         Returns the features to keep for this row (nested values of unknown
@@ -466,7 +468,7 @@ class Decoder:
             elif v is None:
                 continue
             else:
-                self.type_mismatches[model, k] += 1
+                acc.bad.setdefault(k, []).append(len(acc.feats))  # this row
                 continue
             if len(types) >= self.max_features:
                 self.dropped_features.setdefault(model, set()).add(k)
@@ -499,32 +501,35 @@ class Decoder:
         acc.label.append(num)
         acc.label_class.append(cls)
 
-    def _column(self, model: str, name: str, kind: str, rows: list[dict[str, Any]]
-                ) -> np.ndarray:
+    @staticmethod
+    def _column(name: str, kind: str, rows: list[dict[str, Any]],
+                bad: dict[str, list[int]]) -> np.ndarray:
+        """One feature's column; the rows whose value had another type are null in it
+        and added to ``bad[name]``."""
         vals = [f.get(name) for f in rows]
         seen = set(map(type, vals))
+        wrong: list[int] = []
         if kind == NUMERIC:
             if seen <= _NUMERIC_OK:
                 return np.array(vals, dtype=np.float64)
             out = np.full(len(vals), _NAN)
-            bad = 0
             for i, v in enumerate(vals):
                 tv = type(v)
                 if tv is float or tv is int or tv is bool:
                     out[i] = v
                 elif v is not None:
-                    bad += 1
+                    wrong.append(i)
         else:
             if seen <= _CATEGORICAL_OK:
                 return np.array(vals, dtype=object)
             out = np.empty(len(vals), dtype=object)
-            bad = 0
             for i, v in enumerate(vals):
                 if type(v) is str:
                     out[i] = v
                 elif v is not None:
-                    bad += 1
-        self.type_mismatches[model, name] += bad
+                    wrong.append(i)
+        if wrong:
+            bad.setdefault(name, []).extend(wrong)
         return out
 
     def _finish(self, batch: DecodedBatch, preds: dict[str, _Predictions],
@@ -533,9 +538,15 @@ class Decoder:
         for model, a in preds.items():
             numeric: dict[str, np.ndarray] = {}
             categorical: dict[str, np.ndarray] = {}
+            bad = a.bad
             for name, kind in self._types.get(model, {}).items():
-                col = self._column(model, name, kind, a.feats)
+                col = self._column(name, kind, a.feats, bad)
                 (numeric if kind == NUMERIC else categorical)[name] = col
+            mismatched: dict[str, np.ndarray] = {}
+            for name, rows in sorted(bad.items()):
+                flags = mismatched[name] = np.zeros(len(a.ts), dtype=bool)
+                flags[rows] = True  # a row seen both untyped and typed counts once
+                batch.type_mismatches[model, name] = int(flags.sum())
             batch.predictions[model] = PredictionColumns(
                 model=model,
                 ts=np.array(a.ts, dtype=f64),
@@ -548,6 +559,7 @@ class Decoder:
                 numeric=numeric,
                 categorical=categorical,
                 segments={k: object_array([s.get(k) for s in a.segs]) for k in a.seg_keys},
+                mismatched=mismatched,
             )
         for model, b in labels.items():
             batch.labels[model] = LabelColumns(
@@ -557,7 +569,6 @@ class Decoder:
                 label=np.array(b.label, dtype=f64),
                 label_class=np.array(b.label_class, dtype=object),
             )
-        batch.type_mismatches = self.type_mismatches - self._mismatches_seen
-        self._mismatches_seen = Counter(self.type_mismatches)
+        self.type_mismatches.update(batch.type_mismatches)
 
 

@@ -741,8 +741,11 @@ class PerformanceWatch:
         out = []
         for a in self.errors.update(x[:, None]):
             recent = np.concatenate([self.recent_wrong, x[: a.row + 1]])[-RECENT_PAIRS:]
+            # the evidence: the baseline the CUSUM was tuned on, and its excursion
+            base_n = self.baseline[1] if self.baseline is not None else self.reference_n
             alarm = [float(pairs.pred_ts[a.row]), a.statistic, a.threshold, a.p1,
-                     float(recent.mean())]
+                     float(recent.mean()), float(base_n), float(a.run_length),
+                     float(recent.size)]
             self.alarms.append(alarm)
             ev = WatchEvaluation(self.model, now=float(pairs.label_ts[a.row]))
             ev.findings.append(self._alarm_finding(alarm, mcfg))
@@ -751,17 +754,26 @@ class PerformanceWatch:
         return out
 
     def _alarm_finding(self, alarm: list[float], mcfg: ModelConfig) -> Finding:
-        ts, stat, h, p1, recent = alarm
+        """An alarm (kept in state as [ts, statistic, h, p1, recent rate, baseline n,
+        run length, recent n]; one saved before the last three has 5) as a finding:
+        reference_n the pairs of the CUSUM's baseline, current_n its excursion's.  The
+        window is the alarm's prediction time only (the excursion's first pair may be
+        in an earlier batch, whose times are not kept)."""
+        ts, stat, h, p1, recent, *evidence = alarm
+        base_n, run, recent_n = (int(x) for x in evidence) if evidence else (
+            self.reference_n, 0, RECENT_PAIRS)
+        over = f"over the last {run:,} labelled predictions" if run else ""
         s = mcfg.settings
         return Finding(
             kind="performance_degradation", model=self.model, model_version=self.version,
             detector="bernoulli_cusum", statistic=stat, p_value=s.alpha / self._span(mcfg),
-            threshold=h, reference_n=self.reference_n, current_n=0, window=(ts, ts),
+            threshold=h, reference_n=base_n, current_n=run, window=(ts, ts),
             summary=f"{self.model} accuracy fell against ground truth",
             description=(
                 f"{self.model} got {self.ref_error_rate:.1%} of its labelled predictions wrong "
-                f"in the reference, {recent:.1%} of the latest {RECENT_PAIRS} (sequential "
-                f"Bernoulli CUSUM sized for a rise to {p1:.1%} crossed its threshold: "
+                f"in the reference, {recent:.1%} of the latest {recent_n:,} (sequential "
+                f"Bernoulli CUSUM sized for a rise to {p1:.1%}, on a baseline of {base_n:,} "
+                f"labelled predictions, crossed its threshold{' ' + over if over else ''}: "
                 f"{stat:.3g} > {h:.3g}); the inputs may look unchanged: the relation between "
                 f"inputs and labels moved."),
             details={"metric": "error_rate", "ref_rate": self.ref_error_rate,

@@ -48,15 +48,13 @@ class ModelState:
     drift: dict[tuple[str, str], float] = field(default_factory=dict)
     seq: SequentialWatch | None = None
     seq_alarms: list[SeqAlarm] = field(default_factory=list)  # until their window closes
-    mismatches: dict[str, int] = field(default_factory=dict)  # wrong-typed values, this window
 
     def to_state(self) -> dict[str, Any]:
         return {"windows": self.windows.to_state(), "first_ts": _finite_or_none(self.first_ts),
                 "last_ts": _finite_or_none(self.last_ts), "rate_per_s": self.rate_per_s,
                 "drift": [[f, d, v] for (f, d), v in self.drift.items()],
                 "seq": self.seq.to_state() if self.seq is not None else None,
-                "seq_alarms": [a.to_state() for a in self.seq_alarms],
-                "mismatches": self.mismatches}
+                "seq_alarms": [a.to_state() for a in self.seq_alarms]}
 
     @classmethod
     def from_state(cls, s: dict[str, Any]) -> ModelState:
@@ -64,8 +62,9 @@ class ModelState:
                    first_ts=_or(s["first_ts"], math.inf),
                    last_ts=_or(s["last_ts"], -math.inf), rate_per_s=s["rate_per_s"],
                    drift={(f, d): v for f, d, v in s["drift"]},
-                   seq_alarms=[SeqAlarm(*a) for a in s.get("seq_alarms", [])],
-                   mismatches=dict(s.get("mismatches", {})))
+                   # a state saved when wrong-typed values were counted per window, not
+                   # per row ("mismatches"): those counts, with no rows, are dropped
+                   seq_alarms=[SeqAlarm(*a) for a in s.get("seq_alarms", [])])
 
     def restore_seq(self, s: dict[str, Any], settings: MonitorSettings) -> None:
         ref = self.windows.reference.compact()
@@ -146,9 +145,7 @@ class Pipeline:
         for model, labels in batch.labels.items():
             m.events.labels(model, "label").inc(labels.n)
         for (model, feature), n in batch.type_mismatches.items():
-            m.type_mismatches.labels(model, feature).inc(n)
-            st = self._state(model)
-            st.mismatches[feature] = st.mismatches.get(feature, 0) + n
+            m.type_mismatches.labels(model, feature).inc(n)  # the rows: cols.mismatched
         changes: list[Alert] = []
         for model, cols in batch.predictions.items():
             if cols.n == 0:
@@ -279,22 +276,20 @@ class Pipeline:
             if st.seq is not None and stop > pos:
                 fresh = st.seq.update(take(cols, pos, stop))
                 st.seq_alarms += fresh
-                changes += self._fire(mcfg, version, fresh, st.mismatches)
+                changes += self._fire(mcfg, version, fresh)
             pos = stop
             ref = st.windows.reference.compact()
             assert ref is not None
-            mismatches, st.mismatches = st.mismatches, {}
             # the label-free accuracy estimate needs the configured task: one inferred
             # from labels would depend on whether this batch's labels came in first
-            ev = evaluate_window(mcfg, ref, window, mismatches)
+            ev = evaluate_window(mcfg, ref, window)
             self.metrics.windows.labels(model).inc()
             self._record(st, ev)
             # a key the CUSUMs alarmed on inside this window was not tested clean
             seen = [a for a in st.seq_alarms if a.ts <= ev.window[1]]
             st.seq_alarms = [a for a in st.seq_alarms if a.ts > ev.window[1]]
             findings = ev.findings + [f for a in seen for f in alarm_findings(
-                mcfg.name, version, a, mcfg.settings.alpha, mcfg.settings.window_events,
-                mismatches)]
+                mcfg.name, version, a, mcfg.settings.alpha, mcfg.settings.window_events)]
             if st.seq is not None:
                 st.seq.window_closed({(k[1], k[2]) for k in ev.evaluated},
                                      {(f.kind, f.feature) for f in findings})
@@ -303,7 +298,7 @@ class Pipeline:
         if st.seq is not None and pos < cols.n:
             fresh = st.seq.update(take(cols, pos, cols.n))
             st.seq_alarms += fresh
-            changes += self._fire(mcfg, version, fresh, st.mismatches)
+            changes += self._fire(mcfg, version, fresh)
         return changes
 
     def _attribute(self, model: str, findings: list[Finding]) -> list[Attributed]:
@@ -314,16 +309,16 @@ class Pipeline:
                   and "feature" in a.labels and "segment" not in a.labels]
         return attribute(findings, firing)
 
-    def _fire(self, mcfg: ModelConfig, version: str, alarms: list[SeqAlarm],
-              mismatches: dict[str, int]) -> list[Alert]:
+    def _fire(self, mcfg: ModelConfig, version: str, alarms: list[SeqAlarm]) -> list[Alert]:
         """Each alarm's findings, at its own event time.  A prediction alarm's carry the
         input breaks found in its rows, ahead of it: a prediction that moved because a
         feed broke reaches ML engineering as the break's symptom, with the break, not
-        data science before the break is known."""
+        data science before the break is known (a field gone because its values came
+        wrong-typed is told as retyped from the alarm's own rows: SeqAlarm.broken)."""
         changes: list[Alert] = []
         for a in alarms:
             findings = alarm_findings(mcfg.name, version, a, mcfg.settings.alpha,
-                                      mcfg.settings.window_events, mismatches)
+                                      mcfg.settings.window_events)
             changes += self.book.update(mcfg.name, [], self._attribute(mcfg.name, findings),
                                         now=a.ts)
         return changes

@@ -2,20 +2,20 @@
 
 Deterministic, not statistical: a field present in nearly every reference
 event that is absent from *every* event of a window, or values arriving as a
-different type than the model's feature type (counted by the decoder, which
-drops them rather than change a column's meaning), are a broken pipeline.
+different type than the model's feature type (marked per row by the decoder,
+which drops them rather than change a column's meaning: a window counts only
+its own rows, however the stream was batched), are a broken pipeline.
 Both raise ``schema_violation`` on the feature (ML engineering).  A field
 that vanished while a new one appeared is named as a likely rename.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from alerts.model import Finding
+from alerts.model import Finding, rfc3339
 from monitor.batch import PredictionColumns
 
 Key = tuple[str, str, str | None, str | None]
@@ -33,10 +33,16 @@ def _presence(cols: PredictionColumns) -> dict[str, float]:
     return out
 
 
+def mismatch_counts(cols: PredictionColumns) -> dict[str, int]:
+    """Each feature's rows of ``cols`` whose value arrived with another type."""
+    return {f: n for f, v in sorted(cols.mismatched.items()) if (n := int(np.sum(v)))}
+
+
 def schema_findings(model: str, version: str, ref: PredictionColumns, cur: PredictionColumns,
-                    mismatches: Mapping[str, int],
                     window: tuple[float, float]) -> tuple[list[Key], list[Finding]]:
-    """The schema keys a window tests and the violations it finds."""
+    """The schema keys a window tests and the violations it finds (wrong-typed values:
+    the window's own rows, :attr:`PredictionColumns.mismatched`)."""
+    mismatches = mismatch_counts(cur)
     before, now = _presence(ref), _presence(cur)
     required = sorted(f for f, p in before.items() if p >= MIN_PRESENCE)
     new = sorted(f for f, p in now.items() if p > 0 and before.get(f, 0.0) == 0.0)
@@ -44,11 +50,13 @@ def schema_findings(model: str, version: str, ref: PredictionColumns, cur: Predi
                        for f in sorted(set(required) | set(mismatches))]
     findings = []
 
-    def finding(feature: str, description: str, details: dict[str, Any]) -> Finding:
+    def finding(feature: str, description: str, details: dict[str, Any],
+                since: float | None = None) -> Finding:
         return Finding(
             kind="schema_violation", model=model, model_version=version, detector="schema",
             statistic=float(details.get("count", cur.n)), p_value=None, threshold=0.0,
-            reference_n=ref.n, current_n=cur.n, window=window,
+            reference_n=ref.n, current_n=cur.n,
+            window=window if since is None else (since, window[1]),
             summary=f"Schema break in '{feature}' of {model}", description=description,
             feature=feature, details=details)
 
@@ -63,11 +71,16 @@ def schema_findings(model: str, version: str, ref: PredictionColumns, cur: Predi
                 f"'{f}' is missing from all {cur.n} events of {model}'s window; the reference "
                 f"had it in {before[f]:.0%} of events.{rename}"),
                 {"problem": "missing_field", "ref_presence": before[f], "new_fields": new}))
-    for f, count in sorted(mismatches.items()):
+    for f, count in mismatches.items():
         if retyped(f):
-            kind = "numeric" if f in ref.numeric else "categorical"
+            kind = ("numeric" if f in ref.numeric else "categorical" if f in ref.categorical
+                    else "a scalar")
+            rows = np.flatnonzero(cur.mismatched[f])
+            first = float(np.min(cur.ts[rows]))
             findings.append(finding(f, (
-                f"{count} values of '{f}' in {model}'s window of {cur.n} events arrived as "
-                f"another type than the feature's ({kind}) and were dropped."),
-                {"problem": "type_change", "count": count, "expected": kind}))
+                f"{count} of the {cur.n} events of {model}'s window carried '{f}' as another "
+                f"type than the feature's ({kind}), the first at {rfc3339(first)}; those "
+                "values were dropped."),
+                {"problem": "type_change", "count": count, "expected": kind,
+                 "first_ts": first}, since=first))
     return keys, findings

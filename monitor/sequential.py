@@ -82,13 +82,13 @@ none -- check inputs from the categorical tails it did not keep, so from empty o
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, NotRequired, TypedDict
 
 import numpy as np
 
-from alerts.model import Finding
+from alerts.model import Finding, rfc3339
 from detectors.bernoulli import BernoulliBank, RateAlarm
 from detectors.categorical import chi2_test
 from detectors.cusum import Alarm, CusumBank, normal_scores
@@ -99,7 +99,7 @@ from monitor.config_types import MonitorSettings
 from monitor.evaluate import confined_text, dominant_version, quality_results
 from monitor.localize import CONFINED, UNDECIDED, localise
 from monitor.rate_streams import RateStream, indicator, rate_streams
-from monitor.schema import MIN_PRESENCE, MISMATCH_MIN_COUNT
+from monitor.schema import MIN_PRESENCE, MISMATCH_MIN_COUNT, MISMATCH_MIN_SHARE
 
 # reference values, tuned to shifts of 0.1, 0.25, 0.5 and 1 standard deviation: the
 # sequential effect floor is KS[0] (a shift of less than 0.05 sd drains every CUSUM)
@@ -225,7 +225,8 @@ class SeqAlarm:
     direction: int
     ref_mean: float
     recent_mean: float
-    # a data-quality break seen in the alarm's own rows: [detector, p_value, effect, details]
+    # a data-quality break seen in the alarm's own rows: [detector, p_value, effect, details,
+    # reference_n, current_n] (the last two absent in an alarm saved before them)
     quality: list[Any] | None = None
     # rate alarms: what the 0/1 stream counts (``k`` is then the alternative rate p1)
     what: str | None = None
@@ -235,19 +236,30 @@ class SeqAlarm:
     version: str | None = None
     new_version: bool = False
     # prediction alarms: the inputs broken in the alarm's own rows, each
-    # [feature, kind (data_quality | schema_violation), detector, p_value, effect, details],
+    # [feature, kind (data_quality | schema_violation), detector, p_value, effect, details,
+    # reference_n, current_n (absent in an alarm saved before them)],
     # and the inputs that drifted in them (names)
     broken: list[list[Any]] | None = None
     drifting: list[str] | None = None
     # the segments could not yet tell a broken replica from a changed world (too few
     # rows): the alarm waits for its window, whose rows decide (monitor.localize)
     undecided: bool = False
+    # the evidence: the stream's baseline when it alarmed (its reference plus the quiet
+    # blocks / clean windows absorbed since), the events of the excursion that raised
+    # it (its CUSUM's run length), the event time of the excursion's first row (None:
+    # unknown, a state saved before), and the rows ``recent_mean`` is taken over
+    # (0 in an alarm saved before these: its positional state has 14 or 17 fields)
+    baseline_n: int = 0
+    run_length: int = 0
+    since: float | None = None
+    recent_n: int = 0
 
     def to_state(self) -> list[Any]:
         return [self.kind, self.feature, self.ts, self.statistic, self.threshold, self.k,
                 self.direction, self.ref_mean, self.recent_mean, self.quality, self.what,
                 self.confined, self.version, self.new_version, self.broken,
-                self.drifting, self.undecided]
+                self.drifting, self.undecided, self.baseline_n, self.run_length,
+                self.since, self.recent_n]
 
 
 @dataclass
@@ -285,7 +297,11 @@ class SequentialWatch:
         self._ref_cat_raw = {f: np.asarray(v, dtype=object)
                              for f, v in sorted(reference.categorical.items())}
         self._ctail = {f: np.empty(0, dtype=object) for f in self._ref_cat_raw}
+        # per input, which of its last rows (at most TAIL, aligned on the latest) arrived
+        # wrong-typed and were dropped (PredictionColumns.mismatched): only inputs with any
+        self._mtail: dict[str, np.ndarray] = {}
         self._presence = _presence(reference)
+        self._ref_n = reference.n
         self.floor = settings.drift_min_effect
         self._ref_versions = set(np.asarray(reference.versions, dtype=str).tolist())
         self.rates: list[RateStream] = rate_streams(reference, settings)
@@ -313,6 +329,12 @@ class SequentialWatch:
             BernoulliBank([r.p0 for r in self.rates], [r.p1 for r in self.rates], rate_arl0,
                           self.baseline)
             if self.rates else None)
+        # the event time each CUSUM's current excursion began (NaN: at zero, or unknown),
+        # so an alarm's window starts where its excursion did, across batches
+        self._since = np.full(self.bank.state.shape, np.nan) if self.bank is not None \
+            else np.empty(0)
+        self._rsince = np.full(self.rate_bank.state.shape, np.nan) \
+            if self.rate_bank is not None else np.empty(0)
 
     @classmethod
     def build(cls, reference: PredictionColumns,
@@ -370,13 +392,22 @@ class SequentialWatch:
             raws = [self._raw(cols, s) for s in self.streams]
             z = np.column_stack([normal_scores(ref, np.asarray(raw, dtype=float))
                                  for ref, raw in zip(self._sorted, raws, strict=True)])
-            for za in self._scores(z):
-                raised.append((za.row, self._versioned(self._describe(za, cols, raws[za.stream]),
-                                                       za, cols), np.asarray(raws[za.stream])))
+            for za, base_n, since in self._scores(z, cols.ts):
+                alarm = replace(self._describe(za, cols, raws[za.stream]),
+                                baseline_n=base_n, since=since)
+                raised.append((za.row, self._versioned(alarm, za, cols),
+                               np.asarray(raws[za.stream])))
         if self.rate_bank is not None:
             x = np.column_stack([indicator(r, cols) for r in self.rates])
-            for a in self.rate_bank.update(x):
-                alarm = self._versioned(self._describe_rate(a, cols, x[:, a.stream]), a, cols)
+            started = self._rsince.copy()
+            rate_alarms = self.rate_bank.update(x)
+            self._rsince = _run_starts(started, self.rate_bank.run, cols.ts)
+            for a in rate_alarms:
+                i = next(i for i, c in enumerate(self.rate_bank.cusums)
+                         if c[0] == a.stream and c[1] == a.p1)
+                alarm = replace(self._describe_rate(a, cols, x[:, a.stream]),
+                                since=_run_start(a.row, a.run_length, cols.ts, started[i]))
+                alarm = self._versioned(alarm, a, cols)
                 self._alarmed[a.stream] = True
                 values = (np.asarray(cols.categorical[alarm.feature], dtype=object)
                           if alarm.feature in cols.categorical else x[:, a.stream])
@@ -405,8 +436,18 @@ class SequentialWatch:
                           for t, r in zip(self._tail, raws, strict=True)]
         self._ctail = {f: np.concatenate([t, self._cat(cols, f)])[-TAIL:]
                        for f, t in self._ctail.items()}
+        mtail = {f: np.concatenate([self._mtail.get(f, np.zeros(0, dtype=bool)),
+                                    self._flags(cols, f)])[-TAIL:]
+                 for f in sorted(set(self._mtail) | set(cols.mismatched))}
+        self._mtail = {f: t for f, t in mtail.items() if t.any()}
         alarms.sort(key=lambda a: a.ts)
         return alarms
+
+    @staticmethod
+    def _flags(cols: PredictionColumns, feature: str) -> np.ndarray:
+        """Which rows of the batch carried ``feature`` wrong-typed (dropped)."""
+        v = cols.mismatched.get(feature)
+        return np.asarray(v, dtype=bool) if v is not None else np.zeros(cols.n, dtype=bool)
 
     @staticmethod
     def _cat(cols: PredictionColumns, feature: str) -> np.ndarray:
@@ -446,16 +487,25 @@ class SequentialWatch:
             gone = int(upto.size - 1 - np.flatnonzero(present)[-1]) if present.any() \
                 else int(upto.size)  # the trailing run of events without it
             if self._presence.get(f, 0.0) >= MIN_PRESENCE and gone >= MISSING_RUN:
-                broken.append([f, "schema_violation", "schema", None, float(gone),
-                               {"problem": "missing_field", "ref_presence": self._presence[f],
-                                "rows": gone, "new_fields": new}])
+                # of those events, the ones that carried it wrong-typed (the decoder
+                # dropped the values): counted on the same rows, whatever the batches
+                flags = np.concatenate([self._mtail.get(f, np.zeros(0, dtype=bool)),
+                                        self._flags(cols, f)[: a.row + 1]])[-gone:]
+                retyped = int(flags.sum())
+                if retyped >= max(MISMATCH_MIN_COUNT, MISMATCH_MIN_SHARE * gone):
+                    details = {"problem": "type_change", "count": retyped, "rows": gone}
+                else:
+                    details = {"problem": "missing_field", "ref_presence": self._presence[f],
+                               "rows": gone, "new_fields": new}
+                broken.append([f, "schema_violation", "schema", None, float(gone), details,
+                               self._ref_n, gone])
                 continue
             cur = upto[-m:]
             quality = [r for r in quality_results(ref, cur) if r.significant(alpha)]
             if quality:
                 r = min(quality, key=lambda r: r.p_value)
                 broken.append([f, "data_quality", r.detector, float(r.p_value),
-                               float(r.effect), dict(r.details)])
+                               float(r.effect), dict(r.details), r.reference_n, r.current_n])
                 continue
             test = chi2_test if ref.dtype == object else ks_test
             if test(ref[_present(ref)], cur[_present(cur)],
@@ -463,20 +513,30 @@ class SequentialWatch:
                 drifting.append(f)
         return broken, drifting
 
-    def _scores(self, z: np.ndarray) -> list[Alarm]:
+    def _scores(self, z: np.ndarray, ts: np.ndarray) -> list[tuple[Alarm, int, float | None]]:
         """Feed a batch of scores to the normal CUSUMs block by block (``_block`` rows
         each, counted from the watch's first row, whatever the batches), closing each
-        block: alarm rows are the batch's."""
+        block: alarm rows are the batch's.  Each alarm comes with its stream's baseline
+        size as it alarmed (a block closed later in the batch does not count) and the
+        event time its excursion began."""
         assert self.bank is not None
-        out: list[Alarm] = []
+        out: list[tuple[Alarm, int, float | None]] = []
         start = 0
         while start < z.shape[0]:
             if self._zrows >= self._block:  # (a state saved under a longer window_events)
                 self._close_block()
             stop = min(z.shape[0], start + self._block - self._zrows)
             part = z[start:stop]
-            for a in self.bank.update(part):
-                out.append(replace(a, row=a.row + start))
+            before = self._since.copy()
+            alarms = self.bank.update(part)
+            self._since = _run_starts(before, self.bank.run, ts[start:stop])
+            for a in alarms:
+                d = 0 if a.direction > 0 else 1
+                j = int(np.argmin(np.abs(self.bank.k[a.stream] - a.k)))
+                since = _run_start(a.row, a.run_length, ts[start:stop],
+                                   before[d, a.stream, j])
+                out.append((replace(a, row=a.row + start), int(self.zbase[a.stream][1]),
+                            since))
                 self._zalarmed[a.stream] = True
             seen = np.isfinite(part)
             for i, p in enumerate(self._zpending):
@@ -528,7 +588,9 @@ class SequentialWatch:
                        x: np.ndarray) -> SeqAlarm:
         r = self.rates[a.stream]
         recent = np.concatenate([self._rtail[a.stream], x[: a.row + 1]])[-described(a):]
+        recent_n = int(recent.size)
         recent = recent[np.isfinite(recent)]
+        base_n = int(self.baseline[a.stream][1])
         undecided = r.feature in self._ref_cat and self._segmented(
             cols, cols.categorical.get(r.feature))
         broken, drifting = (self._inputs(a, cols) if r.kind == "prediction_drift"
@@ -539,7 +601,8 @@ class SequentialWatch:
             threshold=a.threshold, k=a.p1, direction=a.direction,
             ref_mean=self.baseline[a.stream][0] / self.baseline[a.stream][1],
             recent_mean=float(recent.mean()) if recent.size else float("nan"), what=r.what,
-            undecided=undecided)
+            undecided=undecided, baseline_n=base_n, run_length=int(a.run_length),
+            recent_n=recent_n)
 
     def _upto(self, a: Alarm, raw: np.ndarray) -> np.ndarray:
         """The stream's raw values up to the alarm row, across batches (at most TAIL)."""
@@ -558,7 +621,8 @@ class SequentialWatch:
         if not broken:
             return None
         r = min(broken, key=lambda r: r.p_value)
-        return [r.detector, float(r.p_value), float(r.effect), dict(r.details)]
+        return [r.detector, float(r.p_value), float(r.effect), dict(r.details),
+                r.reference_n, r.current_n]
 
     @staticmethod
     def _segmented(cols: PredictionColumns, values: np.ndarray | None) -> bool:
@@ -572,6 +636,7 @@ class SequentialWatch:
         stream = self.streams[a.stream]
         rows = self._upto(a, raw)
         recent = rows[-described(a):]
+        recent_n = int(recent.size)
         recent = recent[np.isfinite(recent)]
         kind, feature = stream_key(stream)
         broken, drifting = self._inputs(a, cols) if stream == PREDICTION else (None, None)
@@ -584,6 +649,7 @@ class SequentialWatch:
             recent_mean=float(recent.mean()) if recent.size else float("nan"),
             quality=quality, undecided=undecided,
             broken=broken or None, drifting=drifting or None,
+            run_length=int(a.run_length), recent_n=recent_n,
         )
 
     def _hold(self, alarm: SeqAlarm, values: np.ndarray, cols: PredictionColumns,
@@ -649,7 +715,10 @@ class SequentialWatch:
                 "zrows": self._zrows,
                 "waiting": [[w.alarm.to_state(), w.values, w.segments, w.judged]
                             for w in self._waiting.values()],
-                "ctail": {f: t.tolist() for f, t in self._ctail.items()}}
+                "ctail": {f: t.tolist() for f, t in self._ctail.items()},
+                "mtail": {f: [int(t.size), np.flatnonzero(t).tolist()]
+                          for f, t in self._mtail.items()},
+                "since": [_nan_to_none(self._since), _nan_to_none(self._rsince)]}
 
     @classmethod
     def from_state(cls, s: dict[str, Any], reference: PredictionColumns,
@@ -675,7 +744,44 @@ class SequentialWatch:
         for f, t in s.get("ctail", {}).items():  # a state from before has none: empty
             if f in watch._ctail:
                 watch._ctail[f] = np.asarray(t, dtype=object)
+        if "since" in s:  # before: the excursions running then start unknown (NaN)
+            watch._since = _none_to_nan(s["since"][0], watch._since.shape)
+            watch._rsince = _none_to_nan(s["since"][1], watch._rsince.shape)
+        for f, (size, rows) in s.get("mtail", {}).items():  # before: none wrong-typed
+            flags = np.zeros(int(size), dtype=bool)
+            flags[np.asarray(rows, dtype=np.int64)] = True
+            watch._mtail[f] = flags
         return watch
+
+
+def _run_starts(before: np.ndarray, run: np.ndarray, ts: np.ndarray) -> np.ndarray:
+    """Each CUSUM's excursion start time after a batch of rows at ``ts``: the row where
+    its run began when it began in this batch, the time it had before when the run goes
+    on from an earlier batch (its run is longer than the batch: no restart in it), NaN
+    when at zero."""
+    out = before.copy()
+    n = ts.size
+    fresh = (run > 0) & (run <= n)
+    out[fresh] = ts[n - run[fresh]]
+    out[run == 0] = np.nan
+    return out
+
+
+def _run_start(row: int, run_length: int, ts: np.ndarray, before: float) -> float | None:
+    """The event time of an alarm's first excursion row (None: before a state that did
+    not keep it)."""
+    if 0 < run_length <= row + 1:
+        return float(ts[row - run_length + 1])
+    return float(before) if np.isfinite(before) else None
+
+
+def _nan_to_none(a: np.ndarray) -> list[Any]:
+    return [None if not np.isfinite(x) else float(x) for x in a.ravel().tolist()]
+
+
+def _none_to_nan(v: list[Any], shape: tuple[int, ...]) -> np.ndarray:
+    out = np.asarray([np.nan if x is None else float(x) for x in v], dtype=float)
+    return out.reshape(shape) if out.size == int(np.prod(shape)) else np.full(shape, np.nan)
 
 
 def _waiting_stream(key: tuple[str, str | None]) -> str:
@@ -721,19 +827,17 @@ def _change(details: dict[str, Any]) -> str:
                      and isinstance(details.get("cur_" + k[4:]), int | float))
 
 
-def _break_findings(model: str, alarm: SeqAlarm, common: _FindingFields,
-                    mismatches: Mapping[str, int]) -> list[Finding]:
+def _break_findings(model: str, alarm: SeqAlarm, common: _FindingFields) -> list[Finding]:
     """The input breaks a prediction alarm found in its own rows, as the findings the
     window tests would raise for them (same keys, so the window's continue them)."""
     out = []
-    for feature, kind, detector, p, effect, d in alarm.broken or []:
+    for feature, kind, detector, p, effect, d, *ns in alarm.broken or []:
         if kind == "schema_violation":
-            count = int(mismatches.get(feature, 0))
-            if count >= MISMATCH_MIN_COUNT:  # dropped by the decoder: retyped, not gone
-                d = {"problem": "type_change", "count": count}
-                text = (f"{count} values of '{feature}' of {model} arrived as another type "
-                        f"than the feature's and were dropped; none of the last "
-                        f"{effect:.0f} events, where its predictions moved, carried it.")
+            if d.get("problem") == "type_change":  # dropped by the decoder: retyped
+                text = (f"{d['count']} of the last {effect:.0f} events of {model}, where its "
+                        f"predictions moved, carried '{feature}' as another type than the "
+                        "feature's; those values were dropped, and none of the "
+                        f"{effect:.0f} carried it as the feature's type.")
             else:
                 rename = (f" New in these events: {', '.join(repr(x) for x in d['new_fields'])}"
                           " (a rename?)." if d["new_fields"] else "")
@@ -748,10 +852,28 @@ def _break_findings(model: str, alarm: SeqAlarm, common: _FindingFields,
                                   common["threshold"])
         out.append(Finding(
             kind=kind, model=model, model_version=common["model_version"], detector=detector,
-            statistic=effect, p_value=p, threshold=threshold, reference_n=0, current_n=0,
+            statistic=effect, p_value=p, threshold=threshold,
+            reference_n=int(ns[0]) if ns else 0, current_n=int(ns[1]) if ns else 0,
             window=common["window"], summary=summary, description=text, feature=feature,
             details=d))
     return out
+
+
+def _events(n: int) -> str:
+    """``2,000 events: `` before a baseline's description (nothing when unknown)."""
+    return f"{n:,} events: " if n else ""
+
+
+def _over(n: int) -> str:
+    return f"over the last {n:,} events" if n else "over the latest events"
+
+
+def _excursion_text(alarm: SeqAlarm) -> str:
+    """`` over the last 240 events (since ...)``: the excursion that raised the alarm."""
+    if not alarm.run_length:
+        return ""  # an alarm saved before run lengths were kept
+    since = f", since {rfc3339(alarm.since)}" if alarm.since is not None else ""
+    return f" over the last {alarm.run_length:,} events{since}"
 
 
 def _inputs_text(alarm: SeqAlarm) -> tuple[str, dict[str, Any]]:
@@ -768,14 +890,13 @@ def _inputs_text(alarm: SeqAlarm) -> tuple[str, dict[str, Any]]:
 
 
 def alarm_findings(model: str, version: str, alarm: SeqAlarm, alpha: float,
-                   window_events: int,
-                   mismatches: Mapping[str, int] | None = None) -> list[Finding]:
+                   window_events: int) -> list[Finding]:
     """The alert-side view of an alarm: the same keys as the window tests' findings,
     plus the data-quality break when the alarm's rows show one (attribution then
     sends the drift to ML engineering: a broken feed, not a changed world).  A
     prediction alarm brings the breaks of its inputs found in its rows, first, and
-    names the inputs that drifted with it (``mismatches``: wrong-typed values dropped
-    per feature, this window: a field that vanished that way was retyped)."""
+    names the inputs that drifted with it (a field that vanished from its rows because
+    its values came wrong-typed is told as retyped, counted on those rows)."""
     predicted = alarm.kind == "prediction_drift"
     what = ("Predictions" if predicted else "latency" if alarm.feature is None
             else f"'{alarm.feature}'")
@@ -789,9 +910,14 @@ def alarm_findings(model: str, version: str, alarm: SeqAlarm, alpha: float,
     else:
         summary = f"Input drift in {what} of {model}"
     version = alarm.version or version
+    # the evidence: threshold is the CUSUM's bound h, p_value the per-event false-alarm
+    # rate the bank's bounds were sized for, reference_n the stream's baseline and
+    # current_n the events of the excursion that raised it, which the window spans
+    since = alarm.ts if alarm.since is None else min(alarm.since, alarm.ts)
     common: _FindingFields = {
         "model": model, "model_version": version, "threshold": alarm.threshold,
-        "reference_n": 0, "current_n": 0, "window": (alarm.ts, alarm.ts),
+        "reference_n": alarm.baseline_n, "current_n": alarm.run_length,
+        "window": (since, alarm.ts),
         "severity": "warning", "feature": alarm.feature,
         "p_value": alpha / window_events, "summary": summary}
     new = {"new_version": version} if alarm.new_version else {}
@@ -801,18 +927,18 @@ def alarm_findings(model: str, version: str, alarm: SeqAlarm, alpha: float,
         where = " " + confined_text(local)
         common["segment"] = segment
     context, inputs = _inputs_text(alarm)
-    breaks = _break_findings(model, alarm, common, mismatches or {})
+    breaks = _break_findings(model, alarm, common)
     if alarm.what is not None:  # a rate
         moved = "rose" if alarm.direction > 0 else "fell"
         return breaks + [Finding(
             kind=alarm.kind, detector="bernoulli_cusum", statistic=alarm.statistic,
             description=(
-                f"{alarm.what} of {model} {moved}: {alarm.ref_mean:.2%} in the baseline (the "
-                f"reference and the clean windows since), "
-                f"{alarm.recent_mean:.2%} over the latest events (sequential Bernoulli CUSUM "
-                f"sized for a {'rise' if alarm.direction > 0 else 'fall'} to {alarm.k:.2%} "
-                f"crossed its threshold: {alarm.statistic:.3g} > {alarm.threshold:.3g})."
-                f"{where}{context}"),
+                f"{alarm.what} of {model} {moved}: {alarm.ref_mean:.2%} in the baseline "
+                f"({_events(alarm.baseline_n)}the reference and the clean windows since), "
+                f"{alarm.recent_mean:.2%} {_over(alarm.recent_n)} (sequential Bernoulli "
+                f"CUSUM sized for a {'rise' if alarm.direction > 0 else 'fall'} to "
+                f"{alarm.k:.2%} crossed its threshold{_excursion_text(alarm)}: "
+                f"{alarm.statistic:.3g} > {alarm.threshold:.3g}).{where}{context}"),
             details={"p1": alarm.k, "direction": way, "ref_rate": alarm.ref_mean,
                      "cur_rate": alarm.recent_mean, "stream": alarm.what, **local, **new,
                      **inputs},
@@ -820,9 +946,11 @@ def alarm_findings(model: str, version: str, alarm: SeqAlarm, alpha: float,
     unit = " ms" if alarm.kind == "latency_regression" else ""
     description = (
         f"{what} of {model} moved {way}: mean {alarm.ref_mean:.3g}{unit} in the reference, "
-        f"{alarm.recent_mean:.3g}{unit} over the latest events (sequential CUSUM sized for a "
-        f"{2 * alarm.k:g} standard-deviation shift crossed its threshold: "
-        f"{alarm.statistic:.3g} > {alarm.threshold:.3g}).{where}{context}"
+        f"{alarm.recent_mean:.3g}{unit} {_over(alarm.recent_n)} (sequential CUSUM sized for "
+        f"a {2 * alarm.k:g} standard-deviation shift, centred on a baseline of "
+        f"{_events(alarm.baseline_n)}the reference and the quiet stretches since, crossed "
+        f"its threshold{_excursion_text(alarm)}: {alarm.statistic:.3g} > "
+        f"{alarm.threshold:.3g}).{where}{context}"
     )
     findings = breaks + [Finding(
         kind=alarm.kind, detector="cusum", statistic=alarm.statistic,
@@ -830,11 +958,15 @@ def alarm_findings(model: str, version: str, alarm: SeqAlarm, alpha: float,
         details={"k": alarm.k, "direction": way, "ref_mean": alarm.ref_mean,
                  "recent_mean": alarm.recent_mean, **local, **new, **inputs}, **common)]
     if alarm.quality is not None:
-        detector, p, effect, details = alarm.quality
+        detector, p, effect, details, *ns = alarm.quality
         findings.append(Finding(
             kind="data_quality", detector=detector, statistic=effect,
             description=(f"{what} of {model} broke as it drifted ({detector}, "
                          f"p={p:.2g}): {details}"),
             details=details, **{**common, "p_value": p,
+                                # the quality test's own counts: the reference and the
+                                # excursion's rows it checked
+                                "reference_n": int(ns[0]) if ns else 0,
+                                "current_n": int(ns[1]) if ns else 0,
                                 "summary": f"Data-quality break in {what} of {model}"}))
     return findings

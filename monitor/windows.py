@@ -73,6 +73,15 @@ def _merge_dicts(chunks: list[dict[str, np.ndarray]], sizes: list[int]) -> dict[
     }
 
 
+def _merge_flags(chunks: list[dict[str, np.ndarray]], sizes: list[int]
+                 ) -> dict[str, np.ndarray]:
+    """Per-row flags of the chunks in order; a name absent from a chunk is False there."""
+    names = sorted({k for d in chunks for k in d})
+    return {k: np.concatenate([d[k] if k in d else np.zeros(n, dtype=bool)
+                               for d, n in zip(chunks, sizes, strict=True)])
+            for k in names}
+
+
 def concat(chunks: list[PredictionColumns]) -> PredictionColumns:
     """Rows of every chunk in order; a feature absent from a chunk is null there."""
     sizes = [c.n for c in chunks]
@@ -88,6 +97,7 @@ def concat(chunks: list[PredictionColumns]) -> PredictionColumns:
         numeric=_merge_dicts([c.numeric for c in chunks], sizes),
         categorical=_merge_dicts([c.categorical for c in chunks], sizes),
         segments=_merge_dicts([c.segments for c in chunks], sizes),
+        mismatched=_merge_flags([c.mismatched for c in chunks], sizes),
     )
 
 
@@ -105,6 +115,7 @@ def take(cols: PredictionColumns, start: int, stop: int) -> PredictionColumns:
         numeric={k: v[s] for k, v in cols.numeric.items()},
         categorical={k: v[s] for k, v in cols.categorical.items()},
         segments={k: v[s] for k, v in cols.segments.items()},
+        mismatched={k: v[s] for k, v in cols.mismatched.items() if v[s].any()},
     )
 
 
@@ -121,6 +132,7 @@ def columns_to_state(c: PredictionColumns) -> dict[str, Any]:
         "numeric": {k: f64_to_text(v) for k, v in c.numeric.items()},
         "categorical": {k: v.tolist() for k, v in c.categorical.items()},
         "segments": {k: v.tolist() for k, v in c.segments.items()},
+        "mismatched": {k: np.flatnonzero(v).tolist() for k, v in c.mismatched.items()},
     }
 
 
@@ -141,7 +153,15 @@ def columns_from_state(s: dict[str, Any]) -> PredictionColumns:
         numeric={k: f64_from_text(v) for k, v in s["numeric"].items()},
         categorical={k: object_array(v) for k, v in s["categorical"].items()},
         segments={k: object_array(v) for k, v in s["segments"].items()},
+        mismatched={k: _flags(ts.shape[0], rows)  # none in a state saved before them
+                    for k, rows in s.get("mismatched", {}).items()},
     )
+
+
+def _flags(n: int, rows: list[int]) -> np.ndarray:
+    out = np.zeros(n, dtype=bool)
+    out[np.asarray(rows, dtype=np.int64)] = True
+    return out
 
 
 @dataclass

@@ -108,6 +108,12 @@ def test_accuracy_drop_with_delayed_labels_fires_for_data_science() -> None:
     # the misclassification CUSUM fires first, pair by pair, before a window fills
     assert a["evidence"]["detector"] == "bernoulli_cusum"
     assert "wrong in the reference" in a["annotations"]["description"]
+    # its evidence: the baseline the CUSUM was tuned on (at least the 2,500-pair
+    # reference) and the labelled predictions of the excursion that raised it
+    ev = a["evidence"]
+    assert ev["reference_n"] >= 2_500 and ev["current_n"] > 0
+    assert f"over the last {ev['current_n']:,} labelled predictions" in \
+        a["annotations"]["description"]
     assert "ground truth" in a["annotations"]["attribution"]
     change = T0 + 15_000 * INTERVAL
     assert change <= _epoch(a["startsAt"]) <= change + 2_000 * INTERVAL

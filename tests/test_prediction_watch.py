@@ -94,7 +94,8 @@ def test_a_prediction_alarm_reads_true():
     assert f.summary == "Prediction drift in the predictions of churn"
     assert f.description.startswith(
         f"Predictions of churn moved up: mean {a.ref_mean:.3g} in the reference, "
-        f"{a.recent_mean:.3g} over the latest events (sequential CUSUM")
+        f"{a.recent_mean:.3g} over the last {a.recent_n} events (sequential CUSUM")
+    assert f"crossed its threshold over the last {a.run_length} events" in f.description
     assert f.details["new_version"] == "v4" and f.model_version == "v4"
     (v,) = attribute([f])
     assert v.team == "data-science"
@@ -195,11 +196,28 @@ def test_a_retyped_input_is_named_as_retyped():
     hit = np.arange(cur.n) >= 500
     imputed(cur, hit)
     cur.numeric["x"] = np.where(hit, np.nan, cur.numeric["x"])  # the decoder dropped them
+    cur.mismatched["x"] = hit  # ... as wrong-typed
     (a,) = predicted(w.update(cur))[:1]
-    f = alarm_findings("m", "v1", a, SETTINGS.alpha, SETTINGS.window_events,
-                       {"x": 1_500})[0]
+    f = alarm_findings("m", "v1", a, SETTINGS.alpha, SETTINGS.window_events)[0]
     assert f.kind == "schema_violation" and f.details["problem"] == "type_change"
     assert "another type" in f.description
+    # counted on the alarm's own rows: those since 'x' was last seen, all retyped
+    rows = int(f.statistic)
+    assert f.details["count"] == rows == f.details["rows"] > 0
+    assert f"{rows} of the last {rows} events" in f.description
+
+
+def test_a_field_gone_without_wrong_types_is_not_called_retyped():
+    rng = np.random.default_rng(8)
+    w = watch_for(columns(5_000, rng))
+    cur = columns(2_000, rng)
+    hit = np.arange(cur.n) >= 500
+    imputed(cur, hit)
+    cur.numeric["x"] = np.where(hit, np.nan, cur.numeric["x"])
+    cur.mismatched["x"] = np.arange(cur.n) < 400  # wrong-typed rows, but not these
+    (a,) = predicted(w.update(cur))[:1]
+    f = alarm_findings("m", "v1", a, SETTINGS.alpha, SETTINGS.window_events)[0]
+    assert f.kind == "schema_violation" and f.details["problem"] == "missing_field"
 
 
 SMALL = Config(defaults=MonitorSettings(reference_events=2_000, window_events=1_000))

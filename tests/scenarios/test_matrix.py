@@ -88,7 +88,6 @@ OPEN = {
     "2regions-ontime-output_drift:ramp3000",
     "none-ontime-concept_drift",
     "3hosts-none-errors:ramp3000",
-    "none-ontime-retype:tenure_months",
     "2regions-ontime-data_drift:age+latency",
     "12hosts-ontime-nulls:monthly_spend:@pod-7:ramp3000+data_drift:age:ramp3000",
     "none-none-errors:ramp3000+output_drift:ramp3000",
