@@ -493,6 +493,13 @@ class LabelDeadline:
         of each window) and the clean windows, in order."""
         if self.bank is None or self.reference is None or pred_ts.size == 0:
             return []
+        if self.cohort_end is not None and pred_ts[0] <= self.cohort_end:
+            # the cohort (and what came before it) is the reference, not a test: which
+            # of it is still due when the deadline is learned follows the batches
+            later = pred_ts > self.cohort_end
+            pred_ts, label_ts = pred_ts[later], label_ts[later]
+            if pred_ts.size == 0:
+                return []
         d = float(self.reference["deadline"])
         late = (np.isnan(label_ts) | (label_ts - pred_ts > d)).astype(np.float64)
         key: Key = (self.model, "label_delay", None, None)
