@@ -779,8 +779,7 @@ class PerformanceWatch:
                 f"{self.model} got {self.ref_error_rate:.1%} of its labelled predictions wrong "
                 f"in the reference, {recent:.1%} of the latest {RECENT_PAIRS} (sequential "
                 f"Bernoulli CUSUM sized for a rise to {p1:.1%} crossed its threshold: "
-                f"{stat:.3g} > {h:.3g}); the inputs may look unchanged: the relation between "
-                f"inputs and labels moved."),
+                f"{stat:.3g} > {h:.3g})."),
             details={"metric": "error_rate", "ref_rate": self.ref_error_rate,
                      "cur_rate": recent, "p1": p1, "task": self.task})
 

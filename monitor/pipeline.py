@@ -14,7 +14,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -248,7 +248,31 @@ class Pipeline:
     def _watch_update(self, ev: WatchEvaluation) -> list[Alert]:
         if not ev.evaluated and not ev.findings:
             return []
-        return self.book.update(ev.model, ev.evaluated, attribute(ev.findings), now=ev.now)
+        findings = [replace(f, description=f"{f.description} {self._inputs_note(f.model, ev.now)}")
+                    if f.kind == "performance_degradation" else f for f in ev.findings]
+        return self.book.update(ev.model, ev.evaluated, attribute(findings), now=ev.now)
+
+    def _inputs_note(self, model: str, now: float) -> str:
+        """What the book knows of the model's inputs and outputs when its accuracy falls:
+        the drift alerts firing since ``now`` or before, so a performance alert never
+        reads as if the inputs were unchanged while one of them is alerting."""
+        drifting: list[str] = []
+        for a in self.book.firing():
+            lab = a.labels
+            if lab.get("model") != model or a.starts_at > now:
+                continue
+            kind = lab.get("kind")
+            if kind == "data_drift" and lab.get("feature"):
+                seg = f" ({lab['segment']})" if lab.get("segment") else ""
+                drifting.append(f"'{lab['feature']}'{seg}")
+            elif kind == "prediction_drift":
+                drifting.append("its predictions")
+        if drifting:
+            names = ", ".join(dict.fromkeys(drifting))
+            return (f"Drifting too (firing): {names}; the accuracy may have fallen with "
+                    "that shift, or the relation between inputs and labels moved.")
+        return ("No drift alert is firing on its inputs: the relation between inputs and "
+                "labels may have moved (concept drift).")
 
     # -- per model ---------------------------------------------------------
     def _state(self, model: str) -> ModelState:

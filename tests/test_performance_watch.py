@@ -402,3 +402,23 @@ def test_clean_windows_sharpen_the_misclassification_baseline_and_others_do_not(
     old.add(_pairs(rng, start + w.window_n, rng.random(w.window_n) < 0.1), mcfg)
     assert old.errors.cusums == cusums
     assert PerformanceWatch.from_state(json.loads(json.dumps(w.to_state()))).baseline == grown
+
+
+def test_performance_text_names_the_inputs_drifting_and_never_calls_them_unchanged() -> None:
+    from alerts.attribution import attribute
+    from alerts.model import Finding
+
+    app = app_for(CONFIG, ttl=600)
+    alerts = run(app, DROP)
+    text = alerts[0]["annotations"]["description"]
+    assert "unchanged" not in text and "No drift alert is firing on its inputs" in text
+    book = app.pipeline.book
+    drift = Finding(kind="data_drift", model="churn", model_version="v1", detector="psi",
+                    statistic=0.3, p_value=1e-9, threshold=1e-3, reference_n=100,
+                    current_n=100, window=(T0, T0 + 10), summary="age drifted", feature="age")
+    book.update("churn", [], attribute([drift]), now=T0 + 10)
+    note = app.pipeline._inputs_note("churn", T0 + 20)
+    assert "'age'" in note and "No drift" not in note
+    # a drift that starts after the accuracy alarm is not claimed for it
+    assert "No drift" in app.pipeline._inputs_note("churn", T0 + 5)
+    assert "No drift" in app.pipeline._inputs_note("other", T0 + 20)
