@@ -35,6 +35,16 @@ labels from overdue ones long before a prediction expires.  It keeps a second
 heap of the predictions not yet handed out and, for those that joined, their
 label time; both are trimmed at expiry and eviction.
 
+Models not labelled yet: labels may start hours after a model's first prediction
+(labels that always come 3 h late), so every model's predictions are kept from
+its first one on, before any label, in a compact columnar *early buffer*
+(:meth:`LabelJoin.add_early`: id, event time, prediction), capped per model by
+the TTL and by ``max_early`` rows (over it the oldest are dropped; both counted
+in ``early_expired`` / ``early_evicted``).  A model whose labels never come costs
+at most that; when its first label event comes the pipeline moves the buffer
+into the join (:meth:`LabelJoin.take_early`), in arrival order, before that
+batch's own predictions.
+
 Cost: one Python-level pass per input row (dict lookups and a heap push);
 expiry and eviction pop from per-model heaps ordered by event time, so they
 touch only the rows they remove.
@@ -97,6 +107,22 @@ class Joined:
     @property
     def delay(self) -> np.ndarray:
         return self.label_ts - self.pred_ts
+
+    @classmethod
+    def merge(cls, model: str, parts: list[Joined]) -> Joined:
+        """The pairs of ``parts`` as one, in the order they completed: by the event time
+        of the later of prediction and label (stable: ties keep the parts' order)."""
+        parts = [p for p in parts if p.n]
+        if not parts:
+            return cls.empty(model)
+        if len(parts) == 1:
+            j = parts[0]
+        else:
+            j = cls(model, *(np.concatenate([getattr(p, f.name) for p in parts])
+                             for f in fields(cls) if f.name != "model"))
+        order = np.argsort(np.maximum(j.pred_ts, j.label_ts), kind="stable")
+        return cls(model, *(getattr(j, f.name)[order] for f in fields(cls)
+                            if f.name != "model"))
 
     @classmethod
     def empty(cls, model: str) -> Joined:
@@ -185,11 +211,76 @@ class _ModelJoin:
             heapq.heapify(self.lheap)
 
 
+@dataclass
+class _Early:
+    """The predictions of a model not labelled yet, as column chunks in arrival order."""
+
+    ts: list[np.ndarray] = field(default_factory=list)  # float64
+    ids: list[np.ndarray] = field(default_factory=list)  # object
+    prediction: list[np.ndarray] = field(default_factory=list)  # float64
+    prediction_class: list[np.ndarray] = field(default_factory=list)  # object
+    n: int = 0
+    expired: int = 0  # dropped: older than watermark - ttl
+    evicted: int = 0  # dropped: over max_early
+    dropped_since: int = 0  # both, since the last call of ``early_dropped``
+
+    def columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        if not self.ts:
+            f, o = np.empty(0, dtype=np.float64), np.empty(0, dtype=object)
+            return f, o, f.copy(), o.copy()
+        return (np.concatenate(self.ts), np.concatenate(self.ids),
+                np.concatenate(self.prediction), np.concatenate(self.prediction_class))
+
+    def keep(self, mask: np.ndarray | slice) -> None:
+        ts, ids, pred, pcls = self.columns()
+        ts, ids, pred, pcls = ts[mask], ids[mask], pred[mask], pcls[mask]
+        self.ts, self.ids, self.prediction, self.prediction_class = [ts], [ids], [pred], [pcls]
+        self.n = int(ts.shape[0])
+
+    def append(self, ts: np.ndarray, ids: np.ndarray, pred: np.ndarray,
+               pcls: np.ndarray) -> None:
+        self.ts.append(ts)
+        self.ids.append(ids)
+        self.prediction.append(pred)
+        self.prediction_class.append(pcls)
+        self.n += int(ts.shape[0])
+        if len(self.ts) > 64:  # few chunks: cheap to trim and to save
+            self.keep(slice(None))
+
+    def drop_first(self, k: int) -> None:
+        """Drop the ``k`` oldest rows by arrival (whole chunks first)."""
+        cols = (self.ts, self.ids, self.prediction, self.prediction_class)
+        while k > 0 and self.ts:
+            c = int(self.ts[0].shape[0])
+            if c <= k:
+                for col in cols:
+                    col.pop(0)
+                self.n -= c
+                k -= c
+            else:
+                for col in cols:
+                    col[0] = col[0][k:]
+                self.n -= k
+                k = 0
+
+    def expire(self, cutoff: float) -> int:
+        """Drop the rows with event time < ``cutoff``; returns how many."""
+        if not self.ts or not self.ts[0].shape[0] or self.ts[0][0] >= cutoff:
+            return 0  # rows arrive about in time order: the oldest tells
+        ts, _, _, _ = self.columns()
+        old = ts < cutoff
+        k = int(old.sum())
+        if k:
+            self.keep(~old)
+        return k
+
+
 class LabelJoin:
     """Joins each model's labels to its predictions; see the module docstring."""
 
     def __init__(self, ttl_seconds: float = 86400, max_pending: int = 1_000_000, *,
-                 delay_window: int = 10_000, ttls: Mapping[str, float] | None = None) -> None:
+                 delay_window: int = 10_000, ttls: Mapping[str, float] | None = None,
+                 max_early: int = 300_000) -> None:
         if not ttl_seconds > 0 or any(not t > 0 for t in (ttls or {}).values()):
             raise ValueError(f"ttl_seconds must be > 0, got {ttl_seconds!r}, {ttls!r}")
         if not max_pending >= 1:
@@ -200,7 +291,11 @@ class LabelJoin:
         self.ttls = {m: float(t) for m, t in (ttls or {}).items()}  # per-model overrides
         self.max_pending = int(max_pending)
         self.delay_window = int(delay_window)
+        if not max_early >= 0:
+            raise ValueError(f"max_early must be >= 0, got {max_early!r}")
+        self.max_early = int(max_early)
         self._models: dict[str, _ModelJoin] = {}
+        self._early: dict[str, _Early] = {}
 
     def ttl(self, model: str) -> float:
         return self.ttls.get(model, self.ttl_seconds)
@@ -212,6 +307,45 @@ class LabelJoin:
         if m is None:
             m = self._models[model] = _ModelJoin()
         return m
+
+    def add_early(self, model: str, cols: PredictionColumns) -> None:
+        """Keep the predictions of a model that has no label yet (error rows and rows
+        without a finite event time are skipped), at most ``max_early`` of them."""
+        if model in self._models:
+            raise ValueError(f"{model} is labelled: its predictions go to add_predictions")
+        keep = ~np.asarray(cols.error, dtype=bool) & np.isfinite(cols.ts)
+        e = self._early.get(model)
+        if e is None:
+            e = self._early[model] = _Early()
+        if keep.any():
+            e.append(np.asarray(cols.ts[keep], dtype=np.float64),
+                     np.asarray(cols.ids[keep], dtype=object),
+                     np.asarray(cols.prediction[keep], dtype=np.float64),
+                     np.asarray(cols.prediction_class[keep], dtype=object))
+        over = e.n - self.max_early
+        if over > 0:
+            e.drop_first(over)
+            e.evicted += over
+            e.dropped_since += over
+
+    def take_early(self, model: str) -> PredictionColumns | None:
+        """Hand out (and forget) the early buffer of ``model``, in arrival order, as
+        prediction columns for :meth:`add_predictions`; None if it holds nothing."""
+        e = self._early.pop(model, None)
+        if e is None or e.n == 0:
+            return None
+        ts, ids, pred, pcls = e.columns()
+        n = ts.shape[0]
+        return PredictionColumns(model, ts, ids, np.full(n, None, dtype=object), pred, pcls,
+                                 np.full(n, np.nan), np.zeros(n, dtype=bool))
+
+    def early_dropped(self) -> dict[str, int]:
+        """Early-buffer rows dropped (TTL or cap) per model since the previous call."""
+        out = {}
+        for name, e in self._early.items():
+            if e.dropped_since:
+                out[name], e.dropped_since = e.dropped_since, 0
+        return out
 
     def add_predictions(self, model: str, cols: PredictionColumns) -> Joined:
         """Remember the model's predictions (error rows carry no prediction and, like
@@ -360,6 +494,10 @@ class LabelJoin:
             m.counts["unlabelled"] += s.unlabelled
             m.counts["orphan_labels"] += s.orphan_labels
             out[name] = s
+        for name, e in self._early.items():
+            k = e.expire(float(watermark) - self.ttl(name))
+            e.expired += k
+            e.dropped_since += k
         return out
 
     def _enforce_prediction_bound(self) -> None:
@@ -387,12 +525,21 @@ class LabelJoin:
     def models(self) -> list[str]:
         return list(self._models)
 
+    @property
+    def early_models(self) -> list[str]:
+        """Models with predictions but no label yet (an early buffer)."""
+        return list(self._early)
+
     def counts(self, model: str) -> dict[str, int]:
-        """Cumulative counters of ``model`` plus current ``pending`` / ``held`` sizes."""
+        """Cumulative counters of ``model`` plus current ``pending`` / ``held`` sizes
+        (and, before its first label, the ``early`` buffer's size and drops)."""
         m = self._models.get(model)
+        e = self._early.get(model)
+        early = ({"early": e.n, "early_expired": e.expired, "early_evicted": e.evicted}
+                 if e is not None else {})
         if m is None:
-            return {**dict.fromkeys(_COUNTERS, 0), "pending": 0, "held": 0}
-        return {**m.counts, "pending": m.n_pending, "held": len(m.held)}
+            return {**dict.fromkeys(_COUNTERS, 0), "pending": 0, "held": 0, **early}
+        return {**m.counts, "pending": m.n_pending, "held": len(m.held), **early}
 
     def coverage(self, model: str) -> float | None:
         """joined / (joined + expired unlabelled); None before any prediction resolved."""
@@ -447,12 +594,29 @@ class LabelJoin:
                 "labelled_ids": list(m.labelled_at),
                 "labelled_ts": f64_to_text(list(m.labelled_at.values())),
             }
+        early: dict[str, Any] = {}
+        for name, e in self._early.items():
+            ts, ids, pred, pcls = e.columns()
+            early[name] = {"ts": f64_to_text(ts), "ids": ids.tolist(),
+                           "prediction": f64_to_text(pred), "class": pcls.tolist(),
+                           "expired": e.expired, "evicted": e.evicted,
+                           "dropped_since": e.dropped_since}
         return {"ttl_seconds": self.ttl_seconds, "max_pending": self.max_pending,
-                "delay_window": self.delay_window, "models": models}
+                "delay_window": self.delay_window, "max_early": self.max_early,
+                "models": models, "early": early}
 
     @classmethod
     def from_state(cls, s: dict[str, Any]) -> LabelJoin:
-        j = cls(s["ttl_seconds"], s["max_pending"], delay_window=s["delay_window"])
+        j = cls(s["ttl_seconds"], s["max_pending"], delay_window=s["delay_window"],
+                max_early=s.get("max_early", 300_000))
+        # a state from before early buffers has none: those models start buffering now
+        for name, es in s.get("early", {}).items():
+            ts = f64_from_text(es["ts"])
+            j._early[name] = _Early([ts], [object_array(es["ids"])],
+                                    [f64_from_text(es["prediction"])],
+                                    [object_array(es["class"])], int(ts.shape[0]),
+                                    int(es["expired"]), int(es["evicted"]),
+                                    int(es["dropped_since"]))
         for name, ms in s["models"].items():
             m = _ModelJoin()
             p_ts = f64_from_text(ms["pending_ts"]).tolist()

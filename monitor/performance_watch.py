@@ -4,8 +4,9 @@ One :class:`PerformanceWatch` per model, fed by the pipeline with the pairs
 :class:`~monitor.join.LabelJoin` returns and with what the join expires.
 
 **Performance** (kind ``performance_degradation``, a model fault).  Joined
-(prediction, label) pairs accumulate in the order they join, sorted by
-prediction time inside each batch:
+(prediction, label) pairs accumulate in the order they complete (the event time
+of the later of prediction and label: :meth:`~monitor.join.Joined.merge`), so
+where a batch ends changes nothing:
 
 - the *reference* is the first ``max(200, reference_events // 2)`` valid pairs
   (half the prediction reference: labels are scarcer than predictions, and 200
@@ -33,9 +34,9 @@ posterior (a 2,500-pair reference that happened to see few errors otherwise
 pages on a stationary stream); its alternatives sit at the accuracy effect
 floor's half and twice the floor; it spends the same false-alarm rate as the
 windows (``alpha`` per ``window_events`` pairs, split over its CUSUMs).
-An alarm fires at once and is folded into the next window's findings, so that
-window cannot count as clean; alarms and windows are handed on in prediction-
-time order, so a window that ended before an alarm cannot resolve it.
+An alarm fires at once and is folded into the findings of the window that holds
+its pair, so that window cannot count as clean; alarms and windows are handed on
+in the pairs' order, so a window that ended before an alarm cannot resolve it.
 
 The task is ``ModelConfig.task`` or, when unset, inferred from the reference
 pairs: class strings -> multiclass; numeric predictions in [0, 1] with labels
@@ -245,10 +246,10 @@ class Pairs:
 
     @classmethod
     def from_joined(cls, j: Joined) -> Pairs:
-        order = np.argsort(j.pred_ts, kind="stable")
-        return cls(j.pred_ts[order], j.label_ts[order], j.prediction[order],
-                   np.asarray(j.prediction_class, dtype=object)[order], j.label[order],
-                   np.asarray(j.label_class, dtype=object)[order])
+        """In the join's order (the order the pairs completed)."""
+        return cls(j.pred_ts, j.label_ts, j.prediction,
+                   np.asarray(j.prediction_class, dtype=object), j.label,
+                   np.asarray(j.label_class, dtype=object))
 
     def take(self, idx: Any) -> Pairs:
         return Pairs(self.pred_ts[idx], self.label_ts[idx], self.prediction[idx],
@@ -492,6 +493,13 @@ class LabelDeadline:
         of each window) and the clean windows, in order."""
         if self.bank is None or self.reference is None or pred_ts.size == 0:
             return []
+        if self.cohort_end is not None and pred_ts[0] <= self.cohort_end:
+            # the cohort (and what came before it) is the reference, not a test: which
+            # of it is still due when the deadline is learned follows the batches
+            later = pred_ts > self.cohort_end
+            pred_ts, label_ts = pred_ts[later], label_ts[later]
+            if pred_ts.size == 0:
+                return []
         d = float(self.reference["deadline"])
         late = (np.isnan(label_ts) | (label_ts - pred_ts > d)).astype(np.float64)
         key: Key = (self.model, "label_delay", None, None)
@@ -701,20 +709,29 @@ class PerformanceWatch:
                 "metrics": {m: self.reference.get(m) for m in PRIMARY[self.task]}})
             self._start_sequential(ref, mcfg)
             pairs = rest
-        # (prediction time, evaluation): the CUSUMs' alarms and the windows that closed,
-        # handed on in prediction-time order -- a window that ended before an alarm must
-        # not count as a clean test after it (it would resolve the alert, and the window
-        # that holds the alarm would fire it a second time)
-        timed: list[tuple[float, WatchEvaluation]] = []
-        if self.errors is not None and pairs.n:
-            timed += self._sequential(pairs, mcfg)
-        while self.buffered >= self.window_n:
-            allp = Pairs.concat(self.buffer)
-            cur = allp.take(slice(0, self.window_n))
-            rest = allp.take(slice(self.window_n, None))
-            self.buffer, self.buffered = ([rest] if rest.n else []), rest.n
-            timed.append((float(np.max(cur.pred_ts)), self._evaluate(cur, mcfg)))
-        return out + [ev for _, ev in sorted(timed, key=lambda t: t[0])]
+        # the CUSUMs' alarms and the windows that closed, in the pairs' order: an alarm
+        # belongs to the window that holds its pair (that window cannot count as a
+        # clean test), so where a batch ends changes nothing
+        pos = 0
+        while True:
+            unseen = pairs.n - pos  # the last rows of the buffer, not run yet
+            if self.buffered - unseen >= self.window_n:
+                out.append(self._close_window(mcfg))
+                continue
+            if unseen == 0:
+                break
+            take = min(unseen, self.window_n - (self.buffered - unseen))
+            if self.errors is not None:
+                out += self._sequential(pairs.take(slice(pos, pos + take)), mcfg)
+            pos += take
+        return out
+
+    def _close_window(self, mcfg: ModelConfig) -> WatchEvaluation:
+        allp = Pairs.concat(self.buffer)
+        cur = allp.take(slice(0, self.window_n))
+        rest = allp.take(slice(self.window_n, None))
+        self.buffer, self.buffered = ([rest] if rest.n else []), rest.n
+        return self._evaluate(cur, mcfg)
 
     def _start_sequential(self, ref: Pairs, mcfg: ModelConfig) -> None:
         if self.task not in (BINARY, MULTICLASS):
@@ -735,7 +752,7 @@ class PerformanceWatch:
                                             self.reference_n)
 
     def _sequential(self, pairs: Pairs,
-                    mcfg: ModelConfig) -> list[tuple[float, WatchEvaluation]]:
+                    mcfg: ModelConfig) -> list[WatchEvaluation]:
         assert self.errors is not None and self.task is not None
         x = wrong(self.task, pairs)
         out = []
@@ -749,7 +766,7 @@ class PerformanceWatch:
             self.alarms.append(alarm)
             ev = WatchEvaluation(self.model, now=float(pairs.label_ts[a.row]))
             ev.findings.append(self._alarm_finding(alarm, mcfg))
-            out.append((alarm[0], ev))
+            out.append(ev)
         self.recent_wrong = np.concatenate([self.recent_wrong, x])[-RECENT_PAIRS:].tolist()
         return out
 
@@ -774,8 +791,7 @@ class PerformanceWatch:
                 f"in the reference, {recent:.1%} of the latest {recent_n:,} (sequential "
                 f"Bernoulli CUSUM sized for a rise to {p1:.1%}, on a baseline of {base_n:,} "
                 f"labelled predictions, crossed its threshold{' ' + over if over else ''}: "
-                f"{stat:.3g} > {h:.3g}); the inputs may look unchanged: the relation between "
-                f"inputs and labels moved."),
+                f"{stat:.3g} > {h:.3g})."),
             details={"metric": "error_rate", "ref_rate": self.ref_error_rate,
                      "cur_rate": recent, "p1": p1, "task": self.task})
 
@@ -794,9 +810,8 @@ class PerformanceWatch:
         window = (float(cur.pred_ts.min()), float(cur.pred_ts.max()))
         ev = WatchEvaluation(self.model, now=float(np.max(cur.label_ts)))
         self.windows += 1
-        # an alarm inside this window: the window cannot count as clean
-        seen = [a for a in self.alarms if a[0] <= window[1]]
-        self.alarms = [a for a in self.alarms if a[0] > window[1]]
+        # an alarm on a pair of this window: the window cannot count as clean
+        seen, self.alarms = self.alarms, []
         ev.findings += [self._alarm_finding(a, mcfg) for a in seen]
         if seen:
             ev.evaluated.append((self.model, "performance_degradation", None, None))

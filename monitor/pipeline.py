@@ -14,7 +14,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -28,7 +28,7 @@ from monitor.batch import DecodedBatch, PredictionColumns
 from monitor.config_types import Config, ModelConfig, MonitorSettings
 from monitor.evaluate import Evaluation, dominant_version, evaluate_window
 from monitor.events import Decoder
-from monitor.join import ExpiryStats, LabelJoin
+from monitor.join import ExpiryStats, Joined, LabelJoin
 from monitor.metrics import Metrics
 from monitor.performance_watch import PerformanceWatch, WatchEvaluation
 from monitor.sequential import SeqAlarm, SequentialWatch, alarm_findings
@@ -99,8 +99,9 @@ class Pipeline:
         self.book = AlertBook(resolve_after=config.defaults.resolve_after_windows)
         self.models: dict[str, ModelState] = {}
         self.watermark = -math.inf
-        # labels: joined to predictions by (model, id); a model's predictions enter the
-        # join from its first label event on (models without labels cost nothing)
+        # labels: joined to predictions by (model, id); before a model's first label
+        # event its recent predictions wait in the join's bounded early buffer, and
+        # enter the join with that event (models never labelled cost that buffer)
         self.join = self._new_join()
         self.perf: dict[str, PerformanceWatch] = {}
         self._expired_at = -math.inf  # watermark of the last join.expire
@@ -176,22 +177,31 @@ class Pipeline:
             cols = batch.predictions.get(model)
             labels = batch.labels.get(model)
             if model not in known and (labels is None or labels.n == 0):
-                continue  # never labelled: its predictions need no join
+                # no label yet: keep its recent predictions (bounded), for labels that
+                # start hours after the predictions
+                if cols is not None and cols.n:
+                    self.join.add_early(model, cols)
+                continue
             mcfg = self.config.model(model)
             w = self._watch(model)
             parts = []
-            if cols is not None and cols.n:
-                w.version = dominant_version(cols.versions)
-                ok = np.isfinite(cols.ts) & ~np.asarray(cols.error, dtype=bool)
+            early = self.join.take_early(model) if model not in known else None
+            for c in (early, cols):
+                if c is None or c.n == 0:
+                    continue
+                if c is cols:
+                    w.version = dominant_version(c.versions)
+                ok = np.isfinite(c.ts) & ~np.asarray(c.error, dtype=bool)
                 if ok.any():
-                    w.saw_predictions(float(cols.ts[ok].min()), self.join.ttl(model))
-                    w.late.predictions(cols.ts[ok])
-                parts.append(self.join.add_predictions(model, cols))
+                    w.saw_predictions(float(c.ts[ok].min()), self.join.ttl(model))
+                    w.late.predictions(c.ts[ok])
+                parts.append(self.join.add_predictions(model, c))
             if labels is not None and labels.n:
                 parts.append(self.join.add_labels(model, labels))
-            for j in parts:
-                if j.n == 0:
-                    continue
+            # one sequence per batch, in the order the pairs completed (event time of
+            # the later of prediction and label): what a one-event-at-a-time join gives
+            j = Joined.merge(model, parts)
+            if j.n:
                 joined_now[model] = joined_now.get(model, 0) + j.n
                 self.metrics.labels_joined.labels(model).inc(j.n)
                 for ev in w.add(j, mcfg):
@@ -206,6 +216,8 @@ class Pipeline:
                                   ("evicted", st.evicted + st.evicted_labels)):
                     if n:
                         self.metrics.labels_expired.labels(model, reason).inc(n)
+            for model, n in self.join.early_dropped().items():  # never labelled, dropped
+                self.metrics.labels_expired.labels(model, "evicted").inc(n)
         for model in set(joined_now) | set(expired):
             lost = expired.get(model)
             w = self._watch(model)
@@ -233,8 +245,32 @@ class Pipeline:
     def _watch_update(self, ev: WatchEvaluation) -> list[Alert]:
         if not ev.evaluated and not ev.findings:
             return []
-        return self.book.update(ev.model, ev.evaluated, self._attribute(ev.model, ev.findings),
+        findings = [replace(f, description=f"{f.description} {self._inputs_note(f.model, ev.now)}")
+                    if f.kind == "performance_degradation" else f for f in ev.findings]
+        return self.book.update(ev.model, ev.evaluated, self._attribute(ev.model, findings),
                                 now=ev.now)
+
+    def _inputs_note(self, model: str, now: float) -> str:
+        """What the book knows of the model's inputs and outputs when its accuracy falls:
+        the drift alerts firing since ``now`` or before, so a performance alert never
+        reads as if the inputs were unchanged while one of them is alerting."""
+        drifting: list[str] = []
+        for a in self.book.firing():
+            lab = a.labels
+            if lab.get("model") != model or a.starts_at > now:
+                continue
+            kind = lab.get("kind")
+            if kind == "data_drift" and lab.get("feature"):
+                seg = f" ({lab['segment']})" if lab.get("segment") else ""
+                drifting.append(f"'{lab['feature']}'{seg}")
+            elif kind == "prediction_drift":
+                drifting.append("its predictions")
+        if drifting:
+            names = ", ".join(dict.fromkeys(drifting))
+            return (f"Drifting too (firing): {names}; the accuracy may have fallen with "
+                    "that shift, or the relation between inputs and labels moved.")
+        return ("No drift alert is firing on its inputs: the relation between inputs and "
+                "labels may have moved (concept drift).")
 
     # -- per model ---------------------------------------------------------
     def _state(self, model: str) -> ModelState:

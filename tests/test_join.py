@@ -258,3 +258,43 @@ def test_every_label_joins_at_most_one_prediction_and_totals_add_up(seed, ttl, m
         assert c["joined"] == sum(row[0] == model for row in joined)
     assert sum(len(m.pheap) for m in j._models.values()) <= max_pending
     assert sum(len(m.held) for m in j._models.values()) <= max_pending
+
+
+# -- before a model's first label: the early buffer ---------------------------------------
+
+
+def test_early_buffer_is_bounded_by_count_and_ttl_and_counts_its_drops():
+    j = LabelJoin(ttl_seconds=100, max_early=100)
+    for k in range(5):  # 250 rows, one per second
+        ids = [f"p{i}" for i in range(50 * k, 50 * k + 50)]
+        j.add_early("m", preds(ids, [float(i) for i in range(50 * k, 50 * k + 50)]))
+    c = j.counts("m")
+    assert c["early"] == 100 and c["early_evicted"] == 150 and c["early_expired"] == 0
+    assert j.models == [] and j.early_models == ["m"]
+    j.expire(watermark=260.0)  # drops ts < 160
+    c = j.counts("m")
+    assert c["early"] == 90 and c["early_expired"] == 10
+    assert j.early_dropped() == {"m": 160} and j.early_dropped() == {}
+    # a state round trip keeps the buffer; a state from before buffers loads without one
+    s = json.loads(json.dumps(j.to_state()))
+    j2 = LabelJoin.from_state(s)
+    assert j2.counts("m") == j.counts("m") and j2.max_early == 100
+    del s["early"], s["max_early"]
+    assert LabelJoin.from_state(s).early_models == []
+    # the first label: the buffer joins, in arrival order
+    cols = j2.take_early("m")
+    assert cols is not None and cols.ids.tolist() == [f"p{i}" for i in range(160, 250)]
+    assert j2.early_models == [] and j2.take_early("m") is None
+    j2.add_predictions("m", cols)
+    got = j2.add_labels("m", labels(["p200", "p10"], [300.0, 300.0]))
+    assert got.ids.tolist() == ["p200"]
+
+
+def test_merge_orders_pairs_by_completion_time():
+    j = LabelJoin()
+    j.add_labels("m", labels(["a"], [5.0]))  # held: joins when its prediction comes
+    first = j.add_predictions("m", preds(["a", "b"], [9.0, 1.0]))
+    second = j.add_labels("m", labels(["b"], [3.0]))
+    merged = Joined.merge("m", [first, second])
+    assert merged.ids.tolist() == ["b", "a"]  # b completed at 3, a at 9
+    assert Joined.merge("m", []).n == 0

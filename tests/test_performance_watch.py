@@ -219,6 +219,63 @@ def test_unlabelled_models_stay_out_of_the_join() -> None:
              if b'"type":"label"' not in ln]
     assert run(app, lines) == []
     assert app.pipeline.join.models == [] and app.pipeline.perf == {}
+    # only a bounded buffer of its recent predictions, for labels that may yet come
+    assert app.pipeline.join.counts("churn")["early"] == 3_000
+
+
+def test_labels_that_start_hours_late_join_the_predictions_made_before_them() -> None:
+    """Labels 1 h after their predictions: the first hour of predictions waits in the
+    early buffer and joins; the accuracy drop is found."""
+    app = app_for(CONFIG, ttl=7_200)
+    n = 60_000
+    rng = np.random.default_rng(11)
+    p = rng.beta(2.0, 2.0, n).round(4)
+    y = np.where(rng.random(n) < np.where(np.arange(n) < 20_000, 0.9, 0.75), p >= 0.5,
+                 p < 0.5).astype(int)
+    rows = []
+    for i in range(n):
+        t = T0 + i * INTERVAL
+        rows.append((t, f'{{"id":"p{i}","model":"churn","ts":{t!r},"prediction":{float(p[i])!r},'
+                            f'"latency_ms":20.0}}'))
+        rows.append((t + 3_600.0, f'{{"type":"label","id":"p{i}","model":"churn",'
+                                  f'"ts":{t + 3_600.0!r},"label":{int(y[i])}}}'))
+    rows.sort(key=lambda r: r[0])
+    lines = [r[1].encode() for r in rows]
+    alerts = run(app, lines, chunk=5_000)
+    counts = app.pipeline.join.counts("churn")
+    assert counts["joined"] == n and counts["orphan_labels"] == 0
+    assert [(a["status"], a["labels"]["kind"]) for a in alerts] == [
+        ("firing", "performance_degradation")]
+    assert _epoch(alerts[0]["startsAt"]) >= T0 + 20_000 * INTERVAL
+
+
+def _rounded(x):
+    if isinstance(x, float):
+        return float(f"{x:.9g}")
+    if isinstance(x, dict):
+        return {k: _rounded(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_rounded(v) for v in x]
+    return x
+
+
+@pytest.mark.parametrize("lines", [
+    pytest.param(stream(24_000, step(0.9, 0.7, 12_000), seed=12, delay=30.0), id="accuracy"),
+    # no label in the first 30 s: the first label comes several small batches in
+    pytest.param([ln for ln in stream(30_000, lambda i: np.full(i.size, 0.9), seed=13,
+                                      delay=20.0, label_stop=12_000)
+                  if b'"type":"label"' not in ln or json.loads(ln)["ts"] >= T0 + 30],
+                 id="label_stop"),
+])
+def test_label_side_alerts_do_not_depend_on_the_batch_size(lines: list[bytes]) -> None:
+    """The same stream in batches of 97, 1,000 and 20,000 lines: the same alerts (times,
+    evidence, text), floats to 9 significant digits."""
+    small = CONFIG.defaults
+    cfg = replace(CONFIG, defaults=replace(small, reference_events=2_000,
+                                           window_events=1_000))
+    outs = [_rounded(run(app_for(cfg, ttl=300), lines, chunk=c)) for c in (97, 1_000, 20_000)]
+    assert outs[0], "no alert"
+    assert outs[0] == outs[1] == outs[2]
 
 
 # -- the watch on its own: tasks --------------------------------------------------------
@@ -351,3 +408,23 @@ def test_clean_windows_sharpen_the_misclassification_baseline_and_others_do_not(
     old.add(_pairs(rng, start + w.window_n, rng.random(w.window_n) < 0.1), mcfg)
     assert old.errors.cusums == cusums
     assert PerformanceWatch.from_state(json.loads(json.dumps(w.to_state()))).baseline == grown
+
+
+def test_performance_text_names_the_inputs_drifting_and_never_calls_them_unchanged() -> None:
+    from alerts.attribution import attribute
+    from alerts.model import Finding
+
+    app = app_for(CONFIG, ttl=600)
+    alerts = run(app, DROP)
+    text = alerts[0]["annotations"]["description"]
+    assert "unchanged" not in text and "No drift alert is firing on its inputs" in text
+    book = app.pipeline.book
+    drift = Finding(kind="data_drift", model="churn", model_version="v1", detector="psi",
+                    statistic=0.3, p_value=1e-9, threshold=1e-3, reference_n=100,
+                    current_n=100, window=(T0, T0 + 10), summary="age drifted", feature="age")
+    book.update("churn", [], attribute([drift]), now=T0 + 10)
+    note = app.pipeline._inputs_note("churn", T0 + 20)
+    assert "'age'" in note and "No drift" not in note
+    # a drift that starts after the accuracy alarm is not claimed for it
+    assert "No drift" in app.pipeline._inputs_note("churn", T0 + 5)
+    assert "No drift" in app.pipeline._inputs_note("other", T0 + 20)

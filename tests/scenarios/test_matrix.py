@@ -78,15 +78,10 @@ def test_ci_subset_covers_the_matrix() -> None:
 # by benchmarks/scenarios.py --ci (RESULTS_scenarios.md gives each one's reason); a case
 # fixed leaves this set and joins the suite
 OPEN = {
-    "2regions-delayed-concept_drift:ramp3000",
-    "12hosts-ontime-label_stop",
     "2regions-ontime-host_drift:age:@eu-1:ramp3000",
-    "3hosts-ontime-concept_drift:ramp3000+latency:ramp3000",
     "12hosts-none-host_drift:age:@pod-7+data_drift:tenure_months",
-    "3hosts-ontime-data_drift:age",
     "12hosts-none-data_drift:age:ramp3000",
     "2regions-ontime-output_drift:ramp3000",
-    "none-ontime-concept_drift",
     "3hosts-none-errors:ramp3000",
     "2regions-ontime-data_drift:age+latency",
     "12hosts-ontime-nulls:monthly_spend:@pod-7:ramp3000+data_drift:age:ramp3000",
