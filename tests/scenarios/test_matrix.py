@@ -78,14 +78,9 @@ def test_ci_subset_covers_the_matrix() -> None:
 # by benchmarks/scenarios.py --ci (RESULTS_scenarios.md gives each one's reason); a case
 # fixed leaves this set and joins the suite
 OPEN = {
-    "2regions-ontime-host_drift:age:@eu-1:ramp3000",
-    "12hosts-none-host_drift:age:@pod-7+data_drift:tenure_months",
-    "12hosts-none-data_drift:age:ramp3000",
-    "2regions-ontime-output_drift:ramp3000",
-    "3hosts-none-errors:ramp3000",
-    "2regions-ontime-data_drift:age+latency",
-    "12hosts-ontime-nulls:monthly_spend:@pod-7:ramp3000+data_drift:age:ramp3000",
-    "none-none-errors:ramp3000+output_drift:ramp3000",
+    # a rename and a miscalibrated release at the same event: the outputs moved when an
+    # input vanished, so the prediction drift is called the broken feed's symptom (ML)
+    # and the data scientists are not told -- the two cannot be told apart in the data
     "none-ontime-rename:age+output_drift",
 }
 
