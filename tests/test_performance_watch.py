@@ -31,6 +31,7 @@ from monitor.performance_watch import (
     reference_size,
     window_size,
 )
+from tests.scenarios.judge import rounded
 
 T0 = 1_800_000_000.0
 INTERVAL = 0.1  # seconds of event time between predictions
@@ -249,16 +250,6 @@ def test_labels_that_start_hours_late_join_the_predictions_made_before_them() ->
     assert _epoch(alerts[0]["startsAt"]) >= T0 + 20_000 * INTERVAL
 
 
-def _rounded(x):
-    if isinstance(x, float):
-        return float(f"{x:.9g}")
-    if isinstance(x, dict):
-        return {k: _rounded(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [_rounded(v) for v in x]
-    return x
-
-
 @pytest.mark.parametrize("lines", [
     pytest.param(stream(24_000, step(0.9, 0.7, 12_000), seed=12, delay=30.0), id="accuracy"),
     # no label in the first 30 s: the first label comes several small batches in
@@ -273,7 +264,7 @@ def test_label_side_alerts_do_not_depend_on_the_batch_size(lines: list[bytes]) -
     small = CONFIG.defaults
     cfg = replace(CONFIG, defaults=replace(small, reference_events=2_000,
                                            window_events=1_000))
-    outs = [_rounded(run(app_for(cfg, ttl=300), lines, chunk=c)) for c in (97, 1_000, 20_000)]
+    outs = [rounded(run(app_for(cfg, ttl=300), lines, chunk=c)) for c in (97, 1_000, 20_000)]
     assert outs[0], "no alert"
     assert outs[0] == outs[1] == outs[2]
 

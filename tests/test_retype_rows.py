@@ -18,6 +18,7 @@ from monitor.batch import PredictionColumns
 from monitor.config_types import Config, MonitorSettings
 from monitor.replay import replay
 from monitor.windows import Frame, columns_from_state, columns_to_state, concat, take
+from tests.scenarios.judge import rounded
 from tests.scenarios.streams import Fault, StreamSpec, generate, write_jsonl
 
 FEATURE = "tenure_months"
@@ -27,16 +28,6 @@ CHUNKS = (97, 1_000, 20_000)
 
 def _ts(s: str) -> float:
     return datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
-
-
-def _rounded(x: object) -> object:
-    if isinstance(x, float):
-        return float(f"{x:.9g}")
-    if isinstance(x, dict):
-        return {k: _rounded(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [_rounded(v) for v in x]
-    return x
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +57,7 @@ def _retyped(events: list[dict]) -> list[float]:
 def test_alerts_identical_at_every_chunk_size(replays):
     _, outs = replays
     assert outs[0], "the retype raised nothing"
-    assert all(_rounded(o) == _rounded(outs[0]) for o in outs[1:])
+    assert all(rounded(o) == rounded(outs[0]) for o in outs[1:])
 
 
 def test_schema_violation_counts_its_own_window(replays):
