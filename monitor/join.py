@@ -39,7 +39,8 @@ Models not labelled yet: labels may start hours after a model's first prediction
 (labels that always come 3 h late), so every model's predictions are kept from
 its first one on, before any label, in a compact columnar *early buffer*
 (:meth:`LabelJoin.add_early`: id, event time, prediction), capped per model by
-the TTL and by ``max_early`` rows (over it the oldest are dropped; both counted
+the TTL and by ``max_early`` rows, and all unlabelled models together by
+``MAX_EARLY_TOTAL`` (shared evenly; over it the oldest are dropped; both counted
 in ``early_expired`` / ``early_evicted``).  A model whose labels never come costs
 at most that; when its first label event comes the pipeline moves the buffer
 into the join (:meth:`LabelJoin.take_early`), in arrival order, before that
@@ -61,6 +62,8 @@ import numpy as np
 
 from monitor.batch import LabelColumns, PredictionColumns
 from monitor.codec import f64_from_text, f64_to_text, object_array
+
+MAX_EARLY_TOTAL = 2_000_000  # early-buffer rows across all unlabelled models (~180 MB)
 
 _COUNTERS = ("predictions", "labels", "joined", "unlabelled", "orphan_labels", "evicted",
              "evicted_labels", "duplicate_labels", "duplicate_predictions")
@@ -322,7 +325,9 @@ class LabelJoin:
                      np.asarray(cols.ids[keep], dtype=object),
                      np.asarray(cols.prediction[keep], dtype=np.float64),
                      np.asarray(cols.prediction_class[keep], dtype=object))
-        over = e.n - self.max_early
+        # every unlabelled model shares MAX_EARLY_TOTAL rows, at most max_early each: a
+        # fleet whose labels never come costs a bounded amount, however many models
+        over = e.n - min(self.max_early, MAX_EARLY_TOTAL // max(1, len(self._early)))
         if over > 0:
             e.drop_first(over)
             e.evicted += over

@@ -298,3 +298,21 @@ def test_merge_orders_pairs_by_completion_time():
     merged = Joined.merge("m", [first, second])
     assert merged.ids.tolist() == ["b", "a"]  # b completed at 3, a at 9
     assert Joined.merge("m", []).n == 0
+
+
+def test_unlabelled_models_share_one_bounded_early_buffer(monkeypatch):
+    """However many models never get labels, their early buffers hold at most
+    MAX_EARLY_TOTAL rows together (each trimmed to its share as it grows)."""
+    import monitor.join as join_module
+
+    monkeypatch.setattr(join_module, "MAX_EARLY_TOTAL", 1_000)
+    j = LabelJoin()
+    for rnd in range(3):
+        for m in range(20):
+            ids = [f"{m}-{rnd}-{i}" for i in range(200)]
+            j.add_early(f"m{m}", preds(ids, [float(rnd * 200 + i) for i in range(200)],
+                                       model=f"m{m}"))
+    held = sum(e.n for e in j._early.values())
+    assert held <= 1_000
+    assert all(e.n == 50 for e in j._early.values())  # an even share each
+    assert sum(e.evicted for e in j._early.values()) == 20 * 600 - held
