@@ -129,10 +129,18 @@ def _default_reason(f: Finding, drifting: Sequence[str]) -> str:
 def _verdict(
     f: Finding, breaks: Mapping[str | None, Finding], drifting: Sequence[str]
 ) -> tuple[str, str]:
+    also = ""  # a break elsewhere that does not explain this drift
     if f.kind in DRIFT_KINDS:
         b = breaks.get(f.feature)
         if b is None and f.kind == "prediction_drift" and f.feature is None:
             b = next((x for x in breaks.values() if x.feature is not None), None)
+            inputs = [*drifting, *(str(x) for x in f.details.get("drifting_inputs", ()))]
+            clean = [d for d in dict.fromkeys(inputs) if d not in breaks]
+            if b is not None and clean:
+                # an input whose feed is sound drifts with the outputs: the world moved
+                # them; the break elsewhere is its own alert
+                also = f"; {_break_text(b, False)} is alerted on its own"
+                drifting, b = clean, None
         if b is not None:
             return INFRA_FAULT, (
                 f"{_subject(f)} coincides with {_break_text(b, b.feature == f.feature)}: "
@@ -158,7 +166,7 @@ def _verdict(
                 f"outputs shifted on unchanged inputs after deploy of {version}: "
                 "the new model behaves differently"
             )
-    return KINDS[f.kind][1], _default_reason(f, drifting)
+    return KINDS[f.kind][1], _default_reason(f, drifting) + also
 
 
 def attribute(findings: Sequence[Finding],

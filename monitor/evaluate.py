@@ -151,6 +151,10 @@ def _error_text(model: str) -> Callable[[TestResult], tuple[str, str]]:
 # features have no stuck test: a category gaining share is drift (chi-square).
 STUCK_MIN_SHARE = 0.10
 STUCK_MAX_REF_SHARE = 0.01
+# ... and dominates the rows: seen this many times as often as any other value.  In the
+# 50-odd rows of a CUSUM's excursion over a shifted world a rounded value seen 5 times
+# against others seen 3 or 4 is a tenth of them by chance, not a stuck default
+STUCK_DOMINANCE = 3
 # Out of range means broken units or sentinels, not a shifted world: a fifth of the
 # window beyond the reference's 0.1 %-99.9 % range widened by its own width on each
 # side (N(0, 1): beyond +-9.3).  A world that moved by 4 sigma is drift, not a broken
@@ -165,6 +169,16 @@ def _nulls(values: np.ndarray) -> int:
     return int(np.isnan(values).sum())
 
 
+def _dominates(values: np.ndarray) -> bool:
+    """Is the most frequent finite value seen STUCK_DOMINANCE times as often as the next?"""
+    v = np.asarray(values, dtype=float)
+    _, counts = np.unique(v[np.isfinite(v)], return_counts=True)
+    if counts.size < 2:
+        return counts.size == 1
+    top2 = np.sort(counts)[-2:]
+    return bool(top2[1] >= STUCK_DOMINANCE * top2[0])
+
+
 def quality_results(ref: np.ndarray, cur: np.ndarray, *,
                     range_margin: float = OUT_OF_RANGE_MARGIN) -> list[TestResult]:
     """Data-quality tests of one feature: null spikes, stuck values, out-of-range floods
@@ -173,6 +187,8 @@ def quality_results(ref: np.ndarray, cur: np.ndarray, *,
     if ref.dtype != object:
         stuck = stuck_value_test(ref, cur, min_share=STUCK_MIN_SHARE)
         if stuck.insufficient or stuck.details.get("ref_share", 1.0) < STUCK_MAX_REF_SHARE:
+            if not stuck.insufficient and not _dominates(cur):
+                stuck = replace(stuck, p_value=1.0)  # no value stands out: not stuck
             results.append(stuck)
         results.append(out_of_range_test(ref, cur, min_increase=OUT_OF_RANGE_MIN_INCREASE,
                                          margin=range_margin))
