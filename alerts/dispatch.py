@@ -276,7 +276,7 @@ class Dispatcher:
             group = GroupInfo(
                 route.receiver, group_key(route, a.labels), route.group_labels(a.labels)
             )
-            self.groups.add(a, route, group, now)
+            self.groups.add(a, route, group, now, soon=again)
         return True
 
     def _speak(self, *, flush: bool = False) -> None:

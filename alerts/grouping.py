@@ -77,14 +77,19 @@ class Aggregator:
     def __init__(self) -> None:
         self.groups: dict[tuple[str, str], Group] = {}
 
-    def add(self, alert: Alert, route: Route, info: GroupInfo, now: float) -> None:
-        """Fold one alert state change into its group on ``route``."""
+    def add(self, alert: Alert, route: Route, info: GroupInfo, now: float,
+            soon: bool = False) -> None:
+        """Fold one alert state change into its group on ``route``; ``soon`` (an alert
+        released from a mute, already late) makes the group speak within one
+        ``group_wait`` instead of at its next ``group_interval`` tick."""
         key = (info.receiver, info.group_key)
         g = self.groups.get(key)
         if g is None:
             g = self.groups[key] = Group(info, route.group_wait, route.group_interval,
                                          route.repeat_interval, next_tick=now + route.group_wait,
                                          mute=route.mute, active=route.active)
+        elif soon:
+            g.next_tick = min(g.next_tick, now + g.wait)
         fp = alert.fingerprint
         if alert.status == "firing":
             g.fired.add(fp)
