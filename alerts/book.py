@@ -8,7 +8,9 @@ of them raised a finding:
   (``startsAt`` = the evaluation's time, event time in the pipeline);
 * a firing key tested clean ``resolve_after`` evaluations in a row -> the
   resolved alert, with the labels it fired with (``endsAt`` = that time);
-* a firing key found again -> its clean count restarts, no change;
+* a firing key found again -> its clean count restarts, no change -- unless a window
+  that tested it attributes it to the other fault class: then it resolves (the
+  ``resolution`` annotation says why) and fires anew with the new team;
 * keys that were not tested, and every key of other models, are untouched.
 
 The labels are those set when the alert fired, so a later window with a new
@@ -77,6 +79,8 @@ class AlertBook:
         """Fold one evaluation of ``model`` in; returns the alert state changes."""
         changes: list[Alert] = []
         found: set[Key] = set()
+        evaluated = list(evaluated)
+        tested = {tuple(k) for k in evaluated}
         for a in attributed:
             key: Key = a.finding.key
             if key[3] is not None and key[:3] + (None,) in self._entries:
@@ -86,9 +90,18 @@ class AlertBook:
                 continue
             found.add(key)
             entry = self._entries.get(key)
-            if entry is not None:
+            if entry is not None and (entry.alert.labels.get("fault") == a.fault
+                                      or key not in tested):
                 entry.clean = 0
                 continue
+            if entry is not None:
+                # a whole window's evidence now says it is the other team's (a broken feed
+                # that explained a drift is fixed, and the drift goes on): resolved, and
+                # raised anew for them; a lone alarm between windows never flips a verdict
+                old = entry.alert
+                old.annotations["resolution"] = (
+                    f"re-attributed: now {a.fault} ({a.team}): {a.reason}")
+                changes += self.resolve(key, now)
             alert = to_alert(a, "firing", starts_at=now, ends_at=None)
             local = [k for k in self._entries if k[:3] == key[:3] and k[3] is not None] \
                 if key[3] is None else []

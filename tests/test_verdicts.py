@@ -152,3 +152,21 @@ def test_a_segment_alert_that_turns_global_is_resolved_and_replaced() -> None:
     # contradictory verdict
     assert book.update("churn", [], attribute([_finding("host=pod-2")]), now=300.0) == []
     assert [a.labels.get("segment") for a in book.firing()] == [None]
+
+
+def test_a_window_that_attributes_a_firing_alert_to_the_other_team_re_raises_it() -> None:
+    book = AlertBook()
+    broken = Finding(kind="data_quality", model="churn", model_version="v1",
+                     detector="null_rate", statistic=0.4, p_value=1e-9, threshold=1e-3,
+                     reference_n=5000, current_n=2000, window=(0.0, 100.0), summary="nulls",
+                     feature="age")
+    key = ("churn", "data_drift", "age", None)
+    (first, _) = book.update("churn", [key], attribute([_finding(None), broken]), now=100.0)
+    assert first.labels["team"] == "ml-engineering"  # drift with a broken feed
+    # a lone alarm between windows (nothing tested) never flips the verdict
+    assert book.update("churn", [], attribute([_finding(None)]), now=150.0) == []
+    # a window that tests the feature and finds the drift with a sound feed does
+    changes = book.update("churn", [key], attribute([_finding(None)]), now=200.0)
+    assert [(a.status, a.labels["team"]) for a in changes] == [
+        ("resolved", "ml-engineering"), ("firing", "data-science")]
+    assert "re-attributed" in changes[0].annotations["resolution"]
