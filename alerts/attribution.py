@@ -8,7 +8,8 @@ the evidence of the same evaluation can overturn it (DESIGN.md section 4):
   not a changed world -> infrastructure; the model's predictions (no feature)
   moving while an input's feed is broken are that break's symptom, too;
 * drift confined to one segment (``Finding.segment`` is only set when the other
-  segments stay stable) -> a broken replica or host -> infrastructure;
+  segments are shown close to the reference, by the monitor's localisation) -> a broken
+  replica or host -> infrastructure; outputs that moved only with it are its symptom;
 * prediction drift right after a deploy (``details["new_version"]``) with no
   input drift: the new model behaves differently -> model (with that reason);
 * latency / error-rate regressions that started with a deploy stay
@@ -156,9 +157,9 @@ def _verdict(
             drifting = [str(x) for x in f.details.get("drifting_inputs", ())]
         if f.segment:
             return INFRA_FAULT, (
-                f"{_subject(f)} is confined to segment {f.segment} while the "
-                "other segments stay stable: a broken replica or host, not a "
-                "changed world"
+                f"{_subject(f)} is confined to segment {f.segment}: it differs from the "
+                "other segments, which are shown close to the reference: a broken replica "
+                "or host, not a changed world"
             )
         version = f.details.get("new_version")
         if f.kind == "prediction_drift" and version and not drifting:

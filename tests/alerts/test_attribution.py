@@ -65,7 +65,7 @@ def test_drift_confined_to_one_segment_is_infrastructure() -> None:
     (a,) = attribute([finding("data_drift", feature="age", segment="host=pod-3")])
     assert (a.fault, a.team) == ("infrastructure", "ml-engineering")
     assert "host=pod-3" in a.reason and "'age'" in a.reason
-    assert "other segments stay stable" in a.reason
+    assert "other segments, which are shown close to the reference" in a.reason
 
 
 def test_prediction_drift_confined_to_one_segment_is_infrastructure() -> None:
