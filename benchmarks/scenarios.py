@@ -118,8 +118,9 @@ def main(argv: list[str] | None = None) -> int:
         "MUTED = found but muted by a latency/error regression (a bug), NO = not within "
         "budget; *wrong team* = notified firing alerts whose team does not own any fault "
         "that explains them; *null alarms* = alerts on a null stream or before the first "
-        "fault; *chunks identical* = alerts-out lines byte-identical at the three chunk "
-        "sizes; *why* = every failure reason (tagged `[chunk N only]` when only another "
+        "fault; *chunks identical* = the same alert state changes in alerts-out at the "
+        "three chunk sizes (floats to 9 significant digits, lines taken in event-time "
+        "order); *why* = every failure reason (tagged `[chunk N only]` when only another "
         "chunk size shows it).",
         "",
         "| case | layout | labels | mode | faults | expected | found | wrong team | "

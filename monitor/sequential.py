@@ -112,6 +112,7 @@ MIN_REFERENCE = 100  # a feature with fewer reference values is not watched
 RECENT = 500  # at most this many rows before an alarm describe the shift
 TAIL = 2_000  # raw values kept per stream, for the data-quality check at an alarm
 MIN_RUN = 50  # an alarm's rows are never fewer than this
+MAX_NEW_FIELDS = 100  # fields the reference never had, remembered to name a rename
 # an alarm whose segments were undecided is judged again on this many rows after it
 SETTLE_ROWS = (100, 200, 400, 800, 1_600)
 # an input that a prediction alarm finds absent from the last this many events (and that
@@ -301,6 +302,8 @@ class SequentialWatch:
         # wrong-typed and were dropped (PredictionColumns.mismatched): only inputs with any
         self._mtail: dict[str, np.ndarray] = {}
         self._presence = _presence(reference)
+        # fields the reference never had: when each first came (a rename's new name)
+        self._new_first: dict[str, float] = {}
         self._ref_n = reference.n
         self.floor = settings.drift_min_effect
         self._ref_versions = set(np.asarray(reference.versions, dtype=str).tolist())
@@ -374,6 +377,11 @@ class SequentialWatch:
         while one waits, later alarms of its key up to the row that decides it add
         nothing.  All of it counted in rows, so the batches' sizes change nothing."""
         alarms: list[SeqAlarm] = []
+        for f, v in [*cols.numeric.items(), *cols.categorical.items()]:
+            if self._presence.get(f, 0.0) == 0.0 and f not in self._new_first:
+                seen = _present(np.asarray(v))
+                if seen.any() and len(self._new_first) < MAX_NEW_FIELDS:
+                    self._new_first[f] = float(cols.ts[int(np.flatnonzero(seen)[0])])
         # rows after the alarms already waiting, and the batch row each is decided at
         decided_at: dict[tuple[str, str | None], int] = {}
         for key in list(self._waiting):
@@ -477,9 +485,8 @@ class SequentialWatch:
         if not rows:
             return [], []
         alpha = self.alpha / len(rows)
-        here = slice(max(0, a.row - m + 1), a.row + 1)
-        new = sorted(f for f, v in [*cols.numeric.items(), *cols.categorical.items()]
-                     if f not in self._presence and _present(np.asarray(v)[here]).any())
+        at = float(cols.ts[a.row])
+        new = sorted(f for f, t in self._new_first.items() if t <= at)
         broken: list[list[Any]] = []
         drifting: list[str] = []
         for f, (ref, upto) in sorted(rows.items()):
@@ -716,6 +723,7 @@ class SequentialWatch:
                 "waiting": [[w.alarm.to_state(), w.values, w.segments, w.judged]
                             for w in self._waiting.values()],
                 "ctail": {f: t.tolist() for f, t in self._ctail.items()},
+                "new_first": self._new_first,
                 "mtail": {f: [int(t.size), np.flatnonzero(t).tolist()]
                           for f, t in self._mtail.items()},
                 "since": [_nan_to_none(self._since), _nan_to_none(self._rsince)]}
@@ -741,6 +749,7 @@ class SequentialWatch:
             a = SeqAlarm(*alarm)
             watch._waiting[(a.kind, a.feature)] = _Waiting(a, list(values), dict(segments),
                                                            int(judged))
+        watch._new_first = {str(f): float(t) for f, t in s.get("new_first", {}).items()}
         for f, t in s.get("ctail", {}).items():  # a state from before has none: empty
             if f in watch._ctail:
                 watch._ctail[f] = np.asarray(t, dtype=object)
