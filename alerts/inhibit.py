@@ -58,10 +58,6 @@ class Inhibitor:
                     return source
         return None
 
-    def inhibited(self, alert: Alert, sources: Iterable[Alert], at: float | None = None) -> bool:
-        """Whether some other alert firing at ``at`` mutes ``alert`` under any rule."""
-        return self.muted_by(alert, sources, at) is not None
-
 
 def _fires_at(a: Alert, t: float) -> bool:
     """Whether ``a`` fires at event time ``t``: started by then, not yet ended."""

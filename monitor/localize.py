@@ -128,10 +128,3 @@ def localise(ref: np.ndarray, cur: np.ndarray, segments: Mapping[str, np.ndarray
         return Localisation(GLOBAL)
     return Localisation(UNDECIDED)
 
-
-def confined_segment(ref: np.ndarray, cur: np.ndarray, segments: Mapping[str, np.ndarray], *,
-                     floor: float) -> dict[str, Any] | None:
-    """``{"segment": "host=pod-2", ...}`` when the drift of ``cur`` against ``ref``
-    is shown confined to one segment value; None otherwise."""
-    loc = localise(ref, cur, segments, floor=floor)
-    return loc.details if loc.verdict == CONFINED else None

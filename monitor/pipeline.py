@@ -255,15 +255,11 @@ class Pipeline:
         the drift alerts firing since ``now`` or before, so a performance alert never
         reads as if the inputs were unchanged while one of them is alerting."""
         drifting: list[str] = []
-        for a in self.book.firing():
-            lab = a.labels
-            if lab.get("model") != model or a.starts_at > now:
-                continue
-            kind = lab.get("kind")
-            if kind == "data_drift" and lab.get("feature"):
+        for lab in self._firing_drift(model, now):
+            if lab["kind"] == "data_drift" and lab.get("feature"):
                 seg = f" ({lab['segment']})" if lab.get("segment") else ""
                 drifting.append(f"'{lab['feature']}'{seg}")
-            elif kind == "prediction_drift":
+            elif lab["kind"] == "prediction_drift":
                 drifting.append("its predictions")
         if drifting:
             names = ", ".join(dict.fromkeys(drifting))
@@ -271,6 +267,12 @@ class Pipeline:
                     "that shift, or the relation between inputs and labels moved.")
         return ("No drift alert is firing on its inputs: the relation between inputs and "
                 "labels may have moved (concept drift).")
+
+    def _firing_drift(self, model: str, now: float = math.inf) -> list[dict[str, str]]:
+        """The labels of the model's drift alerts (input or output) firing by ``now``."""
+        return [a.labels for a in self.book.firing()
+                if a.labels.get("model") == model and a.starts_at <= now
+                and a.labels.get("kind") in ("data_drift", "prediction_drift")]
 
     # -- per model ---------------------------------------------------------
     def _state(self, model: str) -> ModelState:
@@ -309,10 +311,7 @@ class Pipeline:
         for window in closed:
             stop = pos + window.n - carried
             carried = 0
-            if st.seq is not None and stop > pos:
-                fresh = st.seq.update(take(cols, pos, stop))
-                st.seq_alarms += fresh
-                changes += self._fire(mcfg, version, fresh)
+            changes += self._feed(mcfg, version, st, take(cols, pos, stop))
             pos = stop
             ref = st.windows.reference.compact()
             assert ref is not None
@@ -331,18 +330,23 @@ class Pipeline:
                                      {(f.kind, f.feature) for f in findings})
             changes += self.book.update(model, ev.evaluated, self._attribute(model, findings),
                                         now=ev.window[1])
-        if st.seq is not None and pos < cols.n:
-            fresh = st.seq.update(take(cols, pos, cols.n))
-            st.seq_alarms += fresh
-            changes += self._fire(mcfg, version, fresh)
-        return changes
+        return changes + self._feed(mcfg, version, st, take(cols, pos, cols.n))
+
+    def _feed(self, mcfg: ModelConfig, version: str, st: ModelState,
+              rows: PredictionColumns) -> list[Alert]:
+        """Rows to the model's sequential watch; the alarms they raise fire now and wait
+        for their window's close (``st.seq_alarms``)."""
+        if st.seq is None or rows.n == 0:
+            return []
+        fresh = st.seq.update(rows)
+        st.seq_alarms += fresh
+        return self._fire(mcfg, version, fresh)
 
     def _attribute(self, model: str, findings: list[Finding]) -> list[Attributed]:
         """Attribution, told which of the model's inputs already drift model-wide (an
         alert firing): a reason never says the inputs are unchanged while one does."""
-        firing = [a.labels["feature"] for a in self.book.firing()
-                  if a.labels.get("model") == model and a.labels.get("kind") == "data_drift"
-                  and "feature" in a.labels and "segment" not in a.labels]
+        firing = [lab["feature"] for lab in self._firing_drift(model)
+                  if lab["kind"] == "data_drift" and "feature" in lab and "segment" not in lab]
         return attribute(findings, firing)
 
     def _fire(self, mcfg: ModelConfig, version: str, alarms: list[SeqAlarm]) -> list[Alert]:

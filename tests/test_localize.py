@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from monitor.localize import confined_segment
+from monitor.localize import CONFINED, localise
+
+
+def confined_segment(ref, cur, segments, *, floor):
+    """The localisation's details when it shows the drift confined, else None."""
+    loc = localise(ref, cur, segments, floor=floor)
+    return loc.details if loc.verdict == CONFINED else None
 
 HOSTS = np.array(["pod-0", "pod-1", "pod-2", "pod-3"], dtype=object)
 

@@ -84,20 +84,20 @@ MISSING_RULE = InhibitRule(
 def test_inhibited(
     rules: tuple[InhibitRule, ...], alert: Alert, firing: list[Alert], expected: bool
 ) -> None:
-    assert Inhibitor(rules).inhibited(alert, firing) is expected
+    assert (Inhibitor(rules).muted_by(alert, firing) is not None) is expected
 
 
 def test_a_source_mutes_only_while_it_fires_at_the_targets_start() -> None:
     later = mk(alertname="DataQuality", kind="data_quality", fault="infrastructure",
                model="churn", feature="age")
     later.starts_at = T0 + 1
-    assert not Inhibitor().inhibited(DRIFT, [later])
-    assert Inhibitor().inhibited(DRIFT, [later], at=T0 + 1)  # judged at a later time
+    assert Inhibitor().muted_by(DRIFT, [later]) is None
+    assert Inhibitor().muted_by(DRIFT, [later], at=T0 + 1) is not None  # judged at a later time
     ended = mk("resolved", alertname="DataQuality", kind="data_quality",
                fault="infrastructure", model="churn", feature="age")
     ended.starts_at, ended.ends_at = T0 - 10, T0 + 10
-    assert Inhibitor().inhibited(DRIFT, [ended])
-    assert not Inhibitor().inhibited(DRIFT, [ended], at=T0 + 10)
+    assert Inhibitor().muted_by(DRIFT, [ended]) is not None
+    assert Inhibitor().muted_by(DRIFT, [ended], at=T0 + 10) is None
 
 
 def test_muted_by_names_the_source() -> None:
