@@ -1,10 +1,10 @@
 """The routing tree: which receivers get an alert, Alertmanager style.
 
 Routing is data plus one pure function.  :class:`RouteTree` builds a tree of
-:class:`Route` once from :class:`~monitor.config_types.RouteConfig`; a child
+:class:`Route` once from :class:`~monitor.config.types.RouteConfig`; a child
 inherits ``receiver``, ``group_by`` and the timings from its parent whenever
 its own value is None, and the root takes anything it leaves unset from
-:data:`~monitor.config_types.DEFAULT_ROUTE`.  The root matches every alert
+:data:`~monitor.config.types.DEFAULT_ROUTE`.  The root matches every alert
 (Alertmanager refuses matchers on the root; so do we, by ignoring them).
 
 :meth:`Route.match` is Alertmanager's ``Route.Match``: depth first; a child

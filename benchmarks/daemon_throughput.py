@@ -23,7 +23,7 @@ from prometheus_client import CollectorRegistry
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from monitor.app import build  # noqa: E402
-from monitor.config_types import Config, MonitorSettings  # noqa: E402
+from monitor.config.types import Config, MonitorSettings  # noqa: E402
 from monitor.daemon import Daemon  # noqa: E402
 from monitor.simulate import ModelSpec, ndjson_chunks, stream  # noqa: E402
 from monitor.sources.kafka import KafkaSource  # noqa: E402

@@ -61,7 +61,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from monitor.app import build  # noqa: E402
 from monitor.batch import DecodedBatch, LabelColumns, PredictionColumns  # noqa: E402
-from monitor.config_types import Config, MonitorSettings  # noqa: E402
+from monitor.config.types import Config, MonitorSettings  # noqa: E402
 
 BUDGET_PER_MILLION = 1.0
 CHANGE_AT = 20_000  # after the 5,000-event reference and several clean windows

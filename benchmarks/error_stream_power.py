@@ -48,7 +48,7 @@ import detection_quality as dq  # noqa: E402
 from detectors.bernoulli import BernoulliBank  # noqa: E402
 from monitor.app import build  # noqa: E402
 from monitor.batch import DecodedBatch, PredictionColumns  # noqa: E402
-from monitor.config_types import Config, MonitorSettings  # noqa: E402
+from monitor.config.types import Config, MonitorSettings  # noqa: E402
 
 P0 = 0.01
 P1 = 1 - (1 - P0) * (1 - 0.02)  # the scenario ORs 2 % extra errors into a 1 % stream

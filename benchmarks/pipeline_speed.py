@@ -26,7 +26,7 @@ sys.path.insert(0, {root!r})
 sys.path.insert(0, {root!r} + "/benchmarks")
 import numpy as np
 import detection_quality as dq
-from monitor.config_types import Config
+from monitor.config.types import Config
 s = dq.stationary({events}, np.random.default_rng(1))
 t = time.perf_counter()
 dq.driftwatch_alerts(s, Config())

@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import detection_quality as dq  # noqa: E402
 
-from monitor.config_types import MonitorSettings  # noqa: E402
+from monitor.config.types import MonitorSettings  # noqa: E402
 from monitor.sequential import SequentialWatch, alert_keys, stream_key  # noqa: E402
 
 RESULTS = Path(__file__).with_name("RESULTS.md")

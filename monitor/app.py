@@ -22,7 +22,7 @@ from alerts.outbox import MemoryOutbox, Outbox
 from alerts.receivers import build_notifiers
 from alerts.routing import RouteTree
 from alerts.silences import Silencer
-from monitor.config_types import Config
+from monitor.config.types import Config
 from monitor.metrics import Metrics
 from monitor.pipeline import AlertSink, Pipeline
 from monitor.store import SqlOutbox, Store

@@ -57,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _load(path: str | None):  # type: ignore[no-untyped-def]
-    from monitor.config import ConfigError, load_config
+    from monitor.config.load import ConfigError, load_config
 
     try:
         return load_config(path)
@@ -72,7 +72,7 @@ def _load(path: str | None):  # type: ignore[no-untyped-def]
 
 
 def cmd_check_config(path: str) -> int:
-    from monitor.config import check_config
+    from monitor.config.load import check_config
 
     errors, warnings = check_config(path)
     for w in warnings:
@@ -138,7 +138,7 @@ def cmd_silence(args: argparse.Namespace) -> int:
     import time
 
     from alerts.silences import new_silence
-    from monitor.config_check import Bad, parse_duration
+    from monitor.config.check import Bad, parse_duration
     from monitor.silencing import format_silences
     from monitor.store import Store
 

@@ -62,7 +62,7 @@ from prometheus_client import CollectorRegistry
 
 from alerts.model import Alert
 from monitor.app import App, build
-from monitor.config_types import Config
+from monitor.config.types import Config
 from monitor.http import HttpServer
 from monitor.pipeline import AlertSink, Pipeline
 from monitor.silencing import SilenceApi

@@ -18,7 +18,7 @@ from kafka import KafkaProducer
 
 from monitor.broker import EmbeddedBroker
 from monitor.channels import LocalChannel
-from monitor.config_types import (
+from monitor.config.types import (
     Config,
     HttpConfig,
     IntegrationConfig,

@@ -36,7 +36,7 @@ from detectors.quality import null_rate_test, out_of_range_test, stuck_value_tes
 from detectors.rates import error_rate_contract_test, error_rate_test
 from detectors.result import TestResult
 from monitor.batch import PredictionColumns
-from monitor.config_types import ModelConfig
+from monitor.config.types import ModelConfig
 from monitor.localize import CONFINED, GLOBAL, MAX_SEGMENT_VALUES, localise, testable
 from monitor.schema import schema_findings
 

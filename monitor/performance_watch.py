@@ -127,7 +127,7 @@ from detectors.performance import (
 )
 from detectors.result import TestResult
 from monitor.codec import f64_from_text, f64_to_text, object_array
-from monitor.config_types import ModelConfig, MonitorSettings
+from monitor.config.types import ModelConfig, MonitorSettings
 from monitor.join import Joined
 from monitor.rate_streams import rise_parameters
 from monitor.sequential import retune_grown

@@ -25,7 +25,7 @@ from alerts.dispatch import Dispatcher
 from alerts.model import Alert, Finding
 from detectors.traffic import silence_test, silence_threshold
 from monitor.batch import DecodedBatch, PredictionColumns
-from monitor.config_types import Config, ModelConfig, MonitorSettings
+from monitor.config.types import Config, ModelConfig, MonitorSettings
 from monitor.evaluate import Evaluation, dominant_version, evaluate_window
 from monitor.events import Decoder
 from monitor.join import ExpiryStats, Joined, LabelJoin

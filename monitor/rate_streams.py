@@ -34,7 +34,7 @@ import numpy as np
 
 from detectors.bernoulli import alternative, posterior_mean, rate_bound
 from monitor.batch import PredictionColumns
-from monitor.config_types import MonitorSettings
+from monitor.config.types import MonitorSettings
 
 MIN_REFERENCE = 100  # a stream with fewer reference observations is not watched
 MAX_CATEGORIES = 8  # most frequent categories per feature followed one by one

@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry
 
 from alerts.model import Alert
 from monitor.app import JsonlAlertSink, build
-from monitor.config_types import Config
+from monitor.config.types import Config
 from monitor.sources.files import iter_line_chunks
 
 NOTIFY_CHUNK_LINES = 100  # with notify: small chunks, so event time moves in small steps

@@ -95,7 +95,7 @@ from detectors.cusum import Alarm, CusumBank, normal_scores
 from detectors.numeric import ks_test
 from monitor.batch import PredictionColumns
 from monitor.codec import f64_from_text, f64_to_text
-from monitor.config_types import MonitorSettings
+from monitor.config.types import MonitorSettings
 from monitor.evaluate import confined_text, dominant_version, quality_results
 from monitor.localize import CONFINED, UNDECIDED, localise
 from monitor.rate_streams import RateStream, indicator, rate_streams

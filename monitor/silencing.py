@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from alerts.silences import Silence, Silencer, new_silence
-from monitor.config_check import parse_duration
+from monitor.config.check import parse_duration
 from monitor.store import Store
 
 

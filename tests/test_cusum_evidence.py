@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from monitor.batch import PredictionColumns
-from monitor.config_types import MonitorSettings
+from monitor.config.types import MonitorSettings
 from monitor.sequential import SeqAlarm, SequentialWatch, alarm_findings
 from monitor.windows import concat, take
 

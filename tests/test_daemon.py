@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 from prometheus_client import CollectorRegistry
 
-from monitor.config_types import Config
+from monitor.config.types import Config
 from monitor.daemon import Daemon
 
 TP = namedtuple("TP", "topic partition")
@@ -137,7 +137,7 @@ def fast_event(i: int) -> bytes:  # 100 events per second of event time
 def test_a_model_that_stops_sending_is_a_traffic_drop_on_the_wall_clock() -> None:
     import time
 
-    from monitor.config_types import MonitorSettings
+    from monitor.config.types import MonitorSettings
 
     config = Config(defaults=MonitorSettings(reference_events=1_000, window_events=500,
                                              traffic_gap_min_seconds=60.0))

@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry
 
 from monitor.app import build
 from monitor.batch import LabelColumns, PredictionColumns
-from monitor.config_types import Config, MonitorSettings
+from monitor.config.types import Config, MonitorSettings
 from monitor.join import LabelJoin
 from monitor.performance_watch import LabelDeadline, PerformanceWatch
 from monitor.replay import replay

@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry
 
 from detectors.bernoulli import rate_thresholds
 from monitor.app import App, build
-from monitor.config_types import Config, Contract, ModelConfig, MonitorSettings
+from monitor.config.types import Config, Contract, ModelConfig, MonitorSettings
 from monitor.join import Joined
 from monitor.performance_watch import (
     BINARY,

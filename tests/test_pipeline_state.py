@@ -7,7 +7,7 @@ import json
 from prometheus_client import CollectorRegistry
 
 from monitor.app import build
-from monitor.config_types import Config, MonitorSettings
+from monitor.config.types import Config, MonitorSettings
 from monitor.simulate import DEMO_MODELS, Fault, ndjson_chunks, stream
 
 CONFIG = Config(defaults=MonitorSettings(reference_events=2_000, window_events=1_000))

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from alerts.attribution import attribute
 from monitor.batch import PredictionColumns
-from monitor.config_types import Config, MonitorSettings
+from monitor.config.types import Config, MonitorSettings
 from monitor.pipeline import take
 from monitor.replay import replay
 from monitor.sequential import PREDICTION, SeqAlarm, SequentialWatch, alarm_findings

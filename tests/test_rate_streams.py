@@ -10,7 +10,7 @@ import pytest
 
 from detectors.bernoulli import posterior_mean, rate_bound
 from monitor.batch import PredictionColumns
-from monitor.config_types import MonitorSettings
+from monitor.config.types import MonitorSettings
 from monitor.pipeline import take
 from monitor.rate_streams import rate_streams
 from monitor.sequential import (

@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from monitor.cli import main
-from monitor.config_types import Config, IntegrationConfig, MonitorSettings, ReceiverConfig
+from monitor.config.types import Config, IntegrationConfig, MonitorSettings, ReceiverConfig
 from monitor.replay import replay
 from monitor.simulate import DEMO_MODELS, Fault, stream, write_jsonl
 

@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from monitor.batch import PredictionColumns
-from monitor.config_types import Config, MonitorSettings
+from monitor.config.types import Config, MonitorSettings
 from monitor.replay import replay
 from monitor.windows import Frame, columns_from_state, columns_to_state, concat, take
 from tests.scenarios.judge import rounded

@@ -16,7 +16,7 @@ import pytest
 from alerts.attribution import attribute
 from alerts.book import AlertBook
 from alerts.model import Finding
-from monitor.config import parse_config
+from monitor.config.load import parse_config
 from monitor.localize import CONFINED, GLOBAL, UNDECIDED, localise
 from monitor.replay import replay
 from monitor.simulate import Fault, ModelSpec, stream, write_jsonl

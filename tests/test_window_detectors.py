@@ -9,8 +9,8 @@ from prometheus_client import CollectorRegistry
 
 from monitor.app import build
 from monitor.batch import DecodedBatch, PredictionColumns
-from monitor.config import ConfigError, parse_config
-from monitor.config_types import Config, ModelConfig, MonitorSettings
+from monitor.config.load import ConfigError, parse_config
+from monitor.config.types import Config, ModelConfig, MonitorSettings
 from monitor.evaluate import evaluate_window
 
 CATS = np.array(["a", "b", "c"], dtype=object)

@@ -54,7 +54,7 @@ from prometheus_client import CollectorRegistry
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))
 
 from monitor.app import build  # noqa: E402
-from monitor.config_types import Config, MonitorSettings  # noqa: E402
+from monitor.config.types import Config, MonitorSettings  # noqa: E402
 from monitor.evaluate import Evaluation  # noqa: E402
 from monitor.events import Decoder  # noqa: E402
 from monitor.pipeline import ModelState, Pipeline  # noqa: E402

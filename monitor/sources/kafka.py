@@ -24,7 +24,7 @@ from kafka.coordinator.assignors.range import RangePartitionAssignor
 from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata
 
-from monitor.config_types import KafkaConfig
+from monitor.config.types import KafkaConfig
 
 log = logging.getLogger("driftwatch.kafka")
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.config import ConfigError, check_config, load_config
+from monitor.config.load import ConfigError, check_config, load_config
 
 BAD = Path(__file__).parent / "bad"
 BAD_FILES = sorted(BAD.glob("*.toml"))

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from alerts.receivers import build_notifiers
-from monitor.config import (
+from monitor.config.load import (
     SETTING_RULES,
     ConfigError,
     check_config,
@@ -19,7 +19,7 @@ from monitor.config import (
     parse_duration,
     validate,
 )
-from monitor.config_types import (
+from monitor.config.types import (
     DEFAULT_INHIBIT_RULES,
     DEFAULT_ROUTE,
     Config,

@@ -21,8 +21,8 @@ import pytest
 
 from alerts.model import Alert
 from monitor.app import build
-from monitor.config import parse_config
-from monitor.config_types import Config
+from monitor.config.load import parse_config
+from monitor.config.types import Config
 from monitor.replay import replay
 from monitor.simulate import DEMO_MODELS, Fault, stream, write_jsonl
 from monitor.sources.files import iter_line_chunks

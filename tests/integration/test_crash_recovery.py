@@ -19,7 +19,7 @@ import pytest
 from kafka import KafkaProducer
 
 from monitor.broker import free_port
-from monitor.config import load_config
+from monitor.config.load import load_config
 from monitor.replay import replay
 from monitor.simulate import DEMO_MODELS, Fault, ndjson_chunks, stream, write_jsonl
 

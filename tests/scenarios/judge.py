@@ -31,7 +31,7 @@ from typing import Any
 import orjson
 
 from alerts.dispatch import Dispatcher
-from monitor.config_types import Config, MonitorSettings
+from monitor.config.types import Config, MonitorSettings
 from monitor.replay import replay
 from tests.scenarios.cases import (
     DS,

@@ -20,7 +20,7 @@ from alerts.timeintervals import (
     parse_range,
     parse_time,
 )
-from monitor.config_check import (
+from monitor.config.check import (
     Bad,
     Problems,
     Table,
@@ -30,8 +30,8 @@ from monitor.config_check import (
     matcher,
     string,
 )
-from monitor.config_receivers import Context, parse_receivers
-from monitor.config_types import DEFAULT_INHIBIT_RULES, DEFAULT_ROUTE, InhibitRule, RouteConfig
+from monitor.config.receivers import Context, parse_receivers
+from monitor.config.types import DEFAULT_INHIBIT_RULES, DEFAULT_ROUTE, InhibitRule, RouteConfig
 
 Used = list[tuple[str, str]]  # (key path, receiver name) for every receiver a route names
 Named = list[tuple[str, str]]  # (key path, time interval name) for every interval a route names

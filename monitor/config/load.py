@@ -1,4 +1,4 @@
-"""Load and validate ``config.toml`` into the typed objects of :mod:`monitor.config_types`.
+"""Load and validate ``config.toml`` into the typed objects of :mod:`monitor.config.types`.
 
 Validation runs in layers, collecting every problem in one pass: each table
 refuses unknown keys and checks its own values, then cross-checks (receivers
@@ -9,9 +9,9 @@ path, the rule and the value::
     route.routes[0].receiver: undefined receiver "ds" used in route
 
 ``check-config`` runs the same code (:func:`check_config`).  Receivers and
-secrets live in :mod:`monitor.config_receivers`, routes in
-:mod:`monitor.config_routes`, ``[kafka]`` ``[store]`` ``[http]`` in
-:mod:`monitor.config_endpoints`, the rules in :mod:`monitor.config_check`.
+secrets live in :mod:`monitor.config.receivers`, routes in
+:mod:`monitor.config.routes`, ``[kafka]`` ``[store]`` ``[http]`` in
+:mod:`monitor.config.endpoints`, the rules in :mod:`monitor.config.check`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from monitor.config_check import (
+from monitor.config.check import (
     Problems,
     Table,
     choice_list,
@@ -35,10 +35,10 @@ from monitor.config_check import (
     parse_duration,
     string,
 )
-from monitor.config_endpoints import parse_http, parse_kafka, parse_store
-from monitor.config_receivers import Context
-from monitor.config_routes import parse_inhibit_rules, parse_receivers_and_route
-from monitor.config_types import (
+from monitor.config.endpoints import parse_http, parse_kafka, parse_store
+from monitor.config.receivers import Context
+from monitor.config.routes import parse_inhibit_rules, parse_receivers_and_route
+from monitor.config.types import (
     FEATURE_TYPES,
     TASKS,
     Config,

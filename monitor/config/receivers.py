@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 from alerts.receivers.mail import address
 from alerts.receivers.opsgenie import PRIORITIES as OPSGENIE_PRIORITIES
 from alerts.receivers.opsgenie import RESPONDER_KEYS, RESPONDER_TYPES
-from monitor.config_check import Bad, Problems, Table, boolean, duration, integer, string
-from monitor.config_types import IntegrationConfig, ReceiverConfig
+from monitor.config.check import Bad, Problems, Table, boolean, duration, integer, string
+from monitor.config.types import IntegrationConfig, ReceiverConfig
 
 PAGERDUTY_SEVERITIES = ("critical", "error", "warning", "info")
 # Keys people reach for that are spelled differently here: a better rule than "unknown key".

@@ -14,9 +14,9 @@ from typing import Any
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
-from monitor.config_check import Bad, Table, boolean, duration, integer, string
-from monitor.config_receivers import Context
-from monitor.config_types import HttpConfig, KafkaConfig, StoreConfig
+from monitor.config.check import Bad, Table, boolean, duration, integer, string
+from monitor.config.receivers import Context
+from monitor.config.types import HttpConfig, KafkaConfig, StoreConfig
 
 _HOST_PORT = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):(?P<port>\d{1,5})")
 _TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")
