@@ -24,7 +24,7 @@ any ``ref_<x>`` / ``cur_<x>`` pair (``ref_null_rate`` -> "null rate 0.02 → 0.4
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -128,9 +128,17 @@ def _default_reason(f: Finding, drifting: Sequence[str]) -> str:
 
 
 def _verdict(
-    f: Finding, breaks: Mapping[str | None, Finding], drifting: Sequence[str]
+    f: Finding, breaks: Mapping[str | None, Finding], drifting: Sequence[str],
+    earlier: Collection[str] = (),
 ) -> tuple[str, str]:
     also = ""  # a break elsewhere that does not explain this drift
+    if f.kind == "prediction_drift" and f.feature is None:
+        # breaks the outputs are shown to have held steady through do not explain them
+        before = {*earlier, *(str(x) for x in f.details.get("breaks_before", ()))}
+        if before & {str(b) for b in breaks if b is not None}:
+            breaks = {k: b for k, b in breaks.items() if k not in before}
+            also = ("; the outputs held steady through the earlier break in "
+                    + ", ".join(f"'{x}'" for x in sorted(before)) + ", alerted on its own")
     if f.kind in DRIFT_KINDS:
         b = breaks.get(f.feature)
         if b is None and f.kind == "prediction_drift" and f.feature is None:
@@ -170,11 +178,13 @@ def _verdict(
     return KINDS[f.kind][1], _default_reason(f, drifting) + also
 
 
-def attribute(findings: Sequence[Finding],
-              firing_inputs: Sequence[str] = ()) -> list[Attributed]:
+def attribute(findings: Sequence[Finding], firing_inputs: Sequence[str] = (),
+              earlier_breaks: Collection[str] = ()) -> list[Attributed]:
     """Attribute every finding of one evaluation (one model, one window), in order.
     ``firing_inputs``: features whose input drift already fires for the model, so no
-    reason says the inputs are unchanged while another alert says they moved."""
+    reason says the inputs are unchanged while another alert says they moved.
+    ``earlier_breaks``: inputs whose break the model's outputs were shown to have held
+    steady through (a firing prediction alert's ``breaks_before``): not their cause."""
     breaks: dict[str | None, Finding] = {}
     for f in findings:
         if f.kind in BREAK_KINDS:
@@ -182,7 +192,11 @@ def attribute(findings: Sequence[Finding],
     drifting = list(dict.fromkeys([*rank_features(findings), *firing_inputs]))
     out: list[Attributed] = []
     for f in findings:
-        fault, reason = _verdict(f, breaks, drifting)
+        if earlier_breaks and f.kind == "prediction_drift" and f.feature is None:
+            # the alert keeps the evidence, so the next window judges it the same way
+            f.details["breaks_before"] = sorted(
+                {*earlier_breaks, *(str(x) for x in f.details.get("breaks_before", ()))})
+        fault, reason = _verdict(f, breaks, drifting, earlier_breaks)
         out.append(Attributed(f, fault, TEAM_FOR_FAULT[fault], reason))
     return out
 

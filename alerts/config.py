@@ -61,7 +61,9 @@ class InhibitRule:
 
 # A broken feed mutes the model faults it explains, while it fires at their event time:
 # a break in one feature mutes drift in that feature and the model-wide model faults
-# (the predictions, the joint drift, the quality against labels); a schema break or a
+# (the joint drift, the quality against labels -- not the predictions: attribution
+# already calls outputs that moved with a break its symptom, so a prediction drift
+# still called a model fault was shown not to be the break's); a schema break or a
 # dead feed with no feature, the model's whole data; labels that stop, what is measured
 # on labels.  A latency or error regression mutes nothing: a slow server does not
 # explain a shifted input.
@@ -70,7 +72,8 @@ DEFAULT_INHIBIT_RULES = (
     InhibitRule(source_matchers=(FEED_BREAKS,), target_matchers=('fault="model"',),
                 equal=("model", "feature")),
     InhibitRule(source_matchers=(FEED_BREAKS,),
-                target_matchers=('fault="model"', 'feature=""'), equal=("model",)),
+                target_matchers=('fault="model"', 'feature=""', 'kind!="prediction_drift"'),
+                equal=("model",)),
     InhibitRule(source_matchers=('kind=~"schema_violation|traffic_drop"', 'feature=""'),
                 target_matchers=('fault="model"',), equal=("model",)),
     InhibitRule(source_matchers=('kind="label_delay"',),

@@ -107,13 +107,14 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from alerts.model import Finding, rfc3339
-from detectors.bernoulli import BernoulliBank
+from detectors.bernoulli import BernoulliBank, RateAlarm
 from detectors.budget import holm
 from detectors.performance import (
     DEFAULT_MIN_EFFECT,
@@ -508,15 +509,13 @@ class LabelDeadline:
         while i < n:
             j = min(n, i + self.window_n - self.rows)
             ts, x = pred_ts[i:j], late[i:j]
-            for a in self.bank.update(x[:, None]):
+            for row, a in self._step(x):
                 self.dirty = True
-                ev = self._alarm(a.row, a.run_length, a.statistic, a.threshold, a.p1, ts, x,
+                ev = self._alarm(row, a.run_length, a.statistic, a.threshold, a.p1, ts, x,
                                  mcfg, version)
                 if ev is not None and not self.paged:  # later pages of a window: no news
                     self.paged = True
                     out.append(ev)
-            if not self.bank.state.any() and x[-1] == 0:  # drained: the episode is over
-                self.episode = None
             self.recent_ts = (self.recent_ts + ts.tolist())[-RECENT_ROWS:]
             self.recent_late = (self.recent_late + x.tolist())[-RECENT_ROWS:]
             self.rows += j - i
@@ -530,6 +529,25 @@ class LabelDeadline:
                 self.rows, self.dirty, self.paged = 0, False, False
             i = j
         return out
+
+    def _step(self, x: np.ndarray) -> Iterator[tuple[int, RateAlarm]]:
+        """Feed the deadline CUSUM ``x`` and yield its alarms with their rows; the
+        episode ends at the first row where the CUSUM drained to zero on an on-time
+        label.  That row is found row by row, while an episode is open or an alarm
+        opens one: wherever the hand-outs (which follow the batches) cut the stream,
+        the episodes, and so the pages, are the same."""
+        assert self.bank is not None
+        bank = self.bank
+        saved = bank.state.copy(), bank.run.copy(), bank.n
+        alarms = bank.update(x[:, None])
+        if self.episode is None and not alarms:
+            return  # no episode to end: the batch's update is the rows' updates
+        bank.state, bank.run, bank.n = saved
+        for r in range(x.size):
+            for a in bank.update(x[r:r + 1, None]):
+                yield r, a
+            if x[r] == 0 and not bank.state.any():  # drained: the episode is over
+                self.episode = None
 
     def _alarm(self, row: int, run_length: int, stat: float, h: float, p1: float,
                ts: np.ndarray, x: np.ndarray, mcfg: ModelConfig,

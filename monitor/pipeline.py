@@ -347,7 +347,11 @@ class Pipeline:
         alert firing): a reason never says the inputs are unchanged while one does."""
         firing = [lab["feature"] for lab in self._firing_drift(model)
                   if lab["kind"] == "data_drift" and "feature" in lab and "segment" not in lab]
-        return attribute(findings, firing)
+        earlier = [str(x) for a in self.book.firing()
+                   if a.labels.get("model") == model
+                   and a.labels.get("kind") == "prediction_drift"
+                   for x in a.evidence.get("breaks_before", ())]
+        return attribute(findings, firing, earlier)
 
     def _fire(self, mcfg: ModelConfig, version: str, alarms: list[SeqAlarm]) -> list[Alert]:
         """Each alarm's findings, at its own event time.  A prediction alarm's carry the
@@ -359,9 +363,24 @@ class Pipeline:
         for a in alarms:
             findings = alarm_findings(mcfg.name, version, a, mcfg.settings.alpha,
                                       mcfg.settings.window_events)
+            self._note_held(mcfg.name, findings)
             changes += self.book.update(mcfg.name, [], self._attribute(mcfg.name, findings),
                                         now=a.ts)
         return changes
+
+    def _note_held(self, model: str, findings: list[Finding]) -> None:
+        """A later prediction alarm showed the outputs held steady through an input's
+        break: the firing prediction alert that was told as that break's symptom keeps
+        the evidence (in its state), and the next window re-attributes it -- a lone alarm
+        between windows never flips a verdict itself."""
+        held = {str(x) for f in findings if f.kind == "prediction_drift"
+                for x in f.details.get("breaks_before", ())}
+        if not held:
+            return
+        for a in self.book.firing():
+            if a.labels.get("model") == model and a.labels.get("kind") == "prediction_drift":
+                a.evidence["breaks_before"] = sorted(
+                    held | {str(x) for x in a.evidence.get("breaks_before", ())})
 
     @staticmethod
     def _reference_rate(st: ModelState) -> float | None:

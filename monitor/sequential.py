@@ -97,7 +97,7 @@ from monitor.batch import PredictionColumns
 from monitor.codec import f64_from_text, f64_to_text
 from monitor.config.types import MonitorSettings
 from monitor.evaluate import confined_text, dominant_version, quality_results
-from monitor.localize import CONFINED, UNDECIDED, localise
+from monitor.localize import CONFINED, PEER_SHARE, UNDECIDED, localise, margin
 from monitor.rate_streams import RateStream, indicator, rate_streams
 from monitor.schema import MIN_PRESENCE, MISMATCH_MIN_COUNT, MISMATCH_MIN_SHARE
 
@@ -119,6 +119,9 @@ SETTLE_ROWS = (100, 200, 400, 800, 1_600)
 # the reference carried in at least schema.MIN_PRESENCE of its events: by chance at most
 # 0.1 ** 10 per alarm) is missing -- renamed, retyped, gone; fewer, it is a null flood
 MISSING_RUN = 10
+# a field gone this many rows before a prediction alarm's excursion, with the outputs
+# shown steady through them, does not explain the outputs' move (_outputs_held)
+HELD_MIN_ROWS = 300
 
 
 def excursion(a: Alarm | RateAlarm) -> int:
@@ -451,6 +454,37 @@ class SequentialWatch:
         alarms.sort(key=lambda a: a.ts)
         return alarms
 
+    def _outputs_held(self, a: Alarm | RateAlarm, cols: PredictionColumns, gone: int,
+                      m: int) -> int:
+        """How many rows the outputs are shown to have held steady through, after a
+        field went missing ``gone`` rows ago and before the ``m`` rows of the
+        prediction alarm's excursion (0: not shown).  A break that broke the model's
+        inputs moves its outputs from its first row; outputs that stayed close to the
+        reference over the break's first rows (half of those before the excursion,
+        :data:`HELD_MIN_ROWS` at least: distance plus its
+        95 % margin below max(floor, a third of the move's own distance), as the peers
+        of a confined segment must be) moved later for another reason: the break does
+        not explain them.  The rows at once are indistinguishable: the break explains."""
+        if PREDICTION not in self.streams or gone - m < HELD_MIN_ROWS:
+            return 0
+        p = self.streams.index(PREDICTION)
+        upto = np.concatenate([self._tail[p], np.asarray(self._raw(cols, PREDICTION),
+                                                         dtype=float)[: a.row + 1]])[-TAIL:]
+        # the break's first rows: a break that moved the outputs moved them there (the
+        # excursion of a ramped move starts late in it, so not all rows up to it)
+        held = upto[-min(gone, upto.size):-m]
+        held, moved = held[: max(HELD_MIN_ROWS, held.size // 2)], upto[-m:]
+        held, moved = held[np.isfinite(held)], moved[np.isfinite(moved)]
+        ref = self._ref_raw[p][np.isfinite(self._ref_raw[p])]
+        if held.size < HELD_MIN_ROWS or not moved.size or not ref.size:
+            return 0
+        to_ref = ks_test(ref, held, min_effect=self.floor)
+        move = ks_test(ref, moved, min_effect=self.floor)
+        if to_ref.insufficient:
+            return 0
+        bound = to_ref.effect + margin(to_ref.reference_n, to_ref.current_n)
+        return int(held.size) if bound < max(self.floor, PEER_SHARE * move.effect) else 0
+
     @staticmethod
     def _flags(cols: PredictionColumns, feature: str) -> np.ndarray:
         """Which rows of the batch carried ``feature`` wrong-typed (dropped)."""
@@ -504,6 +538,9 @@ class SequentialWatch:
                 else:
                     details = {"problem": "missing_field", "ref_presence": self._presence[f],
                                "rows": gone, "new_fields": new}
+                held = self._outputs_held(a, cols, gone, m)
+                if held:
+                    details["outputs_held_rows"] = held
                 broken.append([f, "schema_violation", "schema", None, float(gone), details,
                                self._ref_n, gone])
                 continue
@@ -888,9 +925,24 @@ def _excursion_text(alarm: SeqAlarm) -> str:
 def _inputs_text(alarm: SeqAlarm) -> tuple[str, dict[str, Any]]:
     """What a prediction alarm found in its inputs' rows, in words and details."""
     if alarm.broken:
-        names = ", ".join(f"'{b[0]}'" for b in alarm.broken)
-        return (f" In the same events input {names} broke: the predictions moved with a "
-                "broken feed.", {"broken_inputs": [b[0] for b in alarm.broken]})
+        held = [b for b in alarm.broken if b[5].get("outputs_held_rows")]
+        now = [b for b in alarm.broken if not b[5].get("outputs_held_rows")]
+        text, details = "", {}
+        if now:
+            names = ", ".join(f"'{b[0]}'" for b in now)
+            text = (f" In the same events input {names} broke: the predictions moved with "
+                    "a broken feed.")
+            details["broken_inputs"] = [b[0] for b in now]
+        for b in held:
+            text += (f" Input '{b[0]}' has been missing for the last {b[5]['rows']:,} events, "
+                     f"and the predictions held close to the reference through "
+                     f"{b[5]['outputs_held_rows']:,} of them before this move: that break "
+                     "does not explain it.")
+        if held:
+            details["breaks_before"] = [b[0] for b in held]
+        if alarm.drifting:
+            details["drifting_inputs"] = list(alarm.drifting)
+        return text, details
     if alarm.drifting:
         names = ", ".join(f"'{f}'" for f in alarm.drifting)
         return (f" In the same events input {names} drifted too.",

@@ -170,3 +170,56 @@ def test_a_window_that_attributes_a_firing_alert_to_the_other_team_re_raises_it(
     assert [(a.status, a.labels["team"]) for a in changes] == [
         ("resolved", "ml-engineering"), ("firing", "data-science")]
     assert "re-attributed" in changes[0].annotations["resolution"]
+
+
+def _pred(details: dict) -> Finding:
+    return Finding(kind="prediction_drift", model="churn", model_version="v1", detector="cusum",
+                   statistic=9.0, p_value=1e-6, threshold=5.0, reference_n=2000,
+                   current_n=40, window=(0.0, 1.0), summary="s", description="d",
+                   details=details)
+
+
+def _schema(feature: str) -> Finding:
+    return Finding(kind="schema_violation", model="churn", model_version="v1",
+                   detector="schema", statistic=40.0, p_value=None, threshold=0.0,
+                   reference_n=2000, current_n=40, window=(0.0, 1.0), summary="s",
+                   description="d", feature=feature, details={"problem": "missing_field"})
+
+
+def test_a_break_the_outputs_held_through_does_not_explain_their_move() -> None:
+    # at the same event: the move is the break's symptom
+    verdicts = attribute([_schema("age"), _pred({"broken_inputs": ["age"]})])
+    assert [v.team for v in verdicts] == ["ml-engineering", "ml-engineering"]
+    # the outputs were shown steady through the break's first events: the data scientists'
+    verdicts = attribute([_schema("age"), _pred({"breaks_before": ["age"]})])
+    assert [v.team for v in verdicts] == ["ml-engineering", "data-science"]
+    assert "held steady through the earlier break in 'age'" in verdicts[1].reason
+    # a window that sees both, told by the firing alert's evidence, keeps that verdict,
+    # and its finding carries the evidence on for the next window
+    window = _pred({})
+    verdicts = attribute([_schema("age"), window], earlier_breaks=["age"])
+    assert verdicts[1].team == "data-science"
+    assert window.details["breaks_before"] == ["age"]
+    # another input's break is still a cause
+    verdicts = attribute([_schema("plan"), _pred({})], earlier_breaks=["age"])
+    assert verdicts[1].team == "ml-engineering"
+
+
+@pytest.mark.parametrize(("lag", "team"), [(0, "ml-engineering"), (4_000, "data-science")])
+def test_a_rename_then_a_miscalibrated_release(tmp_path: Path, lag: int, team: str) -> None:
+    """A field renamed, and the outputs moved: at the same event the two cannot be told
+    apart (the move is the break's symptom); 4,000 events later the outputs are shown
+    to have held steady through the break, so the release reaches the data scientists,
+    unmuted, while the schema break stays ML engineering's."""
+    faults = [Fault("churn", "rename", START, {"feature": "age", "to": "age_years"}),
+              Fault("churn", "outputs", START + lag, {"shift": 1.5})]
+    fired = _firing(_replay(tmp_path, faults, hosts=(), n=START + lag + 5_000,
+                            name=f"rename{lag}"))
+    schema = [a for a in fired if a["labels"]["kind"] == "schema_violation"]
+    assert schema and all(a["labels"]["team"] == "ml-engineering" for a in schema), fired
+    pred = [a for a in fired if a["labels"]["kind"] == "prediction_drift"]
+    assert pred and pred[0]["labels"]["team"] == team, fired
+    if team == "data-science":
+        assert pred[0]["muted_by"] is None, pred[0]
+        assert "held" in pred[0]["annotations"]["attribution"], pred[0]
+        assert not any(a["labels"]["team"] == "ml-engineering" for a in pred), pred

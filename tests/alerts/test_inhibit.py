@@ -50,7 +50,9 @@ MISSING_RULE = InhibitRule(
     ("rules", "alert", "firing", "expected"),
     [
         (DEFAULT_INHIBIT_RULES, DRIFT, [DQ], True),  # a broken feed in the same feature
-        (DEFAULT_INHIBIT_RULES, PRED, [DQ], True),  # ... explains the outputs
+        # ... not a prediction drift still called a model fault: attribution sends outputs
+        # that moved with a break to ML as its symptom; one it keeps was shown not the break's
+        (DEFAULT_INHIBIT_RULES, PRED, [DQ], False),
         (DEFAULT_INHIBIT_RULES, PERF, [DQ], True),
         (DEFAULT_INHIBIT_RULES, DRIFT_PLAN, [DQ], False),  # ... not another input's drift
         (DEFAULT_INHIBIT_RULES, DRIFT, [LAT], False),  # a slow server explains no drift

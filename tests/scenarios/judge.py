@@ -128,12 +128,20 @@ def episodes(timeline: list[dict[str, Any]], notified_lines: list[dict[str, Any]
                 if x["status"] == "firing" and not x.get("muted_by")}
     open_: dict[str, Episode] = {}
     out: list[Episode] = []
+    names = {x["fingerprint"]: " ".join(v for v in (x["labels"].get("alertname", "?"),
+                                                    x["labels"].get("feature", ""),
+                                                    x["labels"].get("segment", "")) if v)
+             for x in timeline}
     for x in timeline:
         fp = x["fingerprint"]
         if x["status"] == "firing":
             if fp in open_ and open_[fp].start == parse_ts(x["startsAt"]):
                 continue  # an update of the same episode
-            ep = Episode(dict(x["labels"]), parse_ts(x["startsAt"]), math.inf, x.get("muted_by"),
+            why = x.get("muted_by")
+            if isinstance(why, dict):  # alerts-out's own: the source's fingerprint
+                why = (names.get(why["inhibited_by"], why["inhibited_by"])
+                       if "inhibited_by" in why else "silenced")
+            ep = Episode(dict(x["labels"]), parse_ts(x["startsAt"]), math.inf, why,
                          notified=(fp, x["startsAt"]) in notified)
             open_[fp] = ep
             out.append(ep)
