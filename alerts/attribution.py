@@ -1,7 +1,7 @@
 """Attribution: is a finding a model fault or an infrastructure fault?
 
 The default class of a finding comes from its kind (:data:`alerts.model.KINDS`);
-the evidence of the same evaluation can overturn it (DESIGN.md section 4):
+the evidence of the same evaluation can overturn it (docs/alerts.md):
 
 * drift (input or prediction) on feature F while a ``data_quality`` or
   ``schema_violation`` finding on F is in the same evaluation: a broken feed,

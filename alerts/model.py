@@ -2,7 +2,7 @@
 
 A :class:`Finding` is what a detector run over one window concluded; it is
 produced by ``monitor`` and consumed here.  An :class:`Alert` is the alert
-contract of DESIGN.md section 4: one JSON object per state change.
+contract of docs/alerts.md: one JSON object per state change.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ INFRA_FAULT = "infrastructure"
 
 TEAM_FOR_FAULT = {MODEL_FAULT: "data-science", INFRA_FAULT: "ml-engineering"}
 
-# kind -> (alertname, default fault).  Fixed vocabulary (DESIGN.md section 4).
+# kind -> (alertname, default fault).  Fixed vocabulary (docs/alerts.md).
 KINDS: dict[str, tuple[str, str]] = {
     "data_drift": ("DataDrift", MODEL_FAULT),
     "prediction_drift": ("PredictionDrift", MODEL_FAULT),

@@ -33,7 +33,7 @@ stream is one draw of it (measured: River's ADWIN at delta 1e-5 raises 0 to 15
 alarms on 3,000,000 events of the 1 % error stream alone, by how many errors
 its first 5,000 events held).  Four references were too few: ADWIN's 3e-6 passed
 on them with exactly the 12 alarms allowed, yet spends 1.2 per million on the
-error stream alone (``RESULTS_river_spend.md``, 24 references); twelve streams of
+error stream alone (``research/RESULTS_river_spend.md``, 24 references); twelve streams of
 a million hold the same events and three times the references.  Fresh
 stationary streams then show what each calibrated setting really spends, and
 where.

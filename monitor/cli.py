@@ -1,4 +1,4 @@
-"""The `driftwatch` command line (DESIGN.md section 5)."""
+"""The `driftwatch` command line: run, replay, demo, check-config, silence, routes."""
 
 from __future__ import annotations
 

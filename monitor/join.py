@@ -1,6 +1,6 @@
 """Joining delayed labels to the predictions they belong to.
 
-Labels join predictions on (``model``, ``id``) (DESIGN §3).  Either side may
+Labels join predictions on (``model``, ``id``) (docs/events.md).  Either side may
 arrive first:
 
 - a prediction waits (``pending``) until its label arrives, or until it is older

@@ -28,7 +28,7 @@ alert: it drifts down under a slow-down of less than about half the floor (in
 scores), so a steady 4 % slow-down against a 10 % floor is tolerated, as the
 window tests and the slow-tail streams tolerate it, and the share of the budget the
 0.05 sd CUSUM held goes to the slow-down that is worth a page (``RESULTS.md``:
-+10 % took 356 events, 331 tuned to it; ``benchmarks/shift_sweep.py`` measures
++10 % took 356 events, 331 tuned to it; ``benchmarks/research/shift_sweep.py`` measures
 what a shift between two tuned sizes costs).
 
 Baselines: scores against a reference of ``n`` values are centred only up to
@@ -66,7 +66,7 @@ CUSUM's threshold by ``ln(1/s) / (2k)``, which at the shift it is tuned to
 ``k = 0.05``, 2 ``ln(1/s)`` for ``k = 0.5``.  So the small ``k`` (which also
 pay the most for an uncertain centre) get most of the rate, and the ``k = 0.5``
 that catches a 1 sd shift in ~30 events gives up a few of them
-(``benchmarks/RESULTS_bank_shares.md``: +0.1 sd 2,868 -> 2,626 events median,
+(``benchmarks/research/RESULTS_bank_shares.md``: +0.1 sd 2,868 -> 2,626 events median,
 +1 sd 31 -> 34, against an even split).  A variance change, which the large k
 catch, pays too: x2 takes 718 events instead of 541 (``RESULTS.md``).
 

@@ -51,7 +51,8 @@ from pathlib import Path
 import numpy as np
 from prometheus_client import CollectorRegistry
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent), str(HERE.parents[1])]  # research/, benchmarks/, repo
 
 from monitor.app import build  # noqa: E402
 from monitor.config.types import Config, MonitorSettings  # noqa: E402

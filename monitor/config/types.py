@@ -1,4 +1,4 @@
-"""Typed configuration objects (DESIGN.md section 6).
+"""Typed configuration objects (the keys of config.toml).
 
 Pure data: :mod:`monitor.config` builds these from TOML and validates them.
 Every field has a default, so ``Config()`` is the built-in configuration that

@@ -35,7 +35,7 @@ MODELS = (ModelSpec("churn", "churn", version="v3", latency_median_ms=30.0),
           ModelSpec("eta", "eta", version="v7", latency_median_ms=80.0),
           ModelSpec("churn-eu", "churn", version="v3", latency_median_ms=30.0),
           ModelSpec("eta-eu", "eta", version="v7", latency_median_ms=80.0))
-PARTITIONS = len(MODELS)  # one model per partition: keyed by model, as DESIGN asks
+PARTITIONS = len(MODELS)  # one model per partition: keyed by model, as docs/events.md asks
 N_PER_MODEL = 7_000
 FAULTS = [Fault("churn", "shift", 4_000, {"feature": "age", "sigmas": 1.0}),
           Fault("eta-eu", "latency", 4_000, {"factor": 1.5})]

@@ -16,7 +16,7 @@ CUSUM bank already catches the large shifts those would see.  It compares the
 stream with its own past, so a scale whose centre is only known to
 ``1/sqrt(n)`` costs it nothing, where a CUSUM must raise its threshold.
 
-Measured (``benchmarks/RESULTS_scan.md``, 100 seeds, 0.044 false alarms per
+Measured (``benchmarks/research/RESULTS_scan.md``, 100 seeds, 0.044 false alarms per
 million): alone at a feature's whole rate the scan beats the daemon's CUSUM
 bank on a +0.1 sigma shift (median delay 2,463 events against 2,626) and loses
 on every larger one (+1 sigma: 159 against 34).  Given half the rate in place
@@ -25,7 +25,7 @@ a detector in the suite, not wired into the daemon's per-feature bank.
 
 ``threshold`` is a log-likelihood ratio; its false-alarm rate has no closed
 form here (the grid, the clock and ``min_reference`` all enter), so it is
-measured: ``benchmarks/scan_power.py`` finds it on simulated stationary
+measured: ``benchmarks/research/scan_power.py`` finds it on simulated stationary
 streams for a stated rate.  Sums are kept of the observations minus the first
 one after a reset, so a constant stream has exactly zero variance and never
 alarms.  Memory: two floats per ``clock`` block of ``max_window``.
@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from detectors.sequential import (
+from benchmarks.research.lib.sequential import (
     SequentialDetector,
     _check_direction,
     _check_int,

@@ -1,6 +1,6 @@
 """LogHistogram vs keeping every value: state size and cost per value.
 
-    python benchmarks/sketch_memory.py [--sizes 10000 1000000 10000000]
+    python benchmarks/research/sketch_memory.py [--sizes 10000 1000000 10000000]
 
 For each n (lognormal latencies in ms), in the same run:
 
@@ -18,11 +18,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
-from detectors.sketch import LogHistogram
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent), str(HERE.parents[1])]  # research/, benchmarks/, repo
+
+from benchmarks.research.lib.sketch import LogHistogram  # noqa: E402
 
 QS = np.array([0.5, 0.95, 0.99])
 BATCH = 100_000

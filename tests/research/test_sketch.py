@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detectors.sketch import LogHistogram
+from benchmarks.research.lib.sketch import LogHistogram
 
 ACC = 0.01
 ROUNDING = 1e-9  # the guarantee is exact up to floating-point rounding

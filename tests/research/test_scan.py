@@ -1,4 +1,4 @@
-"""The two-window mean-shift scan (``detectors.scan``): the sequential detectors'
+"""The two-window mean-shift scan (``benchmarks.research.lib.scan``): the sequential detectors'
 contract, the whole-stream statistic it is calibrated with, and what it detects.
 
 Figures measured when this suite was written (threshold 13, the defaults; N(0, 1) with
@@ -17,9 +17,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from detectors.scan import MeanShiftScan, scan_statistics, window_blocks
-from detectors.sequential import SequentialDetector
-from tests.detectors.test_sequential import (
+from benchmarks.research.lib.scan import MeanShiftScan, scan_statistics, window_blocks
+from benchmarks.research.lib.sequential import SequentialDetector
+from tests.research.test_sequential import (
     SETTINGS,
     canonical,
     loop,

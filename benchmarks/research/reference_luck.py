@@ -1,7 +1,7 @@
 """How much a stationary stream's false alarms rest on the luck of its reference.
 
-    python benchmarks/reference_luck.py misclassification   # ~10 s on two cores
-    python benchmarks/reference_luck.py chi2                # ~15 s
+    python benchmarks/research/reference_luck.py misclassification   # ~10 s on two cores
+    python benchmarks/research/reference_luck.py chi2                # ~15 s
 
 Every window test compares windows with one reference, and every CUSUM's
 in-control rate starts from it, so a stream's false alarms are correlated
@@ -33,7 +33,8 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent), str(HERE.parents[1])]  # research/, benchmarks/, repo
 
 from detectors.categorical import chi2_test  # noqa: E402
 from monitor.performance_watch import error_bank, grow_error_baseline  # noqa: E402

@@ -3,7 +3,7 @@
 
 The stream is N(0, 1) with a 1 sigma mean shift every 100 000 events, so alarms (and
 the post-alarm resets) are part of what is timed.  Run:
-``python benchmarks/sequential_speed.py [--events 1000000] [--repeat 3]``.
+``python benchmarks/research/sequential_speed.py [--events 1000000] [--repeat 3]``.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent), str(HERE.parents[1])]  # research/, benchmarks/, repo
 
-from detectors.sequential import ADWIN, PageHinkley, SequentialDetector  # noqa: E402
+from benchmarks.research.lib.sequential import ADWIN, PageHinkley, SequentialDetector  # noqa: E402
 
 
 def make_stream(n: int, seed: int = 0) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Conformance suite for the streaming change detectors in ``detectors.sequential``.
+"""Conformance suite for the streaming change detectors in ``benchmarks.research.lib.sequential``.
 
 Every detector class goes through the same properties: batch == element-wise,
 JSON state round-trip, silence on constant streams, parameter validation,
@@ -31,7 +31,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from detectors.sequential import (
+from benchmarks.research.lib.sequential import (
     ADWIN,
     CUSUM,
     DDM,

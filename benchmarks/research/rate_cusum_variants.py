@@ -1,6 +1,7 @@
 """What the error-rate CUSUMs' design costs in delay, at equal false alarms per million.
 
-    python benchmarks/rate_cusum_variants.py mean one   # ~10 min per variant, one core each
+    # ~10 min per variant, one core each
+    python benchmarks/research/rate_cusum_variants.py mean one
 
 An experiment for the next change to ``monitor/rate_streams.py``, not a
 result of the daemon as it ships: each variant replaces
@@ -20,7 +21,7 @@ alone to 0.3, 1 and 3 false alarms per million, then timed on the
 A single long calibration stream has a single reference, so it cannot show
 what a reference that happened to see few errors costs::
 
-    python benchmarks/rate_cusum_variants.py --luck 0.01 bound mean   # ~4 min per pair
+    python benchmarks/research/rate_cusum_variants.py --luck 0.01 bound mean   # ~4 min per pair
 
 runs each variant at the given ``alpha`` on many short independent stationary
 error streams (each with its own reference, so the references' luck is
@@ -38,8 +39,8 @@ from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent), str(HERE.parents[1])]  # research/, benchmarks/, repo
 
 import detection_quality as dq  # noqa: E402
 import error_stream_power as esp  # noqa: E402
