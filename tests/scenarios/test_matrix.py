@@ -77,12 +77,7 @@ def test_ci_subset_covers_the_matrix() -> None:
 # CI cases the product does not pass yet (issue 24 stays open): listed by name, judged
 # by benchmarks/scenarios.py --ci (RESULTS_scenarios.md gives each one's reason); a case
 # fixed leaves this set and joins the suite
-OPEN = {
-    # a rename and a miscalibrated release at the same event: the outputs moved when an
-    # input vanished, so the prediction drift is called the broken feed's symptom (ML)
-    # and the data scientists are not told -- the two cannot be told apart in the data
-    "none-ontime-rename:age+output_drift",
-}
+OPEN: set[str] = set()
 
 
 @pytest.mark.parametrize("case", [c for c in CI if c.name not in OPEN], ids=lambda c: c.name)
