@@ -104,6 +104,7 @@ class Daemon:
         self.app.dispatcher.on_released = self._released
         self.stop_event = threading.Event()
         self.app.metrics.ready.set_function(lambda: 1.0 if self.ready() else 0.0)
+        self.app.metrics.batch_errors.labels("kafka")  # exported at 0 before any error
         self.source: KafkaSource | None = None
         self.http: HttpServer | None = None
         self._ready = False

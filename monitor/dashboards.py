@@ -129,6 +129,14 @@ def single(title: str, description: str, unit: str, *queries: Dataquery, width: 
     return _queries(panel, queries)
 
 
+def _starts(by: str, selector: str) -> str:
+    """Alert starts in each step: a counter's increase, or its series appearing (a
+    counter series is born at its first start, which ``increase`` cannot see)."""
+    series = "driftwatch_alert_starts_total{" + selector + "}"
+    return (f"sum by ({by}) ((increase({series}[$__rate_interval]) > 0) "
+            f"or ({series} unless {series} offset $__rate_interval))")
+
+
 def _datasource() -> DatasourceVariable:
     return DatasourceVariable("datasource").label("Data source").type("prometheus")
 
@@ -155,6 +163,10 @@ def fleet() -> Dashboard:
         _base("driftwatch-fleet", "driftwatch / Fleet",
               "Every monitored model at a glance: which are in trouble, and whose trouble "
               "it is (data science: model faults; ML engineering: infrastructure).")
+        .annotation(
+            AnnotationQuery().name("Alert starts").datasource(DATASOURCE).enable(True)
+            .icon_color("red")
+            .expr(_starts("model, kind, team", JOB)))
         .with_row(Row("Models"))
         .with_panel(bars(
             "Worst drift score by model",
@@ -228,8 +240,7 @@ def model() -> Dashboard:
         .annotation(
             AnnotationQuery().name("Alert starts").datasource(DATASOURCE).enable(True)
             .icon_color("red")
-            .expr("sum by (kind, team) (increase(driftwatch_alert_starts_total{" + MODEL
-                  + "}[$__rate_interval])) > 0"))
+            .expr(_starts("kind, team", MODEL)))
         .with_row(Row("State"))
         .with_panel(single(
             "Firing alerts", "Alerts of this model firing and notified now.", "none",
@@ -307,7 +318,7 @@ def model() -> Dashboard:
             q("driftwatch_label_coverage{" + MODEL + "}", "coverage"), width=4))
         .with_panel(graph(
             "Label delay", "Label time minus prediction time, over the latest joins.", "s",
-            q("driftwatch_label_delay_seconds{" + MODEL + "}", "p{{quantile}}"), width=4))
+            q("driftwatch_label_delay_seconds{" + MODEL + "}", "p{{percentile}}"), width=4))
         .with_row(Row("Drift"))
         .with_panel(graph(
             "Drift score per feature",

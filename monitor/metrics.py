@@ -23,6 +23,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     Info,
+    disable_created_metrics,
 )
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.gc_collector import GCCollector
@@ -96,8 +97,8 @@ class LabelStateCollector(Collector):
             "cumulative before the first).", labels=["model"])
         delay = GaugeMetricFamily(
             "driftwatch_label_delay_seconds",
-            "Label delay (label ts - prediction ts) quantiles over the most recent joins.",
-            labels=["model", "quantile"])
+            "Label delay (label ts - prediction ts) percentiles over the most recent joins.",
+            labels=["model", "percentile"])
         perf = GaugeMetricFamily(
             "driftwatch_performance",
             "Model quality against ground truth in the latest performance window.",
@@ -106,9 +107,9 @@ class LabelStateCollector(Collector):
             if cov is not None:
                 coverage.add_metric([model], cov)
             if p50 is not None:
-                delay.add_metric([model, "0.5"], p50)
+                delay.add_metric([model, "50"], p50)
             if p95 is not None:
-                delay.add_metric([model, "0.95"], p95)
+                delay.add_metric([model, "95"], p95)
             for metric, value in sorted(values.items()):
                 perf.add_metric([model, metric], value)
         yield coverage
@@ -118,6 +119,9 @@ class LabelStateCollector(Collector):
 
 class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        # no *_created series beside each counter: a gauge per series that no panel reads
+        # (and whose presence would depend on which counters have counted yet)
+        disable_created_metrics()
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
         self.events = Counter("driftwatch_events", "Valid events consumed.",
