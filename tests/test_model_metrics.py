@@ -119,3 +119,51 @@ def test_muted_alerts_are_suppressed_not_firing(tmp_path: Path) -> None:
             ("team", "data-science")) not in firing
     assert firing[(("fault", "model"), ("kind", "prediction_drift"), ("model", "churn"),
                    ("team", "data-science"))] == 1.0
+
+
+def test_cusum_score_is_statistic_over_threshold_and_an_alarm_holds_its_ratio() -> None:
+    from types import SimpleNamespace
+
+    from monitor.model_metrics import sequential_scores
+    from monitor.sequential import LATENCY, PREDICTION, SeqAlarm
+
+    # streams: age, latency, predictions; state[direction, stream, k], h[stream, k]
+    bank = SimpleNamespace(
+        state=np.array([[[1.0, 3.0], [9.0, 9.0], [0.5, 0.0]],
+                        [[2.0, 0.0], [0.0, 0.0], [0.0, 4.0]]]),
+        h=np.array([[4.0, 10.0], [10.0, 10.0], [8.0, 5.0]]))
+    rate = SimpleNamespace(kind="data_drift", feature="plan")
+    rates = SimpleNamespace(state=np.array([2.0, 6.0]),
+                            cusums=[(0, 0.2, 0.1, -0.1, 8.0), (0, 0.3, 0.2, -0.2, 12.0)])
+    seq = SimpleNamespace(streams=["age", LATENCY, PREDICTION], bank=bank, rates=[rate],
+                          rate_bank=rates)
+    scores = sequential_scores(seq, [])
+    # latency is no drift; each feature its largest CUSUM's statistic / threshold
+    assert scores == {"age": 0.5, PREDICTION: 0.8, "plan": 0.5}
+    alarm = SeqAlarm("data_drift", "age", 0.0, 13.0, 10.0, 0.05, 1, 0.0, 1.0)
+    assert sequential_scores(seq, [alarm])["age"] == 1.3  # until its window closes
+
+
+def test_consumer_lag_per_partition_from_the_fetch_state() -> None:
+    from kafka import TopicPartition
+
+    from monitor.config.types import KafkaConfig
+    from monitor.sources.kafka import KafkaSource
+
+    tps = [TopicPartition("predictions", 0), TopicPartition("predictions", 1),
+           TopicPartition("labels", 0), TopicPartition("labels", 1)]
+    highwater = {tps[0]: 120, tps[1]: 0, tps[2]: 50, tps[3]: None}
+
+    class Consumer:
+        def __init__(self, **_: object) -> None: ...
+        def subscribe(self, **_: object) -> None: ...
+        def assignment(self) -> set:
+            return set(tps)
+        def highwater(self, tp: TopicPartition) -> int | None:
+            return highwater[tp]
+
+    source = KafkaSource(KafkaConfig(), Consumer)
+    # labels:0 has no known position yet (nothing processed, nothing checkpointed), and
+    # labels:1 no high watermark yet: both left out; an empty partition lags 0
+    assert source.lags({"predictions:0": 100, "labels:1": 7}) == {
+        ("predictions", 0): 20, ("predictions", 1): 0}
