@@ -172,6 +172,17 @@ def contract_values(contract: Any) -> dict[str, float]:
     return out
 
 
+def _firing(pipeline: Any) -> list[Any]:
+    """The pipeline's firing alerts; the book may change under a scrape (its dict read
+    in Python code): read again then."""
+    for _ in range(5):
+        try:
+            return list(pipeline.book.firing())
+        except RuntimeError:  # dictionary changed size during iteration
+            continue
+    return []
+
+
 def _suppressed(pipeline: Any) -> dict[tuple[str, float], str]:
     """The alerts the dispatcher holds muted: (fingerprint, startsAt) -> reason."""
     return {(a.fingerprint, a.starts_at):
@@ -230,7 +241,7 @@ class ModelStateCollector(Collector):
         muted: dict[tuple[str, ...], int] = {}
         for p in self._pipelines():
             held = _suppressed(p)
-            for a in p.book.firing():
+            for a in _firing(p):
                 lab = a.labels
                 key = (lab.get("model", ""), lab.get("kind", ""), lab.get("team", ""),
                        lab.get("fault", ""))
