@@ -81,5 +81,6 @@ def build(config: Config, *, registry: CollectorRegistry | None = None,
         on_result=metrics.notification_result,
         on_muted=lambda a, why: metrics.muted.labels(a.labels.get("kind", ""), why).inc(),
     )
+    metrics.set_outbox(outbox.pending)
     pipeline = Pipeline(config, metrics, dispatcher, sink=sink)
     return App(config, metrics, dispatcher, pipeline, store, silencer)

@@ -53,7 +53,25 @@ def _parser() -> argparse.ArgumentParser:
     rt = rsub.add_parser("test", help="which receivers a label set reaches")
     rt.add_argument("--config")
     rt.add_argument("labels", nargs="*", metavar="label=value")
+    dash = sub.add_parser("dashboards", help="write the Grafana dashboards (JSON) and their "
+                          "provisioning file")
+    dash.add_argument("--out", default="deploy/grafana", help="folder (default deploy/grafana)")
+    dash.add_argument("--check", action="store_true",
+                      help="write nothing; exit 1 if the folder's files differ from the code's")
     return p
+
+
+def cmd_dashboards(out: str, check: bool) -> int:
+    from monitor import dashboards
+
+    if check:
+        stale = dashboards.stale(out)
+        for name in stale:
+            print(f"driftwatch: {out}/{name} is not what the code generates", file=sys.stderr)
+        return 1 if stale else 0
+    for path in dashboards.write(out):
+        print(path)
+    return 0
 
 
 def _load(path: str | None):  # type: ignore[no-untyped-def]
@@ -201,6 +219,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_replay(args)
     if args.command == "run":
         return cmd_run(args.config)
+    if args.command == "dashboards":
+        return cmd_dashboards(args.out, args.check)
     if args.command == "demo":
         from monitor.demo import run_demo
 

@@ -103,6 +103,8 @@ class Daemon:
         self.app.dispatcher.firing_source = self.firing
         self.app.dispatcher.on_released = self._released
         self.stop_event = threading.Event()
+        self.app.metrics.ready.set_function(lambda: 1.0 if self.ready() else 0.0)
+        self.app.metrics.batch_errors.labels("kafka")  # exported at 0 before any error
         self.source: KafkaSource | None = None
         self.http: HttpServer | None = None
         self._ready = False
@@ -390,6 +392,8 @@ class Daemon:
             self.batches += 1
             if self.store is None:
                 self.source.commit()
+        self.app.metrics.set_lags(self.source.lags(
+            {**{k: v for o in self.offsets.values() for k, v in o.items()}, **self.positions}))
         if self.store is not None and (
                 time.monotonic() - self._checkpointed_at >= self.config.store.checkpoint_interval):
             self.checkpoint()

@@ -2,20 +2,36 @@
 
 Counters are updated once per batch (``inc(n)``), never per event.  The
 serving-latency histogram is accumulated with numpy per batch and exposed by a
-collector at scrape time; so are drift statistics and firing alerts, which are
-read from the pipeline's state when Prometheus asks.
+collector at scrape time; so are drift scores, alert states, warm-up, contract
+and reference values (:mod:`monitor.model_metrics`) and the consumer lag, read
+from the pipelines' state when Prometheus asks.  docs/dashboards.md lists every
+metric; a test keeps that list equal to what ``/metrics`` exposes.
 """
 
 from __future__ import annotations
 
+import math
+import platform
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from importlib import metadata
 from typing import Any
 
 import numpy as np
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Info,
+    disable_created_metrics,
+)
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
+
+from monitor.model_metrics import LagCollector, ModelStateCollector
 
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -64,33 +80,6 @@ class LatencyHistograms(Collector):
         yield fam
 
 
-class StateCollector(Collector):
-    """Gauges read from the pipeline at scrape time through callbacks."""
-
-    def __init__(self, drift: Callable[[], Iterable[tuple[str, str, str, float]]],
-                 firing: Callable[[], Iterable[tuple[str, str, str]]]) -> None:
-        self._drift = drift
-        self._firing = firing
-
-    def collect(self) -> Iterable[GaugeMetricFamily]:
-        stat = GaugeMetricFamily(
-            "driftwatch_drift_statistic",
-            "Latest drift statistic per model and feature (KS distance or total variation).",
-            labels=["model", "feature", "detector"])
-        for model, feature, detector, value in self._drift():
-            stat.add_metric([model, feature, detector], value)
-        yield stat
-        firing = GaugeMetricFamily("driftwatch_alerts_firing",
-                                   "Alerts currently firing, by fault class, team and kind.",
-                                   labels=["fault", "team", "kind"])
-        counts: dict[tuple[str, str, str], int] = {}
-        for key in self._firing():
-            counts[key] = counts.get(key, 0) + 1
-        for key, n in sorted(counts.items()):
-            firing.add_metric(list(key), n)
-        yield firing
-
-
 class LabelStateCollector(Collector):
     """Label and model-quality gauges, read from the pipeline at scrape time.
 
@@ -108,8 +97,8 @@ class LabelStateCollector(Collector):
             "cumulative before the first).", labels=["model"])
         delay = GaugeMetricFamily(
             "driftwatch_label_delay_seconds",
-            "Label delay (label ts - prediction ts) quantiles over the most recent joins.",
-            labels=["model", "quantile"])
+            "Label delay (label ts - prediction ts) percentiles over the most recent joins.",
+            labels=["model", "percentile"])
         perf = GaugeMetricFamily(
             "driftwatch_performance",
             "Model quality against ground truth in the latest performance window.",
@@ -118,9 +107,9 @@ class LabelStateCollector(Collector):
             if cov is not None:
                 coverage.add_metric([model], cov)
             if p50 is not None:
-                delay.add_metric([model, "0.5"], p50)
+                delay.add_metric([model, "50"], p50)
             if p95 is not None:
-                delay.add_metric([model, "0.95"], p95)
+                delay.add_metric([model, "95"], p95)
             for metric, value in sorted(values.items()):
                 perf.add_metric([model, metric], value)
         yield coverage
@@ -130,6 +119,9 @@ class LabelStateCollector(Collector):
 
 class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        # no *_created series beside each counter: a gauge per series that no panel reads
+        # (and whose presence would depend on which counters have counted yet)
+        disable_created_metrics()
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
         self.events = Counter("driftwatch_events", "Valid events consumed.",
@@ -176,13 +168,35 @@ class Metrics:
         self.active = Gauge("driftwatch_active",
                             "1 while this daemon owns partitions and consumes them.",
                             registry=r)
+        self.ready = Gauge("driftwatch_ready",
+                           "1 while /readyz answers ready (assigned, connected, store up).",
+                           registry=r)
+        self.outbox_pending = Gauge(
+            "driftwatch_outbox_pending",
+            "Notifications waiting in the outbox (due or backing off; NaN: store down).",
+            registry=r)
+        self.predictions = Counter(
+            "driftwatch_predictions", "Valid prediction events by model version and status "
+            "(ok, error: serving failed).", ["model", "model_version", "status"], registry=r)
+        self.alert_starts = Counter(
+            "driftwatch_alert_starts",
+            "Alerts that started firing (muted ones too): annotations on the dashboards.",
+            ["model", "kind", "team", "fault"], registry=r)
+        build = Info("driftwatch_build", "The running driftwatch.", registry=r)
+        build.info({"version": _version(), "python_version": platform.python_version()})
+        # the standard collectors, on this registry (the default one is not served)
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        GCCollector(registry=r)
+        self._lags: dict[tuple[str, int], int] = {}
+        r.register(LagCollector(self.lags))
         self.latency = LatencyHistograms()
         r.register(self.latency)
         # the pipelines whose state the scrape-time gauges read (a daemon runs one per
         # partition it owns): one collector over all of them, so each family is one
         self._sources: list[Any] = []
         self._sources_lock = threading.Lock()
-        r.register(StateCollector(self._each("_drift_samples"), self._each("_firing_samples")))
+        r.register(ModelStateCollector(self.pipelines))
         r.register(LabelStateCollector(self._each("_label_samples")))
 
     def track(self, pipeline: Any) -> None:
@@ -193,6 +207,43 @@ class Metrics:
     def untrack(self, pipeline: Any) -> None:
         with self._sources_lock:
             self._sources = [p for p in self._sources if p is not pipeline]
+
+    def pipelines(self) -> list[Any]:
+        with self._sources_lock:
+            return list(self._sources)
+
+    def set_lags(self, lags: Mapping[tuple[str, int], int]) -> None:
+        """The consumer lag per (topic, partition) as the consumer loop last saw it."""
+        self._lags = dict(lags)
+
+    def lags(self) -> dict[tuple[str, int], int]:
+        return self._lags
+
+    def set_outbox(self, pending: Callable[[], int]) -> None:
+        """Read the outbox backlog at scrape time (NaN while the store cannot answer)."""
+        def read() -> float:
+            try:
+                return float(pending())
+            except Exception:
+                return math.nan
+        self.outbox_pending.set_function(read)
+
+    def count_predictions(self, model: str, versions: np.ndarray, error: np.ndarray) -> None:
+        """One batch's predictions of ``model``, by version and status."""
+        err = np.asarray(error, dtype=bool)
+        vers = np.asarray(versions).astype(str)
+        for version in np.unique(vers).tolist():
+            mine = vers == version
+            n_err = int(np.count_nonzero(err & mine))
+            n_ok = int(np.count_nonzero(mine)) - n_err
+            if n_ok:
+                self.predictions.labels(model, version, "ok").inc(n_ok)
+            if n_err:
+                self.predictions.labels(model, version, "error").inc(n_err)
+
+    def alert_started(self, labels: Mapping[str, str]) -> None:
+        self.alert_starts.labels(labels.get("model", ""), labels.get("kind", ""),
+                                 labels.get("team", ""), labels.get("fault", "")).inc()
 
     def _each(self, method: str) -> Callable[[], Iterable[Any]]:
         def samples() -> Iterable[Any]:
@@ -207,6 +258,7 @@ class Metrics:
     # since the checkpoint are then counted once, not twice)
     def _stream_counters(self) -> dict[str, Counter]:
         return {"events": self.events, "invalid": self.invalid,
+                "predictions": self.predictions,
                 "type_mismatches": self.type_mismatches, "windows": self.windows,
                 "labels_joined": self.labels_joined, "labels_expired": self.labels_expired}
 
@@ -247,3 +299,10 @@ class Metrics:
 
     def notification_result(self, receiver: str, integration: str, outcome: str) -> None:
         self.notifications.labels(receiver, integration, outcome).inc()
+
+
+def _version() -> str:
+    try:
+        return metadata.version("driftwatch")
+    except metadata.PackageNotFoundError:
+        return "unknown"

@@ -30,6 +30,7 @@ from monitor.evaluate import Evaluation, dominant_version, evaluate_window
 from monitor.events import Decoder
 from monitor.join import ExpiryStats, Joined, LabelJoin
 from monitor.metrics import Metrics
+from monitor.model_metrics import window_drift
 from monitor.performance_watch import PerformanceWatch, WatchEvaluation
 from monitor.sequential import SeqAlarm, SequentialWatch, alarm_findings
 from monitor.windows import ModelWindows, take
@@ -45,14 +46,17 @@ class ModelState:
     first_ts: float = math.inf
     last_ts: float = -math.inf
     rate_per_s: float | None = None  # reference arrival rate, once the reference is full
-    drift: dict[tuple[str, str], float] = field(default_factory=dict)
+    # (feature, detector) -> (statistic, p-value, score) of the latest window's drift tests
+    drift: dict[tuple[str, str], tuple[float, float, float]] = field(default_factory=dict)
+    estimate: dict[str, float] = field(default_factory=dict)  # CBPE: accuracy, reference
     seq: SequentialWatch | None = None
     seq_alarms: list[SeqAlarm] = field(default_factory=list)  # until their window closes
 
     def to_state(self) -> dict[str, Any]:
         return {"windows": self.windows.to_state(), "first_ts": _finite_or_none(self.first_ts),
                 "last_ts": _finite_or_none(self.last_ts), "rate_per_s": self.rate_per_s,
-                "drift": [[f, d, v] for (f, d), v in self.drift.items()],
+                "drift": [[f, d, *v] for (f, d), v in self.drift.items()],
+                "estimate": self.estimate,
                 "seq": self.seq.to_state() if self.seq is not None else None,
                 "seq_alarms": [a.to_state() for a in self.seq_alarms]}
 
@@ -61,7 +65,9 @@ class ModelState:
         return cls(windows=ModelWindows.from_state(s["windows"]),
                    first_ts=_or(s["first_ts"], math.inf),
                    last_ts=_or(s["last_ts"], -math.inf), rate_per_s=s["rate_per_s"],
-                   drift={(f, d): v for f, d, v in s["drift"]},
+                   # a state saved before scores kept the statistic alone: dropped
+                   drift={(r[0], r[1]): (r[2], r[3], r[4]) for r in s["drift"] if len(r) == 5},
+                   estimate=dict(s.get("estimate", {})),
                    # a state saved when wrong-typed values were counted per window, not
                    # per row ("mismatches"): those counts, with no rows, are dropped
                    seq_alarms=[SeqAlarm(*a) for a in s.get("seq_alarms", [])])
@@ -152,6 +158,7 @@ class Pipeline:
             if cols.n == 0:
                 continue
             m.events.labels(model, "prediction").inc(cols.n)
+            m.count_predictions(model, cols.versions, cols.error)
             self.arrived[model] = time.time()
             m.latency.observe_many(model, cols.versions, cols.latency_ms)
             changes += self._ingest(model, cols)
@@ -319,7 +326,7 @@ class Pipeline:
             # from labels would depend on whether this batch's labels came in first
             ev = evaluate_window(mcfg, ref, window)
             self.metrics.windows.labels(model).inc()
-            self._record(st, ev)
+            self._record(st, ev, mcfg.settings.alpha)
             # a key the CUSUMs alarmed on inside this window was not tested clean
             seen = [a for a in st.seq_alarms if a.ts <= ev.window[1]]
             st.seq_alarms = [a for a in st.seq_alarms if a.ts > ev.window[1]]
@@ -391,10 +398,12 @@ class Pipeline:
         return (ref.n - 1) / span if span > 0 else None
 
     @staticmethod
-    def _record(st: ModelState, ev: Evaluation) -> None:
-        for (_, kind, feature, _), r in ev.results:
-            if kind in ("data_drift", "prediction_drift"):
-                st.drift[(feature or "__prediction__", r.detector)] = float(r.statistic)
+    def _record(st: ModelState, ev: Evaluation, alpha: float) -> None:
+        st.drift.update(window_drift(ev.results, alpha))
+        for _, r in ev.results:
+            if r.detector == "cbpe_accuracy":
+                st.estimate = {"accuracy": float(r.details["cur_value"]),
+                               "reference": float(r.details["ref_value"])}
         log.info("window evaluated", extra={
             "model": ev.model, "n": ev.n, "window": ev.window,
             "tests": len(ev.results), "findings": [f.kind for f in ev.findings]})
@@ -472,6 +481,9 @@ class Pipeline:
     def _emit(self, changes: list[Alert]) -> list[Alert]:
         if not changes:
             return []
+        for a in changes:
+            if a.status == "firing":
+                self.metrics.alert_started(a.labels)
         kept = self.dispatcher.submit(changes, (self.everyone or self.book.firing)())
         for a in kept:
             if a.muted_by is None:
@@ -483,11 +495,6 @@ class Pipeline:
             self.sink(kept)
         return kept
 
-    def _drift_samples(self) -> Iterable[tuple[str, str, str, float]]:
-        for model, st in list(self.models.items()):
-            for (feature, detector), value in list(st.drift.items()):
-                yield model, feature, detector, value
-
     def _label_samples(self) -> Iterable[
             tuple[str, float | None, float | None, float | None, dict[str, float]]]:
         for model, w in list(self.perf.items()):
@@ -495,10 +502,6 @@ class Pipeline:
             cov = w.latest_coverage if w.latest_coverage is not None else \
                 self.join.coverage(model)
             yield model, cov, d.p50, d.p95, dict(w.latest)
-
-    def _firing_samples(self) -> Iterable[tuple[str, str, str]]:
-        for a in self.book.firing():
-            yield (a.labels.get("fault", ""), a.labels.get("team", ""), a.labels.get("kind", ""))
 
     # -- state -------------------------------------------------------------
     def to_state(self) -> dict[str, Any]:

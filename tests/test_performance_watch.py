@@ -124,8 +124,8 @@ def test_accuracy_drop_with_delayed_labels_fires_for_data_science() -> None:
     assert acc is not None and 0.70 < acc < 0.80
     joined = sample(app, "driftwatch_labels_joined_total", model="churn")
     assert joined is not None and joined > 29_000
-    p50 = sample(app, "driftwatch_label_delay_seconds", model="churn", quantile="0.5")
-    p95 = sample(app, "driftwatch_label_delay_seconds", model="churn", quantile="0.95")
+    p50 = sample(app, "driftwatch_label_delay_seconds", model="churn", percentile="50")
+    p95 = sample(app, "driftwatch_label_delay_seconds", model="churn", percentile="95")
     assert p50 is not None and p95 is not None
     assert 35 < p50 < 50 and 150 < p95 < 215  # exponential, mean 60 s
     cov = sample(app, "driftwatch_label_coverage", model="churn")

@@ -97,6 +97,22 @@ class KafkaSource:
                               None if last is None else int(last) + 1))
         return out
 
+    def lags(self, processed: dict[str, int]) -> dict[tuple[str, int], int]:
+        """Messages past the last one processed per assigned partition: the high
+        watermark the last fetch reported minus ``processed`` (``"topic:partition"`` ->
+        next offset).  Read from the client's fetch state, no request; a partition
+        whose high watermark or position is not known yet is left out."""
+        highwater = getattr(self.consumer, "highwater", None)
+        if highwater is None:
+            return {}
+        out: dict[tuple[str, int], int] = {}
+        for tp in self.consumer.assignment():
+            hw = highwater(tp)
+            pos = processed.get(f"{tp.topic}:{tp.partition}", 0 if hw == 0 else None)
+            if hw is not None and pos is not None:
+                out[(tp.topic, tp.partition)] = max(0, int(hw) - int(pos))
+        return out
+
     def assignment(self) -> set[Any]:
         return set(self.consumer.assignment())
 

@@ -36,10 +36,10 @@ class InstallError(RuntimeError):
     """The Alertmanager binary is missing and could not be installed."""
 
 
-def find_binary() -> str | None:
-    if os.access(BINARY, os.X_OK):
-        return BINARY
-    return shutil.which("prometheus-alertmanager")
+def find_binary(binary: str = BINARY) -> str | None:
+    if os.access(binary, os.X_OK):
+        return binary
+    return shutil.which(os.path.basename(binary))
 
 
 def _apt(*args: str) -> subprocess.CompletedProcess[str]:
@@ -53,35 +53,40 @@ def _apt(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def ensure_installed() -> str:
-    """The path of Debian's Alertmanager binary, installing the package if it is missing.
+    """The path of Debian's Alertmanager binary, installing the package if it is missing."""
+    return ensure_package(PACKAGE, BINARY, SERVICE)
+
+
+def ensure_package(package: str, binary: str, service: str) -> str:
+    """The path of a Debian package's ``binary``, installing ``package`` if it is missing.
 
     Fast when it is already installed (one ``access`` call).  After installing,
-    the package's own service is stopped and disabled: the tests start their own
-    Alertmanagers, and none may be left listening on 9093.
+    the package's own ``service`` is stopped and disabled: the tests start their own
+    servers, and none may be left listening on the package's port.
     """
-    found = find_binary()
+    found = find_binary(binary)
     if found:
         return found
     if shutil.which("apt-get") is None:
-        raise InstallError(f"{BINARY} is missing and apt-get is not available to install "
-                           f"{PACKAGE} (the tests need a Debian machine)")
+        raise InstallError(f"{binary} is missing and apt-get is not available to install "
+                           f"{package} (the tests need a Debian machine)")
     if os.geteuid() != 0:
-        raise InstallError(f"{BINARY} is missing; installing it needs root: run "
-                           f"`apt-get install -y {PACKAGE}` once, then the tests again")
-    install = ("install", "-y", "--no-install-recommends", PACKAGE)
+        raise InstallError(f"{binary} is missing; installing it needs root: run "
+                           f"`apt-get install -y {package}` once, then the tests again")
+    install = ("install", "-y", "--no-install-recommends", package)
     done = _apt(*install)
     if done.returncode != 0:  # stale package lists: refresh them once and retry
         update = _apt("update")
         done = _apt(*install)
         if done.returncode != 0:
             raise InstallError(
-                f"`apt-get install -y {PACKAGE}` failed (exit {done.returncode}); "
+                f"`apt-get install -y {package}` failed (exit {done.returncode}); "
                 f"apt-get update exit {update.returncode}:\n{_tail(update.stderr)}\n"
                 f"{_tail(done.stdout)}\n{_tail(done.stderr)}")
-    found = find_binary()
+    found = find_binary(binary)
     if found is None:
-        raise InstallError(f"{PACKAGE} installed but {BINARY} is not there")
-    stop_packaged_service(found)
+        raise InstallError(f"{package} installed but {binary} is not there")
+    stop_packaged_service(found, service)
     return found
 
 
@@ -105,15 +110,15 @@ def packaged_daemons(binary: str) -> list[int]:
     return pids
 
 
-def stop_packaged_service(binary: str) -> None:
-    """Stop (and keep from autostarting) the Alertmanager the package's postinst may have
+def stop_packaged_service(binary: str, service: str = SERVICE) -> None:
+    """Stop (and keep from autostarting) the server the package's postinst may have
     started.  Only called right after this session installed the package, so any
     process running the binary then is the package's service."""
     if Path("/run/systemd/system").is_dir() and shutil.which("systemctl"):
-        subprocess.run(["systemctl", "disable", "--now", SERVICE],
+        subprocess.run(["systemctl", "disable", "--now", service],
                        capture_output=True, timeout=60, check=False)
     elif shutil.which("service"):
-        subprocess.run(["service", SERVICE, "stop"], capture_output=True, timeout=60,
+        subprocess.run(["service", service, "stop"], capture_output=True, timeout=60,
                        check=False)
     pids = packaged_daemons(binary)
     for pid in pids:
@@ -124,8 +129,8 @@ def stop_packaged_service(binary: str) -> None:
         time.sleep(0.1)
     left = packaged_daemons(binary)
     if left:
-        raise InstallError(f"the packaged Alertmanager is still running after install "
-                           f"(pids {left}); stop it with `service {SERVICE} stop`")
+        raise InstallError(f"the packaged {service} is still running after install "
+                           f"(pids {left}); stop it with `service {service} stop`")
 
 
 def free_port() -> int:

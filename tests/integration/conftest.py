@@ -13,3 +13,15 @@ def alertmanager_binary() -> str:
         return ensure_installed()
     except InstallError as exc:
         pytest.fail(f"cannot provide a real Alertmanager: {exc}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def prometheus_binaries() -> tuple[str, str]:
+    """Debian's ``prometheus`` and ``promtool``, installed (``apt-get install -y
+    prometheus``) once per session when missing."""
+    from tests.integration.prometheus import ensure_installed as ensure_prometheus
+
+    try:
+        return ensure_prometheus()
+    except InstallError as exc:
+        pytest.fail(f"cannot provide a real Prometheus: {exc}", pytrace=False)

@@ -75,7 +75,8 @@ def test_daemon_consumes_kafka_and_routes_alerts_to_each_team(broker) -> None:
         body = urllib.request.urlopen(f"{http.url}/metrics", timeout=5).read().decode()
         assert 'driftwatch_events_total{model="churn",type="prediction"}' in body
         assert "driftwatch_serving_latency_seconds_bucket" in body
-        assert 'driftwatch_alerts_firing{fault="model",kind="data_drift",team="data-science"}' \
+        assert ('driftwatch_alerts_firing{fault="model",kind="data_drift",model="churn",'
+                'team="data-science"}') \
             in body
         firing = orjson.loads(urllib.request.urlopen(f"{http.url}/api/alerts", timeout=5).read())
         assert {a["labels"]["kind"] for a in firing} >= {"data_drift", "latency_regression"}
