@@ -32,6 +32,7 @@ from monitor.join import ExpiryStats, Joined, LabelJoin
 from monitor.metrics import Metrics
 from monitor.performance_watch import PerformanceWatch, WatchEvaluation
 from monitor.sequential import SeqAlarm, SequentialWatch, alarm_findings
+from monitor.versions import VersionWatch, declared_annotation
 from monitor.windows import ModelWindows, take
 
 log = logging.getLogger("driftwatch.pipeline")
@@ -116,6 +117,7 @@ class Pipeline:
         # counted by reason: what its share of the stream counters is, in a checkpoint
         self.seen: set[str] = set()
         self.invalid: dict[str, int] = {}
+        self.versions = VersionWatch(config)  # champion/challenger, approvals, memory
         metrics.track(self)
 
     def _new_join(self, state: dict[str, Any] | None = None) -> LabelJoin:
@@ -155,6 +157,7 @@ class Pipeline:
             self.arrived[model] = time.time()
             m.latency.observe_many(model, cols.versions, cols.latency_ms)
             changes += self._ingest(model, cols)
+            changes += self.versions.predictions(model, cols, self.book)
         changes += self._labels(batch)
         changes += self._check_silence(set(batch.predictions))
         return self._emit(changes)
@@ -204,6 +207,7 @@ class Pipeline:
             if j.n:
                 joined_now[model] = joined_now.get(model, 0) + j.n
                 self.metrics.labels_joined.labels(model).inc(j.n)
+                changes += self.versions.labels(model, j, self.book)
                 for ev in w.add(j, mcfg):
                     changes += self._watch_update(ev)
         expired: dict[str, ExpiryStats] = {}
@@ -453,6 +457,9 @@ class Pipeline:
     def _emit(self, changes: list[Alert]) -> list[Alert]:
         if not changes:
             return []
+        for a in changes:  # the model's declared framework and size, in every alert
+            if (declared := declared_annotation(self.config.model(a.labels["model"]))):
+                a.annotations.setdefault("model_declared", declared)
         kept = self.dispatcher.submit(changes, (self.everyone or self.book.firing)())
         for a in kept:
             if a.muted_by is None:
@@ -477,6 +484,9 @@ class Pipeline:
                 self.join.coverage(model)
             yield model, cov, d.p50, d.p95, dict(w.latest)
 
+    def _version_samples(self) -> Iterable[Any]:
+        return self.versions.samples()
+
     def _firing_samples(self) -> Iterable[tuple[str, str, str]]:
         for a in self.book.firing():
             yield (a.labels.get("fault", ""), a.labels.get("team", ""), a.labels.get("kind", ""))
@@ -489,7 +499,8 @@ class Pipeline:
                 "models": {k: v.to_state() for k, v in self.models.items()},
                 "join": self.join.to_state(), "expired_at": _finite_or_none(self._expired_at),
                 "performance": {k: w.to_state() for k, w in self.perf.items()},
-                "seen": sorted(self.seen), "invalid": self.invalid}
+                "seen": sorted(self.seen), "invalid": self.invalid,
+                "versions": self.versions.to_state()}
 
     def load_state(self, s: dict[str, Any]) -> None:
         self.watermark = _or(s["watermark"], -math.inf)
@@ -507,6 +518,7 @@ class Pipeline:
                      for k, w in s.get("performance", {}).items()}
         self.seen = set(s.get("seen", ())) | set(self.models) | set(self.perf)
         self.invalid = {k: int(v) for k, v in s.get("invalid", {}).items()}
+        self.versions.load_state(s.get("versions"))
 
     def model_names(self) -> set[str]:
         """Every model this pipeline holds state or counts for."""
