@@ -55,9 +55,10 @@ from __future__ import annotations
 
 import math
 from collections import Counter, OrderedDict, deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 import numpy as np
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -726,6 +727,70 @@ class VersionWatch:
 
     def load_state(self, s: dict[str, Any] | None) -> None:
         self.models = {k: ModelVersions.from_state(v) for k, v in (s or {}).items()}
+
+
+def model_metadata(mcfg: ModelConfig, watch: VersionWatch) -> dict[str, Any]:
+    """What ``/api/models`` shows of a model's contract and versions."""
+    mv = watch.models.get(mcfg.name)
+    return {**_declared(mcfg), "approved_versions": list(mcfg.contract.approved_versions),
+            "champion": mv.champion if mv is not None else None,
+            "versions": sorted(mv.versions) if mv is not None else []}
+
+
+def models_handler(models: Callable[[], dict[str, Any]],
+                   table: Callable[[str], dict[str, Any] | None]
+                   ) -> Callable[[str, str, bytes], tuple[int, Any]]:
+    """The ``/api/models`` handler of the HTTP server: ``GET /api/models`` (every model)
+    and ``GET /api/models/{model}/versions`` (its comparison table)."""
+    def handle(method: str, rest: str, body: bytes) -> tuple[int, Any]:
+        if method != "GET":
+            return 405, {"error": "method not allowed"}
+        if rest == "":
+            return 200, models()
+        model, _, what = rest.rpartition("/")
+        if what != "versions" or not model:
+            return 404, {"error": "not found"}
+        t = table(unquote(model))
+        return (200, t) if t is not None else (404, {"error": f"unknown model {model!r}"})
+    return handle
+
+
+def format_table(t: dict[str, Any]) -> str:
+    """A model's comparison table for a person (``driftwatch versions``)."""
+    declared = ", ".join(str(x) for x in (t.get("framework"), t.get("parameter_count")
+                                           and f"{t['parameter_count']:,} parameters") if x)
+    head = f"{t['model']}: champion {t['champion'] or '(none yet)'}"
+    if declared:
+        head += f" ({declared})"
+    if t["approved_versions"]:
+        head += f"; approved: {', '.join(t['approved_versions'])}"
+    lines = [head, f"  {'version':16} {'events':>9} {'share':>7} {'errors':>8}  approved"]
+    for v, r in t["versions"].items():
+        er = "-" if r["error_rate"] is None else f"{r['error_rate']:.4f}"
+        lines.append(f"  {v:16} {r['events']:9d} {r['share']:7.1%} {er:>8}  "
+                     f"{'yes' if r['approved'] else 'NO'}")
+    for c in t["comparisons"]:
+        state = "calibrating" if c["calibrating"] else c["verdict"]
+        lines.append(f"  challenger {c['challenger']} vs {c['champion']} ({c['mode']}, "
+                     f"{c['events']} events since {_when(c['started'])}): {state}")
+        lines.append(f"    {'metric':18} {'estimate':>10} {'lower':>10} {'upper':>10} "
+                     f"{'margin':>8}  verdict")
+        for name, m in c["metrics"].items():
+            cells = [_cell(m[k]) for k in ("estimate", "lower", "upper")]
+            lines.append(f"    {name:18} {cells[0]:>10} {cells[1]:>10} {cells[2]:>10} "
+                         f"{m['margin']:8.3g}  {m['verdict']}")
+    for where, m in t["memory"].items():
+        lines.append(f"  memory {where}: median {m['median']:.0f} over {m['readings']} readings"
+                     + (f" ({m['hardware']})" if m["hardware"] else ""))
+    d = t["dropped"]
+    if any(d.values()):
+        lines.append(f"  dropped: {d['versions']} versions ({d['events']} events) past the cap, "
+                     f"{d['ids_evicted']} ids evicted, {d['hosts']} host readings")
+    return "\n".join(lines)
+
+
+def _cell(x: float | None) -> str:
+    return "-" if x is None else f"{x:+.4g}"
 
 
 def _agree(mcfg: ModelConfig, a: tuple[str, float, str | None],

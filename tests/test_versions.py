@@ -216,3 +216,48 @@ def test_versions_command_prints_the_table(tmp_path: Path,
     assert main(["versions", "--config", str(cfg), "--json", str(path)]) == 0
     data = orjson.loads(capsys.readouterr().out)
     assert data["m"]["comparisons"][0]["verdict"] == "worse"
+
+
+def test_http_api_and_the_versions_command_read_the_daemon(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """GET /api/models/{model}/versions on the daemon's server; `driftwatch versions`
+    reads the same table from the daemon's checkpoint in the store."""
+    import dataclasses
+    import urllib.error
+    import urllib.request
+
+    from prometheus_client import CollectorRegistry
+
+    from monitor.config.types import HttpConfig, StoreConfig
+    from monitor.daemon import Daemon
+    from monitor.store import Store
+
+    url = f"sqlite:///{tmp_path / 'dw.db'}"
+    config = dataclasses.replace(_config(approved_versions=["v1", "v2"]),
+                                 http=HttpConfig(port=0), store=StoreConfig(url=url))
+    store = Store(url)
+    d = Daemon(config, registry=CollectorRegistry(), store=store)
+    p = d.shard(0)
+    p.process_lines([orjson.dumps(e) for e in _events(3000, share=0.2, slow=1.3,
+                                                       labels=False)])
+    http = d.start_http()
+    try:
+        table = orjson.loads(urllib.request.urlopen(
+            f"{http.url}/api/models/m/versions", timeout=5).read())
+        models = orjson.loads(urllib.request.urlopen(f"{http.url}/api/models", timeout=5).read())
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(f"{http.url}/api/models/nope/versions", timeout=5)
+        assert err.value.code == 404
+    finally:
+        http.stop()
+    assert table["champion"] == "v1" and table["comparisons"][0]["verdict"] == "worse"
+    row = table["comparisons"][0]["metrics"]["latency_p50"]
+    assert row["lower"] > 0 and row["verdict"] == "worse"
+    assert models["m"]["framework"] == "xgboost" and models["m"]["parameter_count"] == 1200
+    assert models["m"]["versions"] == ["v1", "v2"]
+    store.save_checkpoint(d.row(0), {"pipeline": p.to_state()}, {}, 0.0)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[store]\nurl = "{url}"\n')
+    assert main(["versions", "--config", str(cfg), "--json"]) == 0
+    got = orjson.loads(capsys.readouterr().out)["m"]
+    assert got["comparisons"] == table["comparisons"] and got["versions"] == table["versions"]
