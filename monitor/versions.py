@@ -237,6 +237,10 @@ class VersionWatch:
         mcfg = self.config.model(model)
         mv = self.models.setdefault(model, ModelVersions())
         changes = self._memory(mcfg, mv, cols, book)
+        if not mv.challengers and mv.champion is not None and cols.n and bool(
+                (cols.versions == mv.champion).all()):
+            # the champion alone (the usual case): nothing to judge, no block cutting
+            return changes + self._block(mcfg, mv, cols, slice(0, cols.n), book)
         start = 0
         while start < cols.n:
             # cut at the model's block boundaries: checks see the same events however
