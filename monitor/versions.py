@@ -279,14 +279,16 @@ class VersionWatch:
                 left = mcfg.settings.reference_events - mv.n
                 mv.reference[v] += int(at[:left].sum())
         mv.n += len(versions)
-        now = float(ts.max())
+        now = float(ts[-1])  # the block's last event: the same however it was batched
         changes += self._retire(mcfg, mv, now, book)
         self._choose_champion(mcfg, mv, now)
         if mv.champion is None:
             return changes
         for v, info in mv.versions.items():
             if v != mv.champion and v not in mv.challengers and info.events:
-                mv.challengers[v] = Challenger(v, mv.champion, started=now)
+                at = np.flatnonzero(versions == v)
+                mv.challengers[v] = Challenger(v, mv.champion,
+                                               started=float(ts[at[0]]) if at.size else now)
         if mv.challengers:
             self._feed(mcfg, mv, cols, rows, versions)
         if mv.n % BLOCK == 0:

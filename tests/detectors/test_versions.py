@@ -28,15 +28,15 @@ def _stream(rng: np.random.Generator, bernoulli: bool, n: int, shift: float = 0.
 
 @pytest.mark.parametrize("bernoulli", [True, False])
 def test_coverage_holds_under_continuous_monitoring(bernoulli: bool) -> None:
-    """300 A/A rollouts read after every batch: the sequence misses D = 0 at some time
+    """250 A/A rollouts read after every batch: the sequence misses D = 0 at some time
     in at most alpha of them; a z-test read the same way misses far more often."""
     rng = np.random.default_rng(11)
-    alpha, runs = 0.05, 300
+    alpha, runs = 0.05, 250
     missed = peeked = 0
     for _ in range(runs):
         c = Comparison(0.01 if bernoulli else 0.1, alpha, HIGHER, bernoulli=bernoulli)
         miss = fixed = False
-        for _ in range(60):
+        for _ in range(40):
             nb = int(rng.binomial(400, 0.3))
             c.update(_stream(rng, bernoulli, 400 - nb), _stream(rng, bernoulli, nb))
             lo, hi = c.current()
