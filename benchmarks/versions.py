@@ -70,8 +70,10 @@ def _draw(rng: np.random.Generator, name: str, n: int, effect: float) -> np.ndar
 
 
 def aa(rng: np.random.Generator, runs: int, alpha: float, share: float,
-       horizon: int) -> dict[str, int]:
-    """Rollouts (of runs) with a false 'worse' verdict, per method."""
+       horizon: int, edge: bool = False) -> dict[str, int]:
+    """Rollouts (of runs) with a false 'worse' verdict, per method.  With ``edge`` the
+    challenger is worse by exactly half the margin on every metric: the null hypothesis
+    at its boundary, where a 'worse' verdict is still false and hardest to avoid."""
     a = alpha / SLOTS
     counts = {"cs": 0, "cs_zero": 0, "z_half": 0, "z_zero": 0}
     for _ in range(runs):
@@ -80,7 +82,8 @@ def aa(rng: np.random.Generator, runs: int, alpha: float, share: float,
         for _ in range(horizon // BATCH):
             nb = int(rng.binomial(BATCH, share))
             for m, c in comps.items():
-                c.update(_draw(rng, m, BATCH - nb, 0.0), _draw(rng, m, nb, 0.0))
+                shift = MARGINS[m] / 2 if edge else 0.0
+                c.update(_draw(rng, m, BATCH - nb, 0.0), _draw(rng, m, nb, shift))
                 lo, hi = c.interval
                 hit["cs"] |= c.verdict == WORSE
                 hit["cs_zero"] |= (lo > 0) if c.worse == HIGHER else (hi < 0)
@@ -145,6 +148,17 @@ def main() -> int:
                          f"| {per['z_half']:.1f} | {per['z_zero']:.1f} "
                          f"| {1000 * alpha * 3 / SLOTS:.3g} |")
             print(lines[-1], f"({time.time() - t0:.0f}s)", flush=True)
+    lines += ["", f"At the edge of the null ({runs_aa // 2} rollouts, alpha 0.05): the "
+              "challenger worse by exactly half the margin on every metric, where a "
+              "'worse' verdict is still false:", "",
+              "| traffic to challenger | driftwatch (CS) | peeked z-test, half margin "
+              "| budget |", "|---:|---:|---:|---:|"]
+    for share in (0.1, 0.5):
+        c = aa(rng, runs_aa // 2, 0.05, share, 50_000, edge=True)
+        per = {k: 2000 * v / runs_aa for k, v in c.items()}
+        lines.append(f"| {share:.0%} | {per['cs']:.1f} | {per['z_half']:.1f} "
+                     f"| {1000 * 0.05 * 3 / SLOTS:.3g} |")
+        print(lines[-1], f"({time.time() - t0:.0f}s)", flush=True)
     lines += ["", "The budget column is what the three metrics' shares of alpha allow "
               "(3 / SLOTS of it): driftwatch must stay under it; \"CS lower bound past 0\" "
               "is the stricter event that the sequence's interval excludes the true "

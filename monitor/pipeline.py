@@ -458,7 +458,7 @@ class Pipeline:
         if not changes:
             return []
         for a in changes:  # the model's declared framework and size, in every alert
-            if (declared := declared_annotation(self.config.model(a.labels["model"]))):
+            if (declared := declared_annotation(self.config.model(a.labels.get("model", "")))):
                 a.annotations.setdefault("model_declared", declared)
         kept = self.dispatcher.submit(changes, (self.everyone or self.book.firing)())
         for a in kept:

@@ -700,7 +700,7 @@ class VersionWatch:
         if mv is None:
             return None
         mcfg = self.config.model(model)
-        total = sum(i.events for i in mv.versions.values()) or 1
+        total = sum(i.events for i in list(mv.versions.values())) or 1
         return {
             "model": model, "champion": mv.champion, **_declared(mcfg),
             "approved_versions": list(mcfg.contract.approved_versions),
@@ -708,7 +708,7 @@ class VersionWatch:
                              "error_rate": i.errors / i.events if i.events else None,
                              "approved": i.approved, "first_ts": _fin(i.first_ts),
                              "last_ts": _fin(i.last_ts)}
-                         for v, i in mv.versions.items()},
+                         for v, i in list(mv.versions.items())},
             "comparisons": [{
                 "challenger": c.version, "champion": c.champion,
                 "mode": "shadow" if c.pairs else "split", "started": c.started,
@@ -716,11 +716,11 @@ class VersionWatch:
                 "calibrating": not c.calibrated,
                 "metrics": {n: {**_table_row(comp),
                                 "verdict": c.decided.get(n, (comp.verdict,))[0]}
-                            for n, comp in c.metrics.items()},
-            } for c in mv.challengers.values()],
+                            for n, comp in list(c.metrics.items())},
+            } for c in list(mv.challengers.values())],
             "memory": {f"{h or '*'}/{r}": {"median": float(np.median(q)), "readings": len(q),
                                            "hardware": mv.hardware.get(h)}
-                       for (h, r), q in mv.memory.items() if q},
+                       for (h, r), q in list(mv.memory.items()) if q},
             "dropped": {"versions": mv.dropped_versions, "events": mv.dropped,
                         "ids_evicted": mv.evicted, "hosts": mv.hosts_dropped},
         }
