@@ -24,6 +24,8 @@ worse by more than half the margin, and the margins are the defaults
    started), median over rollouts, for a 10 % latency regression, a 1-point
    error-rate rise (1 % -> 2 %) and a 2-point accuracy drop (90 % -> 88 %), at
    10 % and 50 % challenger traffic.
+3. **Cost**: the pipeline on a two-version stream with the version watch and
+   without it, side by side in the same run.
 """
 
 from __future__ import annotations
@@ -117,6 +119,46 @@ def delay(rng: np.random.Generator, runs: int, metric: str, effect: float, share
             int(np.sum(~np.isfinite(cs_t))), int(np.sum(~np.isfinite(z_t))))
 
 
+def pipeline_cost(events: int = 40_000, repeat: int = 3) -> list[str]:
+    """The version watch's share of the pipeline's time: the same two-version stream
+    (50 % split, labels for every prediction) with the watch and with it switched off,
+    alternated ``repeat`` times; best of each."""
+    import orjson
+    from prometheus_client import CollectorRegistry
+
+    from monitor.app import build
+    from monitor.config.types import Config
+
+    rng = np.random.default_rng(5)
+    lines: list[bytes] = []
+    for i in range(events):
+        v = "v2" if i >= 5_000 and rng.random() < 0.5 else "v1"
+        p = float(rng.random())
+        lines.append(orjson.dumps({
+            "type": "prediction", "id": f"i{i}", "model": "m", "model_version": v,
+            "ts": 1.78e9 + i, "prediction": p, "latency_ms": float(rng.lognormal(3, 0.5)),
+            "features": {"x": float(rng.normal()), "c": "ab"[i % 2]}}))
+        lines.append(orjson.dumps({"type": "label", "id": f"i{i}", "model": "m",
+                                   "ts": 1.78e9 + i + 3, "label": int(rng.random() < p)}))
+    best = {True: math.inf, False: math.inf}
+    for _ in range(repeat):
+        for on in (True, False):
+            app = build(Config(), registry=CollectorRegistry())
+            if not on:
+                app.pipeline.versions.predictions = lambda *a, **k: []  # type: ignore
+                app.pipeline.versions.labels = lambda *a, **k: []  # type: ignore
+            t = time.perf_counter()
+            for i in range(0, len(lines), 5_000):
+                app.pipeline.process_lines(lines[i:i + 5_000])
+            best[on] = min(best[on], time.perf_counter() - t)
+    us = {k: 1e6 * v / events for k, v in best.items()}
+    return ["", f"## Cost in the pipeline ({events:,} predictions + labels, 50 % split, "
+            f"best of {repeat})", "",
+            "| version watch | µs per prediction (with its label) |", "|---|---:|",
+            f"| on | {us[True]:.1f} |", f"| off | {us[False]:.1f} |",
+            f"| ratio on / off | {us[True] / us[False]:.2f} |"]
+
+
 def _n(x: float) -> str:
     return "missed" if not math.isfinite(x) else f"{x:,.0f}"
 
@@ -178,6 +220,8 @@ def main() -> int:
             cs, z, mcs, mz = delay(rng, runs_delay, metric, effect, share, 1e-5, horizon)
             lines.append(f"| {title} | {share:.0%} | {_n(cs)} | {_n(z)} | {mcs} / {mz} |")
             print(lines[-1], f"({time.time() - t0:.0f}s)", flush=True)
+    lines += pipeline_cost(20_000 if args.quick else 40_000)
+    print("\n".join(lines[-3:]), flush=True)
     lines += ["", "A miss is no verdict within the horizon (400,000 events for latency, "
               "800,000 otherwise).  The peeked z-test is faster because it is not valid: "
               "read after every batch its false verdicts exceed its level (first table).",

@@ -168,14 +168,21 @@ class Comparison:
         self.hi = math.inf
 
     def update(self, champion: np.ndarray | None = None,
-               challenger: np.ndarray | None = None) -> None:
+               challenger: np.ndarray | None = None, *, narrow: bool = True) -> None:
         """Fold in new observations of either arm (non-finite ones are skipped),
-        then narrow the interval.  Equal to adding them one at a time and reading
-        the interval at the end."""
+        then (``narrow``) narrow the interval.  Equal to adding them one at a time and
+        reading the interval at the end.  A caller that checks at fixed points (so
+        that its verdicts do not depend on its batching) adds with ``narrow=False``
+        and calls :meth:`narrow` at those points."""
         if champion is not None:
             self.champion.add(champion)
         if challenger is not None:
             self.challenger.add(challenger)
+        if narrow:
+            self.narrow()
+
+    def narrow(self) -> None:
+        """Intersect the interval with this time's."""
         lo, hi = self.current()
         # intersected over time: the sequence holds at every time at once, so does
         # the intersection (a plug-in variance can make it empty: keep the latest)

@@ -87,6 +87,7 @@ MEMORY_READINGS = 50  # a host's memory is the median of its last this many read
 MEMORY_MIN_READINGS = 10
 KS_TO_SD = 2.5  # a KS distance d between normals is a mean shift of about 2.5 d sd
 ML_METRICS = ("latency_p50", "latency_p95", "error_rate")
+LABELLED = ("accuracy", "mae")  # measured on labels: read every BLOCK joined labels
 RESOURCE_LIMITS = {"memory_mb": "memory_mb_max", "gpu_memory_mb": "gpu_memory_mb_max"}
 
 
@@ -374,7 +375,7 @@ class VersionWatch:
             for name, x in self._observations(c, lat, err, pred, cls).items():
                 comp = c.metrics.get(name)
                 if comp is not None:
-                    comp.update(x[champ], x[chal])
+                    comp.update(x[champ], x[chal], narrow=False)
         self._remember(mcfg, mv, ids, versions, pred, cls)
 
     def _calibrate(self, mcfg: ModelConfig, c: Challenger, lat: np.ndarray, pred: np.ndarray,
@@ -439,16 +440,17 @@ class VersionWatch:
         """Ids of the compared versions: a second version answering one is a shadow
         pair (agreement); a label joining one scores every version that answered."""
         active = {c.version: c for c in mv.challengers.values() if c.champion == mv.champion}
-        keep = np.isin(versions, [str(mv.champion), *active])
-        for i in np.flatnonzero(keep):
-            id_, v = str(ids[i]), str(versions[i])
-            entry = (v, float(pred[i]), None if cls[i] is None else str(cls[i]))
-            seen = mv.ids.get(id_)
+        keep = np.flatnonzero(np.isin(versions, [str(mv.champion), *active]))
+        if keep.size == 0:
+            return
+        get = mv.ids.get
+        agree: dict[str, list[float]] = {}
+        for id_, v, p, k in zip(ids[keep].tolist(), versions[keep].tolist(),
+                                pred[keep].tolist(), cls[keep].tolist(), strict=True):
+            entry = (v, p, k)
+            seen = get(id_)
             if seen is None:
                 mv.ids[id_] = [entry]
-                if len(mv.ids) > MAX_IDS:
-                    mv.ids.popitem(last=False)
-                    mv.evicted += 1
                 continue
             if any(e[0] == v for e in seen):
                 continue
@@ -464,10 +466,14 @@ class VersionWatch:
                     pairs = []
             for c, chal_entry in pairs:
                 c.pairs += 1
-                comp = c.metrics.get("agreement")
-                if comp is not None:
-                    comp.update(challenger=np.array([float(_agree(mcfg, champ_entry,
-                                                                  chal_entry))]))
+                if "agreement" in c.metrics:
+                    agree.setdefault(c.version, []).append(
+                        float(_agree(mcfg, champ_entry, chal_entry)))
+        for v, xs in agree.items():
+            active[v].metrics["agreement"].update(challenger=np.asarray(xs), narrow=False)
+        while len(mv.ids) > MAX_IDS:
+            mv.ids.popitem(last=False)
+            mv.evicted += 1
 
     # -- labels -----------------------------------------------------------------------
     def labels(self, model: str, joined: Joined, book: AlertBook) -> list[Alert]:
@@ -480,21 +486,40 @@ class VersionWatch:
             return []
         mcfg = self.config.model(model)
         changes: list[Alert] = []
-        for i in range(joined.n):
+        # scores wait here per (challenger, metric, arm) and are added in bulk before
+        # every check and at the end (sums: the order within a block changes nothing)
+        pending: dict[tuple[str, str, bool], list[float]] = {}
+        pop = mv.ids.pop
+        for i, (id_, value, label_cls) in enumerate(zip(
+                joined.ids.tolist(), joined.label.tolist(), joined.label_class.tolist(),
+                strict=True)):
             mv.labels += 1
-            entries = mv.ids.pop(str(joined.ids[i]), None)
+            entries = pop(id_, None)
             if entries:
-                label = (float(joined.label[i]), joined.label_class[i])
                 for v, num, cls in entries:
-                    self._score(mcfg, mv, v, num, cls, label)
+                    self._score(mcfg, mv, v, num, cls, (value, label_cls), pending)
             if mv.labels % BLOCK == 0:
+                self._flush(mv, pending)
                 now = float(max(joined.pred_ts[i], joined.label_ts[i]))
                 for c in list(mv.challengers.values()):
-                    changes += self._judge(mcfg, mv, c, now, book)
+                    changes += self._judge(mcfg, mv, c, now, book, labelled=True)
+        self._flush(mv, pending)
         return changes
 
+    @staticmethod
+    def _flush(mv: ModelVersions, pending: dict[tuple[str, str, bool], list[float]]) -> None:
+        for (version, name, is_champion), xs in pending.items():
+            c = mv.challengers.get(version)
+            comp = c.metrics.get(name) if c is not None else None
+            if comp is not None and xs:
+                arr = np.asarray(xs, dtype=np.float64)
+                comp.update(arr if is_champion else None, None if is_champion else arr,
+                            narrow=False)
+        pending.clear()
+
     def _score(self, mcfg: ModelConfig, mv: ModelVersions, version: str, num: float,
-               cls: str | None, label: tuple[float, Any]) -> None:
+               cls: str | None, label: tuple[float, Any],
+               pending: dict[tuple[str, str, bool], list[float]]) -> None:
         value, label_cls = label
         regression = mcfg.task == "regression" or (
             mcfg.task is None and label_cls is None and value not in (0.0, 1.0))
@@ -510,31 +535,33 @@ class VersionWatch:
         for c in mv.challengers.values():
             if version not in (c.version, c.champion) or c.champion != mv.champion:
                 continue
-            comp = c.metrics.get(name)
-            if comp is None and not c.calibrated:
+            if not c.calibrated:
                 continue
-            if comp is None and name == "mae":
+            if name not in c.metrics and name == "mae":
                 if version == c.champion:
                     c.cal_abs.append(x)
                 if len(c.cal_abs) >= CALIBRATION_LABELS:
                     margin = MAE_MARGIN * (float(np.mean(c.cal_abs)) or 1.0)
                     c.metrics["mae"] = Comparison(margin, mcfg.settings.alpha / SLOTS, HIGHER)
                 continue
-            if comp is None:
+            if name not in c.metrics:
                 s = mcfg.settings
-                comp = c.metrics[name] = Comparison(
+                c.metrics[name] = Comparison(
                     mcfg.contract.accuracy_margin or s.version_accuracy_margin,
                     s.alpha / SLOTS, LOWER, bernoulli=True)
-            arr = np.array([x])
-            comp.update(arr if version == c.champion else None,
-                        arr if version == c.version else None)
+            pending.setdefault((c.version, name, version == c.champion), []).append(x)
 
     # -- verdicts ---------------------------------------------------------------------
     def _judge(self, mcfg: ModelConfig, mv: ModelVersions, c: Challenger, now: float,
-               book: AlertBook) -> list[Alert]:
+               book: AlertBook, labelled: bool = False) -> list[Alert]:
+        """Read the verdicts of the metrics of one stream: the predictions' (every BLOCK
+        events) or, with ``labelled``, those measured on labels (every BLOCK labels)."""
         changes: list[Alert] = []
         fresh: dict[str, list[str]] = {}
         for name, comp in c.metrics.items():
+            if (name in LABELLED) != labelled:
+                continue
+            comp.narrow()
             v = comp.verdict
             if name in c.decided and c.decided[name][0] == WORSE:
                 continue
