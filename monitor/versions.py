@@ -73,7 +73,7 @@ from monitor.config.types import Config, ModelConfig
 from monitor.join import Joined
 
 MAX_VERSIONS = 8  # versions tracked per model; later ones are counted, not tracked
-MAX_IDS = 50_000  # prediction ids remembered per model while versions are compared
+MAX_IDS = 20_000  # prediction ids remembered per model while versions are compared
 MAX_HOSTS = 64  # host segments whose memory is tracked per model
 MAX_CLASSES = 4  # predicted classes compared (the champion's most frequent)
 SLOTS = 6 + MAX_CLASSES  # metric slots a challenger's alpha is split over (Bonferroni)
@@ -586,10 +586,11 @@ class VersionWatch:
     @staticmethod
     def _no_worse(mcfg: ModelConfig, mv: ModelVersions, c: Challenger) -> bool:
         """No worse on every metric it has data for, after version_min_events of its
-        events; a labelled model waits for its accuracy (or MAE) too."""
+        events; a labelled model waits for its accuracy (or MAE) too -- unless its labels
+        come so late that their ids were forgotten (MAX_IDS): then it goes without."""
         if c.promoted is not None or c.fired or c.events < mcfg.settings.version_min_events:
             return False
-        if mv.labels and not any(n in c.metrics for n in ("accuracy", "mae")):
+        if mv.labels and not mv.evicted and not any(n in c.metrics for n in LABELLED):
             return False
         needed = [n for n, comp in c.metrics.items() if comp.challenger.n or comp.champion.n]
         return bool(needed) and all(c.decided.get(n, ("",))[0] == NO_WORSE for n in needed)
