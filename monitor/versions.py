@@ -74,6 +74,7 @@ from monitor.join import Joined
 
 MAX_VERSIONS = 8  # versions tracked per model; later ones are counted, not tracked
 MAX_IDS = 20_000  # prediction ids remembered per model while versions are compared
+MAX_DROPPED_NAMES = 1_000  # names of versions past the cap, remembered to count them
 MAX_HOSTS = 64  # host segments whose memory is tracked per model
 MAX_CLASSES = 4  # predicted classes compared (the champion's most frequent)
 SLOTS = 6 + MAX_CLASSES  # metric slots a challenger's alpha is split over (Bonferroni)
@@ -181,7 +182,7 @@ class ModelVersions:
     champion: str | None = None
     challengers: dict[str, Challenger] = field(default_factory=dict)
     dropped: int = 0  # events of versions past MAX_VERSIONS
-    dropped_versions: int = 0
+    dropped_names: set[str] = field(default_factory=set)  # at most MAX_DROPPED_NAMES
     ids: OrderedDict[str, list[tuple[str, float, str | None]]] = field(
         default_factory=OrderedDict)
     evicted: int = 0  # ids forgotten past MAX_IDS
@@ -195,7 +196,7 @@ class ModelVersions:
                 "versions": {k: v.to_state() for k, v in self.versions.items()},
                 "reference": dict(self.reference), "champion": self.champion,
                 "challengers": {k: c.to_state() for k, c in self.challengers.items()},
-                "dropped": self.dropped, "dropped_versions": self.dropped_versions,
+                "dropped": self.dropped, "dropped_names": sorted(self.dropped_names),
                 "ids": [[k, [[e[0], _fin(e[1]), e[2]] for e in v]] for k, v in self.ids.items()],
                 "evicted": self.evicted,
                 "memory": [[h, r, list(q)] for (h, r), q in self.memory.items()],
@@ -208,7 +209,7 @@ class ModelVersions:
                    {k: VersionInfo.from_state(v) for k, v in s["versions"].items()},
                    Counter(s["reference"]), s["champion"],
                    {k: Challenger.from_state(c) for k, c in s["challengers"].items()},
-                   int(s["dropped"]), int(s["dropped_versions"]),
+                   int(s["dropped"]), set(s["dropped_names"]),
                    OrderedDict((k, [(str(e[0]), _unfin(e[1], math.nan), e[2]) for e in v])
                                for k, v in s["ids"]),
                    int(s["evicted"]),
@@ -265,7 +266,8 @@ class VersionWatch:
             if info is None:
                 if len(mv.versions) >= MAX_VERSIONS:
                     mv.dropped += k
-                    mv.dropped_versions += 1
+                    if v not in mv.dropped_names and len(mv.dropped_names) < MAX_DROPPED_NAMES:
+                        mv.dropped_names.add(v)
                     continue
                 info = mv.versions[v] = VersionInfo(approved=not approved or v in approved)
                 if not info.approved:
@@ -749,7 +751,7 @@ class VersionWatch:
             "memory": {f"{h or '*'}/{r}": {"median": float(np.median(q)), "readings": len(q),
                                            "hardware": mv.hardware.get(h)}
                        for (h, r), q in list(mv.memory.items()) if q},
-            "dropped": {"versions": mv.dropped_versions, "events": mv.dropped,
+            "dropped": {"versions": len(mv.dropped_names), "events": mv.dropped,
                         "ids_evicted": mv.evicted, "hosts": mv.hosts_dropped},
         }
 

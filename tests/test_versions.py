@@ -261,3 +261,21 @@ def test_http_api_and_the_versions_command_read_the_daemon(
     assert main(["versions", "--config", str(cfg), "--json"]) == 0
     got = orjson.loads(capsys.readouterr().out)["m"]
     assert got["comparisons"] == table["comparisons"] and got["versions"] == table["versions"]
+
+
+def test_versions_past_the_cap_are_counted_not_tracked() -> None:
+    from prometheus_client import CollectorRegistry
+
+    from monitor.app import build
+    from monitor.versions import MAX_VERSIONS
+
+    app = build(_config(), registry=CollectorRegistry())
+    lines = [orjson.dumps({"id": f"i{i}", "model": "m", "ts": T0 + i, "prediction": 0.5,
+                           "model_version": f"v{i % (MAX_VERSIONS + 2)}"})
+             for i in range(2000)]
+    app.pipeline.process_lines(lines)
+    table = app.pipeline.versions.table("m")
+    assert table is not None and len(table["versions"]) == MAX_VERSIONS
+    assert table["dropped"]["versions"] == 2 and table["dropped"]["events"] == 400
+    assert app.metrics.registry.get_sample_value(
+        "driftwatch_versions_dropped_total", {"model": "m"}) == 400
