@@ -283,7 +283,8 @@ class VersionWatch:
                 mv.reference[v] += int(at[:left].sum())
         mv.n += len(versions)
         now = float(ts[-1])  # the block's last event: the same however it was batched
-        changes += self._retire(mcfg, mv, now, book)
+        if mv.n % BLOCK == 0:
+            changes += self._retire(mcfg, mv, now, book)
         self._choose_champion(mcfg, mv, now)
         if mv.champion is None:
             return changes

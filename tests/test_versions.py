@@ -29,13 +29,14 @@ def _config(**contract: Any) -> Any:
 def _events(n: int, *, share: float = 0.5, slow: float = 1.0, flip: float = 0.0,
             err: float = 0.01, labels: bool = True, shadow: bool = False,
             disagree: float = 0.0, seed: int = 1, v2: str = "v2",
-            start: int = 1000) -> list[dict[str, Any]]:
+            start: int = 1000, tail: int = 0) -> list[dict[str, Any]]:
     """``start`` events of v1 alone, then ``n`` events split v1 / ``v2`` (``share`` to v2;
-    with ``shadow`` every id answered by both).  v2 is ``slow`` times slower, its label
-    agreement flipped on a ``flip`` share, its outputs changed on ``disagree``."""
+    with ``shadow`` every id answered by both), then ``tail`` events of v1 alone.  v2 is
+    ``slow`` times slower, its label agreement flipped on a ``flip`` share, its outputs
+    changed on ``disagree``."""
     rng = np.random.default_rng(seed)
     out: list[dict[str, Any]] = []
-    for i in range(start + n):
+    for i in range(start + n + tail):
         ts = T0 + i
         p = float(rng.random())
         y = int(rng.random() < (0.95 if p >= 0.5 else 0.05) if p >= 0.5
@@ -44,7 +45,7 @@ def _events(n: int, *, share: float = 0.5, slow: float = 1.0, flip: float = 0.0,
         base = {"type": "prediction", "id": f"i{i}", "model": "m", "ts": ts,
                 "features": {"x": float(rng.normal())}}
         versions = ["v1"]
-        if i >= start:
+        if start <= i < start + n:
             versions = ["v1", v2] if shadow else [v2 if rng.random() < share else "v1"]
         for v in versions:
             ev = dict(base, model_version=v)
@@ -91,6 +92,15 @@ def test_canary_slower_is_a_version_regression_for_ml_engineering(tmp_path: Path
     assert a.annotations["model_declared"] == "xgboost, 1,200 parameters"
     assert "v1" in a.annotations["attribution"]
     assert not _firing(result, segment="model_version=v2", team="data-science")
+
+
+def test_a_rolled_back_challenger_resolves_its_alert(tmp_path: Path) -> None:
+    # retired once unseen for 10 windows (5,000 events of the model)
+    result = _run(tmp_path, _events(2000, share=0.3, slow=1.3, labels=False, tail=5200),
+                  _config())
+    mine = [a for a in result.alerts if a.labels.get("kind") == "version_regression"]
+    assert [a.status for a in mine] == ["firing", "resolved"], [a.labels for a in mine]
+    assert mine[1].annotations["resolution"] == "v2 stopped serving"
 
 
 def test_challenger_less_accurate_is_a_model_fault_for_data_science(tmp_path: Path) -> None:
