@@ -176,8 +176,9 @@ def replay_line(a: Alert) -> str:
     where = " ".join(f"{k}={lab[k]}" for k in ("feature", "segment") if k in lab)
     line = (f"{when} {a.status:8} {lab['alertname']:22} "
             f"model={lab['model']} team={lab['team']} {where}").rstrip()
-    if a.status == "resolved":
-        line += f" (fired {j['startsAt']})"
+    if a.status == "resolved":  # a promotion notice never fired: it was compared since
+        line += (f" (compared since {j['startsAt']})" if lab.get("verdict") == "no_worse"
+                 else f" (fired {j['startsAt']})")
     if a.muted_by is not None:
         line += " muted " + " ".join(f"{k}={v}" for k, v in a.muted_by.items())
     return line

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -115,7 +116,21 @@ def test_challenger_less_accurate_is_a_model_fault_for_data_science(tmp_path: Pa
 
 def test_a_copy_of_the_champion_is_announced_no_worse_and_raises_nothing(
         tmp_path: Path) -> None:
-    result = _run(tmp_path, _events(8000), _config())
+    """Both teams are told, through their own receivers (replay --notify)."""
+    ds, mle = tmp_path / "ds.jsonl", tmp_path / "mle.jsonl"
+    config = dataclasses.replace(_config(), **{k: getattr(parse_config({
+        "route": {"receiver": "ml-engineering",
+                  "routes": [{"matchers": ['team="data-science"'], "receiver": "data-science"}]},
+        "receivers": [{"name": "data-science", "file": [{"path": str(ds)}]},
+                      {"name": "ml-engineering", "file": [{"path": str(mle)}]}],
+    }), k) for k in ("route", "receivers")})
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"\n".join(orjson.dumps(e) for e in _events(8000)) + b"\n")
+    result = replay(config, [path], notify=True)
+    for out, team in ((ds, "data-science"), (mle, "ml-engineering")):
+        got = [orjson.loads(x) for x in out.read_bytes().splitlines()]
+        assert [(a["labels"]["alertname"], a["status"], a["labels"]["team"]) for a in got] \
+            == [("VersionNoWorse", "resolved", team)]
     mine = [a for a in result.alerts if a.labels.get("segment") == "model_version=v2"]
     assert mine and all(a.status == "resolved" for a in mine), [a.labels for a in mine]
     teams = {a.labels["team"] for a in mine if a.labels.get("verdict") == "no_worse"}
@@ -232,7 +247,6 @@ def test_http_api_and_the_versions_command_read_the_daemon(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """GET /api/models/{model}/versions on the daemon's server; `driftwatch versions`
     reads the same table from the daemon's checkpoint in the store."""
-    import dataclasses
     import urllib.error
     import urllib.request
 
