@@ -370,11 +370,10 @@ class VersionWatch:
                 continue
             chal = versions == c.version
             c.events += int(chal.sum())
-            if not c.calibrated:
+            if not c.calibrated:  # this block's events set scales: they are not compared
                 self._calibrate(mcfg, c, lat[champ & ~err], pred[champ & ~err],
                                 cls[champ & ~err], int((champ & ~err).sum()))
-                if not c.calibrated:
-                    continue
+                continue
             for name, x in self._observations(c, lat, err, pred, cls).items():
                 comp = c.metrics.get(name)
                 if comp is not None:
