@@ -109,6 +109,15 @@ def _default_reason(f: Finding, drifting: Sequence[str]) -> str:
             f"{what} rose with no new model version deployed: a serving or "
             "infrastructure problem, not the model"
         )
+    if k == "version_regression":
+        if f.feature == "unapproved_version":
+            return (f"version {f.model_version} serves traffic but the handover contract does "
+                    "not approve it: a deployment for ML engineering to check or roll back")
+        return (f"version {f.model_version} serves worse than the champion beside it: a "
+                "serving regression for ML engineering to roll back or fix")
+    if k == "resource_usage":
+        return ("serving memory is over the handover contract's limit: a serving or "
+                "capacity problem for ML engineering, not the model's predictions")
     if k == "traffic_drop":
         return (
             "the model stopped receiving traffic while the stream went on: a serving or "
@@ -132,6 +141,17 @@ def _verdict(
     earlier: Collection[str] = (),
 ) -> tuple[str, str]:
     also = ""  # a break elsewhere that does not explain this drift
+    chal, champ = f.details.get("challenger_version"), f.details.get("champion_version")
+    if chal is not None and champ is not None:
+        # a challenger compared with the champion serving beside it, on the same traffic:
+        # the world is the same for both, so what differs is the version
+        if f.kind == "version_regression":
+            return INFRA_FAULT, (
+                f"challenger {chal} is slower or fails more than champion {champ} on the same "
+                "traffic: a serving regression for ML engineering to roll back or fix")
+        return MODEL_FAULT, (
+            f"challenger {chal} predicts worse or differently than champion {champ} on the "
+            f"same traffic: the new model's behaviour, {_OWNERS}")
     if f.kind == "prediction_drift" and f.feature is None:
         # breaks the outputs are shown to have held steady through do not explain them
         before = {*earlier, *(str(x) for x in f.details.get("breaks_before", ()))}

@@ -31,6 +31,8 @@ KINDS: dict[str, tuple[str, str]] = {
     "schema_violation": ("SchemaViolation", INFRA_FAULT),
     "data_quality": ("DataQuality", INFRA_FAULT),
     "label_delay": ("LabelDelay", INFRA_FAULT),
+    "version_regression": ("VersionRegression", INFRA_FAULT),
+    "resource_usage": ("ResourceUsage", INFRA_FAULT),
 }
 
 SEVERITIES = ("warning", "critical")

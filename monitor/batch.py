@@ -31,6 +31,9 @@ class PredictionColumns:
     - ``mismatched``: feature name -> bool, True where the row's value arrived as
       another type than the feature's and was dropped (null in its column); only
       features with such rows (absent: none).  Per row, so a window counts its own.
+    - ``resources``: ``memory_mb`` / ``gpu_memory_mb`` -> float64 (NaN where not
+      given), from the events' optional ``resources`` object; empty when no event of
+      the batch had one.  Read by :mod:`monitor.versions` only (not kept in windows).
     """
 
     model: str
@@ -45,6 +48,7 @@ class PredictionColumns:
     categorical: dict[str, np.ndarray] = field(default_factory=dict)
     segments: dict[str, np.ndarray] = field(default_factory=dict)
     mismatched: dict[str, np.ndarray] = field(default_factory=dict)
+    resources: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def n(self) -> int:

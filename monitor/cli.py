@@ -48,6 +48,14 @@ def _parser() -> argparse.ArgumentParser:
     se.add_argument("--config")
     se.add_argument("id")
 
+    vs = sub.add_parser("versions", help="champion/challenger comparisons: the daemon's "
+                        "(from the store) or those of a replay of FILEs")
+    vs.add_argument("--config")
+    vs.add_argument("--json", action="store_true", help="the /api/models/{model}/versions "
+                    "objects, by model")
+    vs.add_argument("files", nargs="*", help="replay these JSONL(.gz) files instead of "
+                    "reading the store")
+
     routes = sub.add_parser("routes", help="routing tools")
     rsub = routes.add_subparsers(dest="routes_command", required=True)
     rt = rsub.add_parser("test", help="which receivers a label set reaches")
@@ -136,6 +144,47 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_versions(args: argparse.Namespace) -> int:
+    """The comparison tables: of a replay of ``args.files``, or else of the daemon's
+    latest checkpoints in the store (``[store] url``, its consumer group's rows)."""
+    import orjson
+
+    from monitor.versions import VersionWatch, format_table
+
+    config = _load(args.config)
+    tables: dict[str, object] = {}
+    if args.files:
+        from monitor.replay import replay
+
+        result = replay(config, args.files, keep_pipeline=True)
+        assert result.pipeline is not None
+        watches = [result.pipeline.versions]
+    else:
+        from monitor.store import Store
+
+        store = Store(config.store.url)
+        watches = []
+        for name in store.checkpoint_names(config.kafka.group_id):
+            found = store.load_checkpoint(name)
+            if found is not None:
+                w = VersionWatch(config)
+                w.load_state(found[0].get("pipeline", {}).get("versions"))
+                watches.append(w)
+        store.close()
+        if not watches:
+            print(f"driftwatch: no checkpoint of group {config.kafka.group_id!r} in the store",
+                  file=sys.stderr)
+    for w in watches:
+        for model in sorted(w.models):
+            tables[model] = w.table(model)
+    if args.json:
+        print(orjson.dumps(tables, option=orjson.OPT_INDENT_2).decode())
+    else:
+        for t in tables.values():
+            print(format_table(t))  # type: ignore[arg-type]
+    return 0
+
+
 def replay_line(a: Alert) -> str:
     """One alert state change for a person: when it happened (a resolution's end), what,
     whose, and why nobody was told when it was muted."""
@@ -145,8 +194,9 @@ def replay_line(a: Alert) -> str:
     where = " ".join(f"{k}={lab[k]}" for k in ("feature", "segment") if k in lab)
     line = (f"{when} {a.status:8} {lab['alertname']:22} "
             f"model={lab['model']} team={lab['team']} {where}").rstrip()
-    if a.status == "resolved":
-        line += f" (fired {j['startsAt']})"
+    if a.status == "resolved":  # a promotion notice never fired: it was compared since
+        line += (f" (compared since {j['startsAt']})" if lab.get("verdict") == "no_worse"
+                 else f" (fired {j['startsAt']})")
     if a.muted_by is not None:
         line += " muted " + " ".join(f"{k}={v}" for k, v in a.muted_by.items())
     return line
@@ -217,6 +267,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_routes_test(args.config, args.labels)
     if args.command == "replay":
         return cmd_replay(args)
+    if args.command == "versions":
+        return cmd_versions(args)
     if args.command == "run":
         return cmd_run(args.config)
     if args.command == "dashboards":

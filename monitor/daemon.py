@@ -68,6 +68,7 @@ from monitor.pipeline import AlertSink, Pipeline
 from monitor.silencing import SilenceApi
 from monitor.sources.kafka import ConsumerFactory, KafkaConsumer, KafkaSource
 from monitor.store import Fenced, SqlOutbox, Store
+from monitor.versions import model_metadata, models_handler
 
 log = logging.getLogger("driftwatch.daemon")
 
@@ -173,8 +174,9 @@ class Daemon:
                 "alerts": lambda: [a.to_json() for a in self.firing()],
                 "models": self._models_api,
             },
-            handlers=({"/api/silences": SilenceApi(self.app.store, self.app.silencer)}
-                      if self.app.store is not None else None),
+            handlers={"/api/models": models_handler(self._models_api, self._versions_table),
+                      **({"/api/silences": SilenceApi(self.app.store, self.app.silencer)}
+                         if self.app.store is not None else {})},
         ).start()
         return self.http
 
@@ -186,9 +188,16 @@ class Daemon:
                 "windows_evaluated": st.windows.windows_closed,
                 "last_event_ts": st.last_ts,
                 "partition": key if self.split else None,
+                **model_metadata(self.config.model(name), p.versions),
             }
             for key, p in list(self.shards.items()) for name, st in list(p.models.items())
         }
+
+    def _versions_table(self, model: str) -> dict[str, Any] | None:
+        for p in list(self.shards.values()):
+            if (t := p.versions.table(model)) is not None:
+                return t
+        return None
 
     # -- rebalances ------------------------------------------------------------------
     def on_revoked(self, partitions: list[Any]) -> None:

@@ -43,6 +43,7 @@ INVALID_REASONS = (
     "bad_status",
     "bad_features",
     "bad_segment",
+    "bad_resources",
     "missing_label",
     "bad_label",
 )
@@ -77,7 +78,7 @@ class _Reject(Exception):
 
 class _Predictions:
     __slots__ = ("ts", "ids", "versions", "pred", "pred_class", "latency", "error",
-                 "feats", "segs", "seg_keys", "bad")
+                 "feats", "segs", "seg_keys", "bad", "res")
 
     def __init__(self) -> None:
         self.ts: list[float] = []
@@ -94,6 +95,8 @@ class _Predictions:
         # feature -> rows whose value was of a type no column can hold (seen on first
         # sight of the name, before it had a type); the columns add their own at the end
         self.bad: dict[str, list[int]] = {}
+        # serving resources (RESOURCES), NaN where absent; None until a row has any
+        self.res: dict[str, list[float]] | None = None
 
 
 class _Labels:
@@ -161,6 +164,25 @@ def _parse_latency(v: Any) -> float:
         if latency >= 0.0:
             return latency
     raise _Reject("bad_latency")
+
+
+RESOURCES = ("memory_mb", "gpu_memory_mb")  # the keys read from an event's "resources"
+
+
+def _parse_resources(v: Any) -> tuple[float, ...]:
+    """The event's serving resources, NaN where not given; other keys are ignored."""
+    if type(v) is not dict:
+        raise _Reject("bad_resources")
+    out = []
+    for k in RESOURCES:
+        x = v.get(k)
+        if x is None:
+            out.append(_NAN)
+        elif (type(x) is int or type(x) is float) and 0.0 <= x < math.inf:
+            out.append(float(x))
+        else:
+            raise _Reject("bad_resources")
+    return tuple(out)
 
 
 def _coerce_segment(seg: dict[str, Any]) -> dict[str, str]:
@@ -417,6 +439,10 @@ class Decoder:
                         seg = _coerce_segment(seg)
                         break
 
+            res = get("resources")
+            if res is not None:
+                res = _parse_resources(res)
+
             feats = get("features")
             if feats is None:
                 feats = _EMPTY
@@ -437,6 +463,11 @@ class Decoder:
         acc.latency.append(latency)
         acc.error.append(error)
         acc.segs.append(seg)
+        if res is not None or acc.res is not None:
+            if acc.res is None:
+                acc.res = {k: [_NAN] * (len(acc.ts) - 1) for k in RESOURCES}
+            for k, x in zip(RESOURCES, res or (_NAN,) * len(RESOURCES), strict=True):
+                acc.res[k].append(x)
         if seg and not seg.keys() <= acc.seg_keys.keys():
             acc.seg_keys.update(dict.fromkeys(seg))
         types = self._types.get(model)
@@ -560,6 +591,7 @@ class Decoder:
                 categorical=categorical,
                 segments={k: object_array([s.get(k) for s in a.segs]) for k in a.seg_keys},
                 mismatched=mismatched,
+                resources={k: np.array(v, dtype=f64) for k, v in (a.res or {}).items()},
             )
         for model, b in labels.items():
             batch.labels[model] = LabelColumns(

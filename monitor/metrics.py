@@ -32,6 +32,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from monitor.model_metrics import LagCollector, ModelStateCollector
+from monitor.versions import VersionCollector
 
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -198,6 +199,7 @@ class Metrics:
         self._sources_lock = threading.Lock()
         r.register(ModelStateCollector(self.pipelines))
         r.register(LabelStateCollector(self._each("_label_samples")))
+        r.register(VersionCollector(self._each("_version_samples")))
 
     def track(self, pipeline: Any) -> None:
         """Read ``pipeline``'s drift, firing and label gauges at scrape time."""

@@ -33,6 +33,7 @@ from monitor.metrics import Metrics
 from monitor.model_metrics import window_drift
 from monitor.performance_watch import PerformanceWatch, WatchEvaluation
 from monitor.sequential import SeqAlarm, SequentialWatch, alarm_findings
+from monitor.versions import VersionWatch, declared_annotation
 from monitor.windows import ModelWindows, take
 
 log = logging.getLogger("driftwatch.pipeline")
@@ -122,6 +123,7 @@ class Pipeline:
         # counted by reason: what its share of the stream counters is, in a checkpoint
         self.seen: set[str] = set()
         self.invalid: dict[str, int] = {}
+        self.versions = VersionWatch(config)  # champion/challenger, approvals, memory
         metrics.track(self)
 
     def _new_join(self, state: dict[str, Any] | None = None) -> LabelJoin:
@@ -162,6 +164,7 @@ class Pipeline:
             self.arrived[model] = time.time()
             m.latency.observe_many(model, cols.versions, cols.latency_ms)
             changes += self._ingest(model, cols)
+            changes += self.versions.predictions(model, cols, self.book)
         changes += self._labels(batch)
         changes += self._check_silence(set(batch.predictions))
         return self._emit(changes)
@@ -211,6 +214,7 @@ class Pipeline:
             if j.n:
                 joined_now[model] = joined_now.get(model, 0) + j.n
                 self.metrics.labels_joined.labels(model).inc(j.n)
+                changes += self.versions.labels(model, j, self.book)
                 for ev in w.add(j, mcfg):
                     changes += self._watch_update(ev)
         expired: dict[str, ExpiryStats] = {}
@@ -484,6 +488,8 @@ class Pipeline:
         for a in changes:
             if a.status == "firing":
                 self.metrics.alert_started(a.labels)
+            if (declared := declared_annotation(self.config.model(a.labels.get("model", "")))):
+                a.annotations.setdefault("model_declared", declared)  # framework, size
         kept = self.dispatcher.submit(changes, (self.everyone or self.book.firing)())
         for a in kept:
             if a.muted_by is None:
@@ -503,6 +509,9 @@ class Pipeline:
                 self.join.coverage(model)
             yield model, cov, d.p50, d.p95, dict(w.latest)
 
+    def _version_samples(self) -> Iterable[Any]:
+        return self.versions.samples()
+
     # -- state -------------------------------------------------------------
     def to_state(self) -> dict[str, Any]:
         return {"version": 1, "watermark": _finite_or_none(self.watermark),
@@ -511,7 +520,8 @@ class Pipeline:
                 "models": {k: v.to_state() for k, v in self.models.items()},
                 "join": self.join.to_state(), "expired_at": _finite_or_none(self._expired_at),
                 "performance": {k: w.to_state() for k, w in self.perf.items()},
-                "seen": sorted(self.seen), "invalid": self.invalid}
+                "seen": sorted(self.seen), "invalid": self.invalid,
+                "versions": self.versions.to_state()}
 
     def load_state(self, s: dict[str, Any]) -> None:
         self.watermark = _or(s["watermark"], -math.inf)
@@ -529,6 +539,7 @@ class Pipeline:
                      for k, w in s.get("performance", {}).items()}
         self.seen = set(s.get("seen", ())) | set(self.models) | set(self.perf)
         self.invalid = {k: int(v) for k, v in s.get("invalid", {}).items()}
+        self.versions.load_state(s.get("versions"))
 
     def model_names(self) -> set[str]:
         """Every model this pipeline holds state or counts for."""

@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry
 from alerts.model import Alert
 from monitor.app import JsonlAlertSink, build
 from monitor.config.types import Config
+from monitor.pipeline import Pipeline
 from monitor.sources.files import iter_line_chunks
 
 NOTIFY_CHUNK_LINES = 100  # with notify: small chunks, so event time moves in small steps
@@ -25,10 +26,12 @@ class ReplayResult:
     # models whose reference never filled: model -> (events collected, events needed)
     unready: dict[str, tuple[int, int]] = field(default_factory=dict)
     registry: CollectorRegistry | None = None
+    pipeline: Pipeline | None = None  # with keep_pipeline: its state at the end
 
 
 def replay(config: Config, files: Sequence[str | Path], *, alerts_out: str | Path | None = None,
-           notify: bool = False, chunk_lines: int = 20_000) -> ReplayResult:
+           notify: bool = False, chunk_lines: int = 20_000,
+           keep_pipeline: bool = False) -> ReplayResult:
     """Replay ``files`` through the pipeline; returns every alert state change.
 
     With ``notify`` the routed alerts are also delivered to the receivers, as
@@ -60,6 +63,8 @@ def replay(config: Config, files: Sequence[str | Path], *, alerts_out: str | Pat
     finally:
         if sink is not None:
             sink.close()
+    if keep_pipeline:
+        result.pipeline = app.pipeline
     result.unready = {name: (st.windows.reference.n, st.windows.reference_events)
                       for name, st in sorted(app.pipeline.models.items())
                       if not st.windows.reference_ready}

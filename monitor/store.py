@@ -243,6 +243,13 @@ class Store:
             return None
         return orjson.loads(r.state), {k: int(v) for k, v in orjson.loads(r.offsets).items()}
 
+    def checkpoint_names(self, group: str) -> list[str]:
+        """The checkpoint rows of a consumer group: its one row, or one per shard."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(checkpoints.c.name).where(sa.or_(
+                checkpoints.c.name == group, checkpoints.c.name.startswith(group + "/"))))
+            return sorted(str(r.name) for r in rows)
+
     def claim_checkpoint(self, name: str, owner: str, now: float) -> tuple[int, bool]:
         """Make ``owner`` the row's only writer (Kafka assigned it the partitions);
         returns the claim's epoch and whether the row's previous claim was this owner's

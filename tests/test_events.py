@@ -260,6 +260,8 @@ BAD_EVENTS = [
     ("bad_features", pred(features="x=1")),
     ("bad_segment", pred(segment="pod-0")),
     ("bad_segment", pred(segment={"host": ["pod-0"]})),
+    ("bad_resources", pred(resources={"memory_mb": "2GB"})),
+    ("bad_resources", pred(resources=[1024])),
     ("missing_label", label(label=_DROP)),
     ("missing_label", label(label=None)),
     ("bad_label", label(label=[1])),

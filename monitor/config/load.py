@@ -77,6 +77,8 @@ SETTING_RULES = {  # every MonitorSettings field: [defaults] and per-model overr
     "numeric_drift": choice_list(NUMERIC_DRIFT),
     "categorical_drift": choice_list(CATEGORICAL_DRIFT),
     "joint_drift": string(choices=JOINT_DRIFT),
+    "version_min_events": integer(ge=100),
+    "version_accuracy_margin": number(gt=0, lt=1),
 }
 
 
@@ -242,7 +244,20 @@ def _models(value: Any, defaults: MonitorSettings, problems: Problems) -> tuple[
                 accuracy_min=ct.take("accuracy_min", number(gt=0, le=1)),
                 latency_p95_ms=ct.take("latency_p95_ms", number(gt=0)),
                 error_rate_max=ct.take("error_rate_max", number(ge=0, lt=1)),
+                approved_versions=ct.take_list("approved_versions", string(),
+                                               "version names", (), allow_one=True),
+                champion=ct.take("champion", string()),
+                accuracy_margin=ct.take("accuracy_margin", number(gt=0, lt=1)),
+                agreement_min=ct.take("agreement_min", number(gt=0, le=1)),
+                memory_mb_max=ct.take("memory_mb_max", number(gt=0)),
+                gpu_memory_mb_max=ct.take("gpu_memory_mb_max", number(gt=0)),
+                framework=ct.take("framework", string()),
+                parameter_count=ct.take("parameter_count", integer(ge=1)),
             )
+            if (contract.champion is not None and contract.approved_versions
+                    and contract.champion not in contract.approved_versions):
+                problems.error(ct.at("champion"), "must be one of approved_versions "
+                               f"({', '.join(contract.approved_versions)})", contract.champion)
             ct.finish()
         settings = _settings(t, defaults)
         if len(features) > settings.max_features:

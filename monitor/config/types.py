@@ -88,6 +88,10 @@ class MonitorSettings:
     numeric_drift: tuple[str, ...] = ("ks",)
     categorical_drift: tuple[str, ...] = ("chi2",)
     joint_drift: str = "pca"
+    # champion/challenger (monitor.versions): a challenger is called no worse (promote)
+    # only after this many of its events; an accuracy drop within this margin is no worse
+    version_min_events: int = 2_000
+    version_accuracy_margin: float = 0.01
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,18 @@ class Contract:
     accuracy_min: float | None = None
     latency_p95_ms: float | None = None
     error_rate_max: float | None = None
+    # the versions allowed to serve (empty: any); one not listed is alerted and becomes
+    # a challenger; the champion (None: the approved version with most reference traffic)
+    approved_versions: tuple[str, ...] = ()
+    champion: str | None = None
+    accuracy_margin: float | None = None  # None: [defaults] version_accuracy_margin
+    agreement_min: float | None = None  # shadow: least share of outputs agreeing
+    # serving memory per host (the events' optional ``resources`` object)
+    memory_mb_max: float | None = None
+    gpu_memory_mb_max: float | None = None
+    # declared metadata, shown in alerts and /api/models
+    framework: str | None = None
+    parameter_count: int | None = None
 
 
 @dataclass(frozen=True)
