@@ -33,6 +33,7 @@ _RE2_OPTIONS.log_errors = False  # the ValueError says it; no stray line on stde
 def compile_regex(pattern: str) -> Any:
     """``pattern`` anchored at both ends, compiled by RE2; ValueError says why it cannot be."""
     try:
+        re2.compile(pattern, _RE2_OPTIONS)  # alone first: an error quotes what was written
         return re2.compile(f"^(?:{pattern})$", _RE2_OPTIONS)
     except re2.error as exc:
         reason = exc.args[0] if exc.args else exc

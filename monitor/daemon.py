@@ -173,6 +173,7 @@ class Daemon:
             },
             handlers=({"/api/silences": SilenceApi(self.app.store, self.app.silencer)}
                       if self.app.store is not None else None),
+            config=self.config.http,
         ).start()
         return self.http
 

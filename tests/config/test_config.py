@@ -257,8 +257,10 @@ def test_bad_durations(text: Any) -> None:
 def test_listen(listen: str, host: str, port: int, warned: bool) -> None:
     config, found = validate({"http": {"listen": listen}})
     assert config is not None and config.http == HttpConfig(host, port)
-    expected = [f"http.listen: binds to {host}, reachable from other hosts"] if warned else []
-    assert found.warnings == expected
+    assert len(found.warnings) == warned
+    if warned:  # no auth configured: anyone who reaches it may write
+        assert found.warnings[0].startswith(
+            f"http.listen: binds to {host}, reachable from other hosts, without authentication")
 
 
 # -- kafka and store -------------------------------------------------------
@@ -618,7 +620,7 @@ def test_matcher_errors_name_the_path_and_quote_the_matcher_once() -> None:
         "route.routes[0].matchers[1]: matcher 'team=data science' is not of the form "
         'name="value" (operators =, !=, =~, !~)',
         "inhibit_rules[0].source_matchers[0]: matcher 'model=~\"(\"' has an invalid regex: "
-        "missing ), unterminated subpattern at position 0",
+        "missing ): ( (RE2 syntax: no backreferences or lookaround)",
     ]
 
 
