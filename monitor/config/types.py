@@ -7,7 +7,7 @@ Every field has a default, so ``Config()`` is the built-in configuration that
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from alerts.config import (
     DEFAULT_INHIBIT_RULES,
@@ -17,6 +17,7 @@ from alerts.config import (
     ReceiverConfig,
     RouteConfig,
 )
+from alerts.redact import redacted_options, strip_credentials
 from alerts.timeintervals import TimeInterval
 
 __all__ = [
@@ -44,6 +45,12 @@ class KafkaConfig:
     # Secret values were already resolved from *_env / *_file.
     client_options: dict[str, str | int | bool] = field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        shown = {f.name: getattr(self, f.name) for f in fields(self)}
+        shown["client_options"] = redacted_options(
+            self.client_options, ("sasl_plain_password", "ssl_password"))
+        return "KafkaConfig(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
+
 
 @dataclass(frozen=True)
 class StoreConfig:
@@ -51,6 +58,10 @@ class StoreConfig:
     # state + offsets are written together this often (and at shutdown); after a
     # crash at most this much of the stream is read again (and counted once)
     checkpoint_interval: float = 5.0
+
+    def __repr__(self) -> str:
+        return (f"StoreConfig(url={strip_credentials(self.url)!r}, "
+                f"checkpoint_interval={self.checkpoint_interval!r})")
 
 
 @dataclass(frozen=True)
