@@ -328,3 +328,24 @@ def test_repr_of_http_config_hides_hashes_and_tokens() -> None:
     text = repr(cfg)
     assert "ana" in text and "grafana" in text
     assert GRAFANA_TOKEN not in text and "$2b$" not in text
+
+
+def test_the_daemon_serves_with_its_http_config(tmp_path: Path) -> None:
+    """The daemon's own server (not only HttpServer alone) applies [http] auth."""
+    from monitor.config.types import Config
+    from monitor.daemon import Daemon
+
+    config = Config(http=HttpConfig(port=0, basic_auth_users={"ana": _hash(ANA_PASSWORD)}))
+    store = Store(f"sqlite:///{tmp_path / 'dw.db'}")
+    d = Daemon(config, registry=CollectorRegistry(), store=store)
+    server = d.start_http()
+    try:
+        url = server.url + "/api/silences"
+        assert call(server.url + "/healthz")[0] == 200
+        assert call(server.url + "/metrics")[0] == 401
+        assert call(url, "POST", SILENCE)[0] == 401
+        assert call(url, "POST", SILENCE, auth=_basic("ana", ANA_PASSWORD))[0] == 200
+        assert len(store.silences()) == 1
+    finally:
+        server.stop()
+        store.close()
