@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import select
 import socket
 import ssl
 import threading
@@ -66,8 +67,9 @@ class _GatedServer(wsgi.Server):  # type: ignore[misc]
     nothing to read waits in cheroot's selector (no thread), and one holding an
     incomplete request head waits in a small parking lot that one thread polls:
     it goes to a worker when the head is complete and is closed when it has been
-    silent for ``timeout`` seconds.  (Over TLS the bytes cannot be peeked at, so a
-    connection goes to a worker once readable, where the timeout bounds it.)
+    silent for ``timeout`` seconds.  (Over TLS the bytes are encrypted: a connection
+    waits in the selector until something arrives, then goes to a worker, where the
+    timeout bounds it.)
     """
 
     poll_interval = 0.05
@@ -82,12 +84,20 @@ class _GatedServer(wsgi.Server):  # type: ignore[misc]
 
     def _head(self, conn: Any) -> int:
         """-1: complete (or not ours to judge); 0: nothing yet; n > 0: n bytes of a head."""
-        if conn.rfile.has_data() or isinstance(conn.socket, ssl.SSLSocket):
+        if conn.rfile.has_data():
+            return -1
+        tls = isinstance(conn.socket, ssl.SSLSocket)
+        if tls and conn.socket.pending():
             return -1
         try:
-            data = conn.socket.recv(MAX_HEADERS + 1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
-        except BlockingIOError:
-            return 0
+            poller = select.poll()  # a socket with a timeout would wait in recv: ask first
+            poller.register(conn.socket.fileno(), select.POLLIN)
+            if not poller.poll(0):
+                return 0
+            if tls:
+                return -1  # bytes came; encrypted, so only a worker can tell a whole head
+            # the raw socket's bytes, left in place for the worker
+            data = conn.socket.recv(MAX_HEADERS + 1, socket.MSG_PEEK)
         except OSError:
             return -1  # let cheroot meet the error and close
         if not data or len(data) > MAX_HEADERS or b"\r\n\r\n" in data or b"\n\n" in data:
@@ -107,10 +117,10 @@ class _GatedServer(wsgi.Server):  # type: ignore[misc]
                     del self._parked[oldest]
                     oldest.close()
                 self._parked[conn] = (time.monotonic(), state)
-            if self._gate is None:
-                self._gate = threading.Thread(target=self._watch_parked,
-                                              name="driftwatch-http-gate", daemon=True)
-                self._gate.start()
+                if self._gate is None:
+                    self._gate = threading.Thread(target=self._watch_parked,
+                                                  name="driftwatch-http-gate", daemon=True)
+                    self._gate.start()
 
     def _watch_parked(self) -> None:
         while not self._gate_stop.wait(self.poll_interval):
@@ -186,6 +196,10 @@ class HttpServer:
         self._thread = threading.Thread(target=self._server.serve,
                                         name="driftwatch-http", daemon=True)
         self._thread.start()
+        log.info("http listening", extra={
+            "url": self.url, "tls": self.tls is not None, "auth": self.auth.enabled,
+            "unauthenticated": sorted(self.auth.unauthenticated) if self.auth.enabled
+            else "all"})
         return self
 
     def stop(self) -> None:

@@ -132,9 +132,10 @@ def test_half_sent_requests_neither_pin_threads_nor_starve_the_probes(plain: Any
     server, _ = plain
     before = threading.active_count()
     idle = []
-    for _ in range(31):
+    for i in range(31):
         conn = socket.create_connection(server.address, timeout=10)
-        conn.sendall(b"POST /api/silences HTTP/1.1\r\nHost: x\r\nContent-Le")
+        if i % 3:  # and a third that connect and send nothing at all
+            conn.sendall(b"POST /api/silences HTTP/1.1\r\nHost: x\r\nContent-Le")
         idle.append(conn)
     time.sleep(0.3)
     try:
@@ -291,18 +292,23 @@ def _peer_cn(address: tuple[str, int]) -> str:
 def test_tls_serves_and_reloads_the_certificate_on_change(tmp_path: Path) -> None:
     cert, key = _make_cert(tmp_path, "first")
     new_cert, new_key = _make_cert(tmp_path, "second")
-    cfg = HttpConfig(tls_cert_file=str(cert), tls_key_file=str(key), timeout=2)
+    cfg = HttpConfig(tls_cert_file=str(cert), tls_key_file=str(key), timeout=5, workers=2)
     server = HttpServer("127.0.0.1", 0, CollectorRegistry(), config=cfg).start()
     try:
         assert server.url.startswith("https://")
         trusted = ssl.create_default_context(cafile=str(cert))
         assert call(server.url + "/healthz", context=trusted)[0] == 200
         assert _peer_cn(server.address) == "first"
-        # a client that connects and says nothing does not hold up the others
-        with socket.create_connection(server.address):
+        # clients that connect and say nothing hold no worker (2 here) and no accept
+        silent = [socket.create_connection(server.address) for _ in range(10)]
+        try:
+            time.sleep(0.3)
             started = time.monotonic()
             assert call(server.url + "/healthz", context=trusted)[0] == 200
             assert time.monotonic() - started < 1.0
+        finally:
+            for conn in silent:
+                conn.close()
         # plain HTTP to the TLS port: refused, the server keeps going
         with pytest.raises((urllib.error.URLError, ConnectionError, OSError)):
             urllib.request.urlopen(f"http://127.0.0.1:{server.address[1]}/healthz", timeout=3)
