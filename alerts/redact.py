@@ -18,8 +18,14 @@ _USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<info>[^/?#@
 
 
 def strip_credentials(text: str) -> str:
-    """Every ``scheme://user:password@`` in ``text`` as ``scheme://<redacted>@``."""
-    return _USERINFO.sub(lambda m: f"{m['scheme']}{REDACTED}@", text)
+    """Every ``scheme://user:password@`` in ``text`` as ``scheme://user:<redacted>@`` (a
+    lone ``scheme://token@`` as ``scheme://<redacted>@``)."""
+
+    def hide(m: re.Match[str]) -> str:
+        user, colon, _ = m["info"].partition(":")
+        return f"{m['scheme']}{user}:{REDACTED}@" if colon else f"{m['scheme']}{REDACTED}@"
+
+    return _USERINFO.sub(hide, text)
 
 
 def url_secrets(url: str) -> list[str]:

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
+from alerts.redact import strip_credentials
 from monitor.config.check import Bad, Table, boolean, duration, integer, string
 from monitor.config.receivers import Context
 from monitor.config.types import HttpConfig, KafkaConfig, StoreConfig
@@ -116,7 +117,7 @@ def parse_store(t: Table, ctx: Context) -> StoreConfig:
     url = ctx.secret(t, "url", required=False, warn_inline=False)
     if url is None:
         return StoreConfig(checkpoint_interval=every)
-    masked = re.sub(r"(//[^/@:]*:)[^/@]*@", r"\1***@", url) if inline else ...
+    masked = strip_credentials(url) if inline else ...
     try:
         parsed = make_url(url)
         parsed.get_dialect()
