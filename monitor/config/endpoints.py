@@ -156,6 +156,9 @@ def parse_http(t: Table, ctx: Context) -> HttpConfig:
             ctx.problems.error(f"{t.at('read_only_users')}[{i}]",
                                "names no user of basic_auth_users nor token of bearer_tokens",
                                name)
+    if t.has("unauthenticated") and not principals:
+        ctx.problems.warn(t.at("unauthenticated"), "ignored: with no basic_auth_users nor "
+                          "bearer_tokens every path is open")
     unauthenticated = t.take_list(
         "unauthenticated",
         string(choices=OPEN_CHOICES,
