@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from alerts.redact import redacted_options
+
 
 @dataclass(frozen=True)
 class RouteConfig:
@@ -44,6 +46,11 @@ class IntegrationConfig:
     kind: str
     options: dict[str, object] = field(default_factory=dict)
     secret_keys: tuple[str, ...] = ()  # option names that hold secrets: never log them
+
+    def __repr__(self) -> str:
+        shown = redacted_options(self.options, self.secret_keys)
+        return (f"IntegrationConfig(kind={self.kind!r}, options={shown!r}, "
+                f"secret_keys={self.secret_keys!r})")
 
 
 @dataclass(frozen=True)

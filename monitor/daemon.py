@@ -177,6 +177,7 @@ class Daemon:
             handlers={"/api/models": models_handler(self._models_api, self._versions_table),
                       **({"/api/silences": SilenceApi(self.app.store, self.app.silencer)}
                          if self.app.store is not None else {})},
+            config=self.config.http,
         ).start()
         return self.http
 

@@ -6,10 +6,16 @@ that took an HTTP request at once.  Request bodies follow Alertmanager's v2
 silence shape where it matters: ``matchers`` (here as ``name="value"``
 strings), ``startsAt``/``endsAt`` (RFC 3339) or a ``duration`` (``"2h"``),
 ``createdBy``, ``comment``.
+
+Every change (create, expire) writes one audit line on the ``driftwatch.audit``
+logger: the action, the silence id and matchers, the author it names
+(``createdBy``), the authenticated user (empty when ``[http]`` has no auth) and
+the remote address.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -20,6 +26,10 @@ import orjson
 from alerts.silences import Silence, Silencer, new_silence
 from monitor.config.check import parse_duration
 from monitor.store import Store
+from monitor.webauth import Caller
+
+audit = logging.getLogger("driftwatch.audit")
+LOCAL = Caller("", "")  # a call from inside the process (tests)
 
 
 def _epoch(text: Any, field: str) -> float:
@@ -57,7 +67,8 @@ class SilenceApi:
                  clock: Callable[[], float] = time.time) -> None:
         self.store, self.silencer, self.clock = store, silencer, clock
 
-    def __call__(self, method: str, tail: str, body: bytes) -> tuple[int, Any]:
+    def __call__(self, method: str, tail: str, body: bytes,
+                 caller: Caller = LOCAL) -> tuple[int, Any]:
         now = self.clock()
         if method == "GET" and not tail:
             return 200, [s.to_json(now) for s in self.store.silences()]
@@ -68,17 +79,28 @@ class SilenceApi:
                 return 400, {"error": str(exc)}
             self.store.put_silence(silence)
             self._refresh()
+            _audit("silence created", silence, caller)
             return 200, {"silenceID": silence.id}
         if method == "DELETE" and tail:
-            if not self.store.expire_silence(tail, now):
+            found = next((s for s in self.store.silences() if s.id == tail), None)
+            if found is None or not self.store.expire_silence(tail, now):
                 return 404, {"error": f"no active silence {tail!r}"}
             self._refresh()
+            _audit("silence expired", found, caller)
             return 200, {"expired": tail}
         return 405, {"error": f"{method} /api/silences/{tail} is not supported"}
 
     def _refresh(self) -> None:
         if self.silencer is not None:
             self.silencer.refresh()
+
+
+def _audit(event: str, silence: Silence, caller: Caller) -> None:
+    audit.info(event, extra={
+        "action": event.split()[-1], "silence_id": silence.id,
+        "matchers": list(silence.matchers), "author": silence.created_by,
+        "user": caller.user, "remote": caller.remote, "comment": silence.comment,
+        "starts_at": silence.starts_at, "ends_at": silence.ends_at})
 
 
 def format_silences(silences: Sequence[Silence], now: float) -> list[str]:

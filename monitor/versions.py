@@ -775,10 +775,11 @@ def model_metadata(mcfg: ModelConfig, watch: VersionWatch) -> dict[str, Any]:
 
 def models_handler(models: Callable[[], dict[str, Any]],
                    table: Callable[[str], dict[str, Any] | None]
-                   ) -> Callable[[str, str, bytes], tuple[int, Any]]:
+                   ) -> Callable[[str, str, bytes, Any], tuple[int, Any]]:
     """The ``/api/models`` handler of the HTTP server: ``GET /api/models`` (every model)
-    and ``GET /api/models/{model}/versions`` (its comparison table)."""
-    def handle(method: str, rest: str, body: bytes) -> tuple[int, Any]:
+    and ``GET /api/models/{model}/versions`` (its comparison table).  Reads only: the
+    caller (``monitor.webauth.Caller``) is not needed."""
+    def handle(method: str, rest: str, body: bytes, caller: Any = None) -> tuple[int, Any]:
         if method != "GET":
             return 405, {"error": "method not allowed"}
         if rest == "":

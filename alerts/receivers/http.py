@@ -16,6 +16,7 @@ in ``secrets``) is scrubbed from response excerpts and errors.
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import http.client
 import time
@@ -23,15 +24,15 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import orjson
 
 from alerts.receivers.base import DeliveryResult
+from alerts.redact import REDACTED, safe_url, strip_credentials, url_secrets
 
 USER_AGENT = "driftwatch/0.1"
 EXCERPT_CHARS = 200
-REDACTED = "<redacted>"
 RETRIABLE_4XX = frozenset({408, 425, 429})  # the client errors that a later try can cure
 
 
@@ -45,13 +46,24 @@ _OPENER = urllib.request.build_opener(_NoRedirect)
 
 def redact_url(url: str) -> str:
     """``https://hooks.slack.com/services/T/B/x`` -> ``https://hooks.slack.com/…``."""
+    return safe_url(url)
+
+
+def split_credentials(url: str) -> tuple[str, dict[str, str]]:
+    """``https://user:pw@host/x`` -> (``https://host/x``, a basic ``Authorization`` header),
+    as Go's HTTP client (and so Alertmanager) treats credentials in a URL: urllib would
+    take ``pw@host`` for a port and put the password in its error."""
     try:
         parts = urlsplit(url)
-        host = parts.hostname or ""
-        port = f":{parts.port}" if parts.port else ""
+        user, password = parts.username, parts.password
     except ValueError:
-        return "<invalid url>"
-    return f"{parts.scheme}://{host}{port}/…"
+        return url, {}
+    if user is None and password is None:
+        return url, {}
+    netloc = parts.netloc.rpartition("@")[2]
+    pair = f"{unquote(user or '')}:{unquote(password or '')}".encode()
+    header = {"Authorization": "Basic " + base64.b64encode(pair).decode()}
+    return urlunsplit(parts._replace(netloc=netloc)), header
 
 
 class Scrubber:
@@ -64,12 +76,13 @@ class Scrubber:
         values = [pair.partition("=")[2] for pair in parts.query.split("&")]
         needles.update(v for value in values for v in (value, unquote(value)) if len(v) >= 8)
         needles.update(s for s in secrets if s)
+        needles.update(s for raw in url_secrets(url) for s in (raw, unquote(raw)))
         self._needles = sorted((n for n in needles if len(n) >= 4), key=len, reverse=True)
 
     def __call__(self, text: str) -> str:
         for n in self._needles:
             text = text.replace(n, REDACTED)
-        return text
+        return strip_credentials(text)
 
 
 def parse_retry_after(value: str | None, now: Callable[[], float] = time.time) -> float | None:
@@ -134,11 +147,13 @@ def post_json(
     scrub = Scrubber(url, secrets)
     where = redact_url(url)
     body = payload if isinstance(payload, bytes) else orjson.dumps(payload)
+    target, auth = split_credentials(url)
     request = urllib.request.Request(
-        url,
+        target,
         data=body,
         method="POST",
-        headers={"Content-Type": "application/json", "User-Agent": USER_AGENT, **(headers or {})},
+        headers={"Content-Type": "application/json", "User-Agent": USER_AGENT, **auth,
+                 **(headers or {})},
     )
     try:
         with _OPENER.open(request, timeout=timeout) as resp:

@@ -72,6 +72,13 @@ def address(value: object) -> str | None:
     return addr if _ADDRESS.fullmatch(addr) else None
 
 
+def header_text(text: str) -> str:
+    """``text`` safe in a header: control characters (CR, LF, TAB, ...) become spaces and
+    runs of blanks one space, so an event-derived value cannot add a header or break the
+    message (the email package refuses CR/LF and would raise, retried forever)."""
+    return " ".join(_CONTROL.sub(" ", text).split())
+
+
 def subject(alerts: list[Alert], group: GroupInfo) -> str:
     """``[FIRING:2] DataDrift churn`` / ``[RESOLVED] DataDrift churn``."""
     firing = sum(1 for a in alerts if a.status == "firing")
@@ -80,7 +87,7 @@ def subject(alerts: list[Alert], group: GroupInfo) -> str:
         k: v for k, v in common_labels(alerts).items() if k in ("alertname", "model")
     }
     values = " ".join(v for _, v in sorted(labels.items()))
-    text = f"{head} {values}".rstrip()
+    text = header_text(f"{head} {values}")
     return text if len(text) <= SUBJECT_CHARS else text[: SUBJECT_CHARS - 1] + "…"
 
 
@@ -223,7 +230,13 @@ class EmailNotifier:
         self._scrub = Scrubber(f"smtp://{self._where}", [self.password or ""])
 
     def send(self, alerts: list[Alert], group: GroupInfo) -> DeliveryResult:
-        msg = email_message(alerts, group, sender=self.sender, to=self.to, now=self.clock())
+        try:
+            msg = email_message(alerts, group, sender=self.sender, to=self.to,
+                                now=self.clock())
+        except (ValueError, TypeError) as err:  # the same alerts would fail the same way
+            return DeliveryResult(ok=False, retriable=False,
+                                  error=f"cannot build the message: {type(err).__name__}: "
+                                        f"{self._scrub(str(err))[:200]}")
         try:
             refused = self._deliver(msg)
         except smtplib.SMTPRecipientsRefused as err:

@@ -15,19 +15,34 @@ Options: ``url`` (required, a secret: the workflow URL carries its signature),
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from alerts.model import Alert, rfc3339
 from alerts.receivers.base import DeliveryResult, GroupInfo, optional_str, required_str, seconds
 from alerts.receivers.http import post_json, redact_url
-from alerts.receivers.text import cut, key_facts, title, window_text
+from alerts.receivers.text import cut, key_facts, window_text
 
 CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 CARD_SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
 CARD_VERSION = "1.4"
 MAX_ALERTS = 10  # keeps the card well under Teams' 28 KB message limit
 TEXT_CHARS = 2000
+
+
+# TextBlocks (and FactSet values) render a markdown subset: bold, italic, lists and
+# [label](url) links.  Event-derived text (model, feature, segment names, summaries built
+# from them) has those characters backslash-escaped so that it shows as written.
+_MARKDOWN = re.compile(r"([\\`*_~\[\]<>])")
+_LIST_START = re.compile(r"(?m)^(\s*)(?:([-+#])|(\d+)\.)(?=\s)")
+
+
+def md(text: str) -> str:
+    """``text`` shown literally in a TextBlock: no link, emphasis or list can form."""
+    text = _MARKDOWN.sub(r"\\\1", text)
+    return _LIST_START.sub(
+        lambda m: m[1] + ("\\" + m[2] if m[2] else m[3] + "\\."), text)
 
 
 def _text(text: str, **style: Any) -> dict[str, Any]:
@@ -41,25 +56,27 @@ def _facts(a: Alert) -> list[dict[str, str]]:
     facts.append(("Started", rfc3339(a.starts_at) or ""))
     if a.ends_at is not None:
         facts.append(("Ended", rfc3339(a.ends_at) or ""))
-    return [{"title": k, "value": cut(v, TEXT_CHARS)} for k, v in facts]
+    return [{"title": k, "value": cut(md(v), TEXT_CHARS)} for k, v in facts]
 
 
 def _container(a: Alert, first: bool) -> dict[str, Any]:
     ann = a.annotations
     items: list[dict[str, Any]] = [
         _text(
-            title(a),
+            f"[{a.status.upper()}] {md(a.labels.get('alertname', ''))} · "
+            f"{md(a.labels.get('model', ''))}",
             size="Large",
             weight="Bolder",
             color="Attention" if a.status == "firing" else "Good",
         ),
-        _text(ann.get("summary", ""), weight="Bolder"),
+        _text(md(ann.get("summary", "")), weight="Bolder"),
     ]
     if ann.get("description"):
-        items.append(_text(ann["description"]))
-    items.append(_text(f"**Why {a.labels.get('team', '')}:** {ann.get('attribution', '')}"))
+        items.append(_text(md(ann["description"])))
+    items.append(_text(f"**Why {md(a.labels.get('team', ''))}:** "
+                       f"{md(ann.get('attribution', ''))}"))
     items.append({"type": "FactSet", "facts": _facts(a)})
-    if ann.get("runbook_url"):
+    if _web_url(ann.get("runbook_url", "")):
         items.append(
             {
                 "type": "ActionSet",
@@ -73,6 +90,11 @@ def _container(a: Alert, first: bool) -> dict[str, Any]:
         container["separator"] = True
         container["spacing"] = "Large"
     return container
+
+
+def _web_url(url: str) -> bool:
+    """Only http(s) links become buttons (never ``javascript:`` or ``file:``)."""
+    return url.lower().startswith(("https://", "http://"))
 
 
 def msteams_payload(

@@ -22,6 +22,9 @@ TEXT_CHARS = 2900
 
 
 def _esc(text: str) -> str:
+    """Event-derived text made inert for Slack's mrkdwn: with ``<`` and ``>`` escaped no
+    ``<!channel>``, ``<!here>``, ``<@U123>`` mention nor ``<url|label>`` link can form
+    (Slack's own rule: escape ``&``, ``<``, ``>``, nothing else)."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
@@ -42,7 +45,8 @@ def _blocks(a: Alert) -> list[dict[str, Any]]:
             "type": "section",
             "text": {"type": "mrkdwn", "text": _cut(summary, TEXT_CHARS)},
             "fields": [
-                {"type": "mrkdwn", "text": _cut(f"*{k}*\n{_esc(v)}", 1900)} for k, v in fields
+                {"type": "mrkdwn", "text": _cut(f"*{_esc(k)}*\n{_esc(v)}", 1900)}
+                for k, v in fields
             ],
         },
         {"type": "section", "text": {"type": "mrkdwn", "text": _cut(why, TEXT_CHARS)}},
@@ -50,9 +54,12 @@ def _blocks(a: Alert) -> list[dict[str, Any]]:
 
 
 def _fallback(a: Alert) -> str:
+    """The top-level ``text`` (notifications, clients without blocks): escaped as well,
+    since Slack parses mentions and links in it."""
     where = " ".join(f"{k}={a.labels[k]}" for k in ("feature", "segment") if k in a.labels)
     head = f"{title(a)} {where}".rstrip()
-    return f"{head}: {a.annotations.get('summary', '')} ({a.annotations.get('attribution', '')})"
+    return _esc(f"{head}: {a.annotations.get('summary', '')} "
+                f"({a.annotations.get('attribution', '')})")
 
 
 def slack_payload(

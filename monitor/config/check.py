@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from alerts.matchers import Matcher
+from alerts.redact import strip_credentials
 
 Rule = Callable[[Any], Any]
 LABEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -52,8 +53,8 @@ def show(value: Any) -> str:
     """A value as TOML would spell it, shortened: ``"number"``, ``10``, ``true``."""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, str):
-        text = json.dumps(value, ensure_ascii=False)
+    if isinstance(value, str):  # a URL's user:password@ is never shown
+        text = json.dumps(strip_credentials(value), ensure_ascii=False)
     elif isinstance(value, dict):
         return "a table"
     elif isinstance(value, list):

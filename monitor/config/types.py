@@ -7,7 +7,7 @@ Every field has a default, so ``Config()`` is the built-in configuration that
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from alerts.config import (
     DEFAULT_INHIBIT_RULES,
@@ -17,6 +17,7 @@ from alerts.config import (
     ReceiverConfig,
     RouteConfig,
 )
+from alerts.redact import redacted_options, strip_credentials
 from alerts.timeintervals import TimeInterval
 
 __all__ = [
@@ -44,6 +45,12 @@ class KafkaConfig:
     # Secret values were already resolved from *_env / *_file.
     client_options: dict[str, str | int | bool] = field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        shown = {f.name: getattr(self, f.name) for f in fields(self)}
+        shown["client_options"] = redacted_options(
+            self.client_options, ("sasl_plain_password", "ssl_password"))
+        return "KafkaConfig(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
+
 
 @dataclass(frozen=True)
 class StoreConfig:
@@ -52,11 +59,39 @@ class StoreConfig:
     # crash at most this much of the stream is read again (and counted once)
     checkpoint_interval: float = 5.0
 
+    def __repr__(self) -> str:
+        return (f"StoreConfig(url={strip_credentials(self.url)!r}, "
+                f"checkpoint_interval={self.checkpoint_interval!r})")
+
 
 @dataclass(frozen=True)
 class HttpConfig:
     host: str = "127.0.0.1"
     port: int = 9108
+    # TLS: PEM files, re-read when they change (both or neither)
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    # user -> bcrypt hash; token name -> token (resolved from token_file / token_env)
+    basic_auth_users: dict[str, str] = field(default_factory=dict)
+    bearer_tokens: dict[str, str] = field(default_factory=dict)
+    read_only_users: tuple[str, ...] = ()  # principals that may read but never write
+    # GETs open without credentials once auth is configured (healthz, readyz, metrics, api)
+    unauthenticated: tuple[str, ...] = ("healthz", "readyz")
+    workers: int = 8  # requests served at once; more connections wait, none is refused
+    timeout: float = 10.0  # a request (or an idle keep-alive) silent this long is closed
+
+    @property
+    def auth_enabled(self) -> bool:
+        return bool(self.basic_auth_users or self.bearer_tokens)
+
+    def __repr__(self) -> str:
+        return (f"HttpConfig(host={self.host!r}, port={self.port}, "
+                f"tls_cert_file={self.tls_cert_file!r}, tls_key_file={self.tls_key_file!r}, "
+                f"basic_auth_users={sorted(self.basic_auth_users)!r} (hashes hidden), "
+                f"bearer_tokens={sorted(self.bearer_tokens)!r} (tokens hidden), "
+                f"read_only_users={self.read_only_users!r}, "
+                f"unauthenticated={self.unauthenticated!r}, workers={self.workers}, "
+                f"timeout={self.timeout})")
 
 
 @dataclass(frozen=True)

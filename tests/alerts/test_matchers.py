@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from alerts.matchers import Matcher, match_all, parse_all
@@ -80,3 +82,39 @@ def test_match_all_needs_every_matcher() -> None:
     assert match_all(ms, {"team": "data-science", "model": "fraud"})
     assert not match_all(ms, {"team": "data-science", "model": "eta"})
     assert match_all((), {"anything": "x"})
+
+
+@pytest.mark.parametrize("pattern", ["(.|.|.|.)*X", "(.|.|.|.|.)*X", "(a|aa)*c", "(x+x+)+y"])
+def test_pathological_regex_costs_milliseconds(pattern: str) -> None:
+    """Issue 27: with backtracking ``re``, ``team=~"(.|.|.|.)*X"`` took 0.74 s to match an
+    11-character label (11 s with five branches), under the dispatcher's lock; each extra
+    character multiplies that by 4 (5).  RE2 is linear in the label: milliseconds for the
+    issue's label, and for a 5,000-character one."""
+    m = Matcher.parse(f'team=~"{pattern}"')
+    started = time.perf_counter()
+    assert not m.matches({"team": "a" * 11})
+    assert time.perf_counter() - started < 0.05
+    started = time.perf_counter()
+    for _ in range(20):
+        assert not m.matches({"team": "a" * 5_000})
+    assert time.perf_counter() - started < 0.5
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        (r'model=~"(churn)\\1"', "invalid escape"),  # a backreference
+        ('model=~"(?=churn).*"', "invalid perl operator"),  # lookahead
+        ('model=~"(?<!a)b"', "invalid"),  # lookbehind
+    ],
+)
+def test_patterns_re2_cannot_run_are_refused(text: str, reason: str) -> None:
+    with pytest.raises(ValueError, match=reason) as exc:
+        Matcher.parse(text)
+    assert repr(text) in str(exc.value) and "invalid regex" in str(exc.value)
+
+
+def test_regex_is_anchored_at_end_of_text_not_before_a_newline() -> None:
+    # Python's `$` also matches before a final "\n"; Go/RE2's does not, nor does fullmatch.
+    assert not Matcher.parse('model=~"churn"').matches({"model": "churn\n"})
+    assert Matcher.parse('model=~"(?s)churn.*"').matches({"model": "churn\nx"})
