@@ -453,6 +453,8 @@ class Pipeline:
     def _emit(self, changes: list[Alert]) -> list[Alert]:
         if not changes:
             return []
+        for a in changes:  # runbook / dashboard links from the config's templates
+            self.config.annotations.annotate(a)
         kept = self.dispatcher.submit(changes, (self.everyone or self.book.firing)())
         for a in kept:
             if a.muted_by is None:

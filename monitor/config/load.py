@@ -25,6 +25,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from alerts.links import AnnotationTemplates
+from monitor.config.annotations import parse_annotations
 from monitor.config.check import (
     Problems,
     Table,
@@ -155,8 +157,17 @@ def validate(
     if top.has("defaults") and (t := Table.of(top.raw("defaults"), "defaults", problems)):
         defaults = parts["defaults"] = _settings(t, defaults)
         t.finish()
+    links: dict[tuple[str, str], dict[str, str]] = {}  # (model or "", kind or "") -> templates
+    if top.has("annotations"):
+        _links(links, "", *parse_annotations(top.raw("annotations"), "annotations", problems))
     if top.has("models"):
-        parts["models"] = _models(top.raw("models"), defaults, problems)
+        parts["models"] = _models(top.raw("models"), defaults, problems, links)
+    if links:
+        parts["annotations"] = AnnotationTemplates(
+            default=links.get(("", ""), {}),
+            kinds={k: v for (m, k), v in links.items() if not m and k},
+            models={m: v for (m, k), v in links.items() if m and not k},
+            model_kinds={(m, k): v for (m, k), v in links.items() if m and k})
     parts.update(parse_receivers_and_route(top, ctx))
     if top.has("inhibit_rules"):
         parts["inhibit_rules"] = parse_inhibit_rules(top.raw("inhibit_rules"), problems)
@@ -214,7 +225,15 @@ def _settings(t: Table, base: MonitorSettings) -> MonitorSettings:
     return merged
 
 
-def _models(value: Any, defaults: MonitorSettings, problems: Problems) -> tuple[ModelConfig, ...]:
+def _links(out: dict[tuple[str, str], dict[str, str]], model: str, default: dict[str, str],
+           kinds: dict[str, dict[str, str]]) -> None:
+    for kind, templates in [("", default), *kinds.items()]:
+        if templates:
+            out[(model, kind)] = templates
+
+
+def _models(value: Any, defaults: MonitorSettings, problems: Problems,
+            links: dict[tuple[str, str], dict[str, str]]) -> tuple[ModelConfig, ...]:
     if not isinstance(value, list):
         problems.error("models", "must be an array of tables ([[models]])", value)
         return ()
@@ -244,6 +263,10 @@ def _models(value: Any, defaults: MonitorSettings, problems: Problems) -> tuple[
                 error_rate_max=ct.take("error_rate_max", number(ge=0, lt=1)),
             )
             ct.finish()
+        if t.has("annotations"):
+            found = parse_annotations(t.raw("annotations"), t.at("annotations"), problems)
+            if name is not None:
+                _links(links, name, *found)
         settings = _settings(t, defaults)
         if len(features) > settings.max_features:
             problems.warn(

@@ -17,6 +17,7 @@ from alerts.config import (
     ReceiverConfig,
     RouteConfig,
 )
+from alerts.links import AnnotationTemplates
 from alerts.timeintervals import TimeInterval
 
 __all__ = [
@@ -119,6 +120,8 @@ class Config:
     receivers: tuple[ReceiverConfig, ...] = (ReceiverConfig(name="default"),)
     inhibit_rules: tuple[InhibitRule, ...] = DEFAULT_INHIBIT_RULES
     time_intervals: tuple[TimeInterval, ...] = ()
+    # runbook_url / dashboard_url templates ([annotations], [models.annotations])
+    annotations: AnnotationTemplates = field(default_factory=AnnotationTemplates)
 
     def model(self, name: str) -> ModelConfig:
         """The model's config; a model not configured gets the defaults."""
