@@ -59,13 +59,15 @@ def run(*cmd: str, timeout: float = 600, check: bool = True) -> subprocess.Compl
     return done
 
 
-def podman(*args: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess[str]:
+def podman(
+    *args: str, timeout: float = 600, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     return run("podman", *args, timeout=timeout, check=check)
 
 
-def ensure_tools() -> None:
-    missing = [p for p, exe in zip(PACKAGES, ("podman", "runc", "mmdebstrap"), strict=True)
-               if shutil.which(exe) is None]
+def ensure_packages(binaries: dict[str, str]) -> None:
+    """Install the Debian package of every missing binary (``{binary: package}``)."""
+    missing = sorted({pkg for exe, pkg in binaries.items() if shutil.which(exe) is None})
     if not missing:
         return
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
@@ -77,6 +79,10 @@ def ensure_tools() -> None:
     if done.returncode != 0:  # stale package lists: refresh once and retry
         run(*apt, "update", timeout=900, check=False)
         run(*apt, "install", "-y", "--no-install-recommends", *missing, timeout=900)
+
+
+def ensure_tools() -> None:
+    ensure_packages({exe: exe for exe in PACKAGES})
 
 
 def ensure_base() -> str:
