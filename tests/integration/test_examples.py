@@ -4,6 +4,8 @@ keyed by its model, valid by driftwatch's own decoder, every label joinable by i
 from __future__ import annotations
 
 import importlib.util
+import signal
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +15,8 @@ import orjson
 import pytest
 from kafka import KafkaConsumer
 
-from monitor.broker import EmbeddedBroker
+from monitor.broker import EmbeddedBroker, free_port
+from monitor.config.load import check_config
 from monitor.events import Decoder
 
 pytestmark = pytest.mark.integration
@@ -85,3 +88,29 @@ def test_the_model_server_example_emits_valid_joinable_events(
     first = orjson.loads(preds[0][1])
     assert first["type"] == "prediction" and set(first["features"]) == {
         "age", "tenure_months", "plan"}
+
+
+def test_the_quick_path_broker_and_config(tmp_path: Path) -> None:
+    """examples/local_broker.py serves the topics; examples/config.toml passes check-config."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, str(EXAMPLES / "local_broker.py"), "--port",
+                             str(port)], stdout=subprocess.PIPE, text=True,
+                            cwd=EXAMPLES.parent)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert f"broker on 127.0.0.1:{port}" in line, line
+        consumer = KafkaConsumer(bootstrap_servers=f"127.0.0.1:{port}")
+        try:
+            assert {"predictions", "labels"} <= consumer.topics()
+            assert len(consumer.partitions_for_topic("predictions") or ()) == 3
+        finally:
+            consumer.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=30)
+        if proc.stdout is not None:
+            proc.stdout.close()
+    assert code == 0
+    errors, _ = check_config(EXAMPLES / "config.toml")
+    assert errors == []
