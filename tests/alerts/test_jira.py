@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import base64
 import copy
+import tomllib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,7 +24,7 @@ from alerts.receivers.jira import JiraNotifier, dedup_label
 from alerts.routing import RouteTree
 from monitor.config.load import validate
 from tests.alerts.jira_server import FakeJira, check_adf
-from tests.alerts.support import FIRING, GROUP, Clock
+from tests.alerts.support import FIRING, GROUP, Clock, uncommented
 
 USER, TOKEN = "dw@example.com", "jira-api-t0ken-0123456789abcdef"
 PAT = "dc-personal-access-t0ken-abcdef0123456789"
@@ -312,3 +314,16 @@ def test_config_errors_name_the_key(options: dict[str, Any], error: str) -> None
     config, problems = validate(_jira_config(**options), env={})
     assert config is None
     assert any(e.startswith(error) for e in problems.errors), problems.errors
+
+
+def test_the_example_configs_jira_block_is_valid_when_switched_on() -> None:
+    text = (Path(__file__).resolve().parents[2] / "config.toml").read_text()
+    switched = uncommented(text, "# [[receivers.jira]]")
+    assert switched != text
+    config, problems = validate(tomllib.loads(switched), env={"DS_JIRA_API_TOKEN": TOKEN})
+    assert config is not None, problems.errors
+    (ds,) = [r for r in config.receivers if r.name == "data-science"]
+    (jira,) = [i for i in ds.integrations if i.kind == "jira"]
+    assert jira.options["project"] == "DS" and jira.options["reopen_duration"] == 86400.0
+    n = build_notifiers(config.receivers)["data-science"][-1]
+    assert isinstance(n, JiraNotifier) and n.cloud

@@ -4,6 +4,7 @@ set on alerts by a replay."""
 from __future__ import annotations
 
 import copy
+import tomllib
 from pathlib import Path
 
 import orjson
@@ -18,7 +19,7 @@ from alerts.receivers.slack import slack_payload
 from monitor.config.load import load_config, validate
 from monitor.replay import replay
 from monitor.simulate import DEMO_MODELS, Fault, stream, write_jsonl
-from tests.alerts.support import FIRING, GROUP
+from tests.alerts.support import FIRING, GROUP, uncommented
 
 TEMPLATES = AnnotationTemplates(
     default={"runbook_url": "https://wiki.example.com/rb/{kind}",
@@ -145,3 +146,12 @@ def _write(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "config.toml"
     path.write_text(text)
     return path
+
+
+def test_the_example_configs_annotations_block_is_valid_when_switched_on() -> None:
+    text = (Path(__file__).resolve().parents[2] / "config.toml").read_text()
+    switched = uncommented(text, "# [annotations]")
+    config, problems = validate(tomllib.loads(switched), env={})
+    assert config is not None, problems.errors
+    assert set(config.annotations.default) == {"runbook_url", "dashboard_url"}
+    assert set(config.annotations.kinds) == {"latency_regression"}
