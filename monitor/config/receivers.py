@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from alerts.links import TEMPLATE_LABELS, placeholders
 from alerts.receivers.jira import API_TYPES as JIRA_API_TYPES
-from alerts.receivers.jira import TEMPLATE_EXTRAS as JIRA_EXTRAS
+from alerts.receivers.jira_text import TEMPLATE_EXTRAS as JIRA_EXTRAS
 from alerts.receivers.mail import address
 from alerts.receivers.opsgenie import PRIORITIES as OPSGENIE_PRIORITIES
 from alerts.receivers.opsgenie import RESPONDER_KEYS, RESPONDER_TYPES
