@@ -91,8 +91,14 @@ def ensure_base() -> str:
         return BASE_IMAGE
     CACHE.mkdir(parents=True, exist_ok=True)
     tarball = CACHE / "bookworm-python3.tar"
-    if not tarball.exists():
-        partial = tarball.with_suffix(".partial")
+    if not tarball.is_file():
+        # mmdebstrap picks its output format from the name: keep ".tar" at the end
+        partial = CACHE / "partial-bookworm-python3.tar"
+        for stale in (partial, tarball):
+            if stale.is_dir():
+                shutil.rmtree(stale)
+            else:
+                stale.unlink(missing_ok=True)
         run("mmdebstrap", "--variant=minbase", "--include=python3,python3-venv", "bookworm",
             str(partial), timeout=900)
         partial.rename(tarball)
