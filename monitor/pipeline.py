@@ -486,6 +486,7 @@ class Pipeline:
         if not changes:
             return []
         for a in changes:
+            self.config.annotations.annotate(a)  # runbook / dashboard links
             if a.status == "firing":
                 self.metrics.alert_started(a.labels)
             if (declared := declared_annotation(self.config.model(a.labels.get("model", "")))):

@@ -1,5 +1,5 @@
 """Notifiers: one per receiver integration (webhook, slack, pagerduty, opsgenie, msteams,
-email, alertmanager, file).
+email, alertmanager, file, jira).
 
 :func:`build_notifiers` turns the ``[[receivers]]`` config into
 ``{receiver name: [notifier, ...]}`` in integration order; the dispatcher
@@ -14,6 +14,7 @@ from alerts.config import ReceiverConfig
 from alerts.receivers.alertmanager import AlertmanagerNotifier
 from alerts.receivers.base import DeliveryResult, GroupInfo, Notifier, OptionError
 from alerts.receivers.file import FileNotifier
+from alerts.receivers.jira import JiraNotifier
 from alerts.receivers.mail import EmailNotifier
 from alerts.receivers.msteams import MSTeamsNotifier
 from alerts.receivers.opsgenie import OpsgenieNotifier
@@ -30,6 +31,7 @@ NOTIFIER_KINDS: dict[str, Callable[[Mapping[str, object], str], Notifier]] = {
     "email": EmailNotifier,
     "alertmanager": AlertmanagerNotifier,
     "file": FileNotifier,
+    "jira": JiraNotifier,
 }
 
 

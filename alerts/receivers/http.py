@@ -144,50 +144,63 @@ def post_json(
     now: Callable[[], float] = time.time,
 ) -> DeliveryResult:
     """POST ``payload`` as JSON to ``url``; never raises for delivery problems."""
+    return request_json(
+        "POST", url, payload, timeout=timeout, secrets=secrets, headers=headers, now=now
+    )[0]
+
+
+def request_json(
+    method: str,
+    url: str,
+    payload: Any = None,
+    *,
+    timeout: float,
+    secrets: Iterable[str] = (),
+    headers: dict[str, str] | None = None,
+    now: Callable[[], float] = time.time,
+    max_body: int = 64 * 1024,
+) -> tuple[DeliveryResult, bytes]:
+    """``method`` ``url`` with ``payload`` as JSON (None: no body); the outcome and the
+    response body (at most ``max_body`` bytes; empty on a failure to connect).  Never
+    raises for delivery problems."""
     scrub = Scrubber(url, secrets)
     where = redact_url(url)
-    body = payload if isinstance(payload, bytes) else orjson.dumps(payload)
+    body = None if payload is None else (
+        payload if isinstance(payload, bytes) else orjson.dumps(payload))
     target, auth = split_credentials(url)
-    request = urllib.request.Request(
-        target,
-        data=body,
-        method="POST",
-        headers={"Content-Type": "application/json", "User-Agent": USER_AGENT, **auth,
-                 **(headers or {})},
-    )
+    all_headers = {"User-Agent": USER_AGENT, **auth, **(headers or {})}
+    if body is not None:
+        all_headers.setdefault("Content-Type", "application/json")
+    request = urllib.request.Request(target, data=body, method=method, headers=all_headers)
     try:
         with _OPENER.open(request, timeout=timeout) as resp:
-            data = resp.read(64 * 1024)
-            return classify(resp.status, data, resp.headers.get("Retry-After"), where, scrub, now)
+            data = resp.read(max_body)
+            retry_after = resp.headers.get("Retry-After")
+            return classify(resp.status, data, retry_after, where, scrub, now), data
     except urllib.error.HTTPError as err:
         with err:
             try:
-                data = err.read(64 * 1024)
+                data = err.read(max_body)
             except (OSError, http.client.HTTPException):
                 data = b""
-            return classify(
-                err.code,
-                data,
-                err.headers.get("Retry-After") if err.headers else None,
-                where,
-                scrub,
-                now,
-            )
+            retry_after = err.headers.get("Retry-After") if err.headers else None
+            return classify(err.code, data, retry_after, where, scrub, now), data
     except urllib.error.URLError as err:
         if isinstance(err.reason, TimeoutError):
-            return _timed_out(where, timeout)
+            return _timed_out(where, timeout), b""
         return DeliveryResult(
             ok=False, retriable=True, error=f"cannot reach {where}: {scrub(str(err.reason))}"
-        )
+        ), b""
     except TimeoutError:
-        return _timed_out(where, timeout)
+        return _timed_out(where, timeout), b""
     except (OSError, http.client.HTTPException) as err:
         reason = f"{type(err).__name__}: {scrub(str(err))}"
-        return DeliveryResult(ok=False, retriable=True, error=f"cannot reach {where}: {reason}")
+        return DeliveryResult(
+            ok=False, retriable=True, error=f"cannot reach {where}: {reason}"), b""
     except ValueError as err:  # malformed URL: a configuration problem, retrying cannot help
         return DeliveryResult(
             ok=False, retriable=False, error=f"invalid URL {where}: {scrub(str(err))}"
-        )
+        ), b""
 
 
 def _timed_out(where: str, timeout: float) -> DeliveryResult:

@@ -37,6 +37,7 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import make_msgid, parseaddr
 
+from alerts.links import links
 from alerts.model import Alert, rfc3339
 from alerts.receivers.base import (
     DeliveryResult,
@@ -133,9 +134,10 @@ def _html_alert(a: Alert) -> str:
     out.append("<table>")
     out += [f'<tr><th align="left">{k}</th><td>{esc(v)}</td></tr>' for k, v in rows]
     out.append("</table>")
-    if ann.get("runbook_url"):
-        url = html.escape(ann["runbook_url"], quote=True)
-        out.append(f'<p><a href="{url}">Runbook</a></p>')
+    anchors = [f'<a href="{html.escape(url, quote=True)}">{name}</a>'
+               for name, url in links(a)]
+    if anchors:
+        out.append(f"<p>{' · '.join(anchors)}</p>")
     return "\n".join(out)
 
 

@@ -5,9 +5,9 @@ The body is a ``message`` whose one attachment is an Adaptive Card 1.4
 when a webhook request is received" workflow posts as is.  Per alert, a
 container: the title (status, alertname, model; red when firing, green when
 resolved), the summary and description, the attribution ("Why <team>"), a
-FactSet of the key labels and the evidence, and a Runbook button when the
-alert has a ``runbook_url`` annotation.  With ``external_url`` set, the card
-ends with a link to driftwatch's alert list.  Workflows answer 202.
+FactSet of the key labels and the evidence, and Runbook / Dashboard buttons
+when the alert has ``runbook_url`` / ``dashboard_url`` annotations.  With
+``external_url`` set, the card ends with a link to driftwatch's alert list.  Workflows answer 202.
 
 Options: ``url`` (required, a secret: the workflow URL carries its signature),
 ``external_url`` (driftwatch's own address), ``timeout``.
@@ -19,6 +19,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from alerts.links import links
 from alerts.model import Alert, rfc3339
 from alerts.receivers.base import DeliveryResult, GroupInfo, optional_str, required_str, seconds
 from alerts.receivers.http import post_json, redact_url
@@ -76,15 +77,10 @@ def _container(a: Alert, first: bool) -> dict[str, Any]:
     items.append(_text(f"**Why {md(a.labels.get('team', ''))}:** "
                        f"{md(ann.get('attribution', ''))}"))
     items.append({"type": "FactSet", "facts": _facts(a)})
-    if _web_url(ann.get("runbook_url", "")):
-        items.append(
-            {
-                "type": "ActionSet",
-                "actions": [
-                    {"type": "Action.OpenUrl", "title": "Runbook", "url": ann["runbook_url"]}
-                ],
-            }
-        )
+    actions = [{"type": "Action.OpenUrl", "title": name, "url": url} for name, url in links(a)
+               if _web_url(url)]  # only http(s) links become buttons
+    if actions:
+        items.append({"type": "ActionSet", "actions": actions})
     container: dict[str, Any] = {"type": "Container", "items": items}
     if not first:
         container["separator"] = True

@@ -11,8 +11,9 @@ Create body: ``message`` (<= 130 chars: ``[alertname] summary (feature=...)``),
 ``alias`` (<= 512), ``description`` (<= 15000: summary, description,
 attribution, evidence, window, labels), ``priority`` (critical -> P1,
 warning -> P3, or the ``priority`` option), ``tags`` (``driftwatch`` and
-``label:value``, at most 20 of at most 50 chars), ``details`` (the labels and
-the fingerprint, string values, <= 8000 chars in all), ``entity`` (the model),
+``label:value``, at most 20 of at most 50 chars), ``details`` (the labels,
+the fingerprint and the ``runbook_url`` / ``dashboard_url`` annotations -- Opsgenie
+shows URLs in details as links --, string values, <= 8000 chars in all), ``entity`` (the model),
 ``source`` and, when configured, ``responders``.
 
 Options: ``api_key`` (required, a secret), ``url`` (the API base, default
@@ -28,6 +29,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
+from alerts.links import LINK_ANNOTATIONS
 from alerts.model import Alert, rfc3339
 from alerts.receivers.base import (
     DeliveryResult,
@@ -69,7 +71,8 @@ def _tags(a: Alert) -> list[str]:
 def _details(a: Alert) -> dict[str, str]:
     out: dict[str, str] = {}
     used = 0
-    for k, v in [*a.labels.items(), ("fingerprint", a.fingerprint)]:
+    extra = [(k, a.annotations[k]) for k in LINK_ANNOTATIONS if a.annotations.get(k)]
+    for k, v in [*a.labels.items(), ("fingerprint", a.fingerprint), *extra]:
         room = DETAILS_CHARS - used - len(k)
         if room <= 0:
             break

@@ -1,6 +1,7 @@
 """PagerDuty Events API v2: one trigger or resolve event per alert.
 
-``dedup_key`` is the alert fingerprint, so a retried trigger is idempotent and
+A trigger carries the ``runbook_url`` / ``dashboard_url`` annotations as
+``links``.  ``dedup_key`` is the alert fingerprint, so a retried trigger is idempotent and
 the resolve closes the incident the trigger opened.  PagerDuty answers 202.
 Options: ``routing_key`` (required, a secret), ``url`` (default the public
 enqueue endpoint; a test or proxy can stand in), ``severity`` (critical, error,
@@ -12,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from alerts.links import links
 from alerts.model import Alert, rfc3339
 from alerts.receivers.base import DeliveryResult, GroupInfo, optional_str, required_str, seconds
 from alerts.receivers.http import post_json, redact_url
@@ -33,7 +35,7 @@ def pagerduty_event(a: Alert, routing_key: str, severity: str | None = None) -> 
         summary += f" ({where})"
     if len(summary) > SUMMARY_CHARS:
         summary = summary[: SUMMARY_CHARS - 1] + "…"
-    return {
+    event: dict[str, Any] = {
         "routing_key": routing_key,
         "event_action": "trigger",
         "dedup_key": a.fingerprint,
@@ -54,6 +56,9 @@ def pagerduty_event(a: Alert, routing_key: str, severity: str | None = None) -> 
             },
         },
     }
+    if links(a):  # shown on the incident
+        event["links"] = [{"href": url, "text": name} for name, url in links(a)]
+    return event
 
 
 class PagerDutyNotifier:

@@ -2,7 +2,8 @@
 
 Per alert: a header (status, alertname, model), a section with the summary and
 fields (model, team, fault, severity, feature/segment when present, the key
-evidence), and the attribution sentence: why this team owns it.
+evidence), the attribution sentence: why this team owns it, and Runbook /
+Dashboard buttons for the ``runbook_url`` / ``dashboard_url`` annotations.
 Options: ``url`` (required, a secret), ``channel``, ``username``, ``timeout``.
 """
 
@@ -11,14 +12,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from alerts.links import links
 from alerts.model import Alert
 from alerts.receivers.base import DeliveryResult, GroupInfo, optional_str, required_str, seconds
 from alerts.receivers.http import post_json, redact_url
 from alerts.receivers.text import key_facts, title
 
-MAX_ALERTS = 15  # 3 blocks each, under Slack's 50-block limit
+MAX_ALERTS = 12  # at most 4 blocks each, under Slack's 50-block limit
 HEADER_CHARS = 150
 TEXT_CHARS = 2900
+URL_CHARS = 3000  # a button's url limit
 
 
 def _esc(text: str) -> str:
@@ -50,7 +53,22 @@ def _blocks(a: Alert) -> list[dict[str, Any]]:
             ],
         },
         {"type": "section", "text": {"type": "mrkdwn", "text": _cut(why, TEXT_CHARS)}},
+        *_buttons(a),
     ]
+
+
+def _buttons(a: Alert) -> list[dict[str, Any]]:
+    """An actions block with a link button per runbook / dashboard annotation."""
+    found = [(name, url) for name, url in links(a) if len(url) <= URL_CHARS]
+    if not found:
+        return []
+    return [{
+        "type": "actions",
+        "elements": [
+            {"type": "button", "text": {"type": "plain_text", "text": name}, "url": url}
+            for name, url in found
+        ],
+    }]
 
 
 def _fallback(a: Alert) -> str:

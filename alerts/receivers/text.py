@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from alerts.links import links
 from alerts.model import Alert, rfc3339
 
 _EVIDENCE_ORDER = ("detector", "statistic", "p_value", "threshold", "reference_n", "current_n")
@@ -106,7 +107,7 @@ def labels_text(a: Alert) -> str:
 
 
 def alert_lines(a: Alert) -> list[str]:
-    """One alert as plain-text lines: what, why, evidence, when, labels, runbook."""
+    """One alert as plain-text lines: what, why, evidence, when, labels, runbook, dashboard."""
     ann = a.annotations
     lines = [title(a)]
     if where(a):
@@ -121,6 +122,5 @@ def alert_lines(a: Alert) -> list[str]:
     if a.ends_at is not None:
         lines.append(f"Ended: {rfc3339(a.ends_at)}")
     lines.append(f"Labels: {labels_text(a)}")
-    if ann.get("runbook_url"):
-        lines.append(f"Runbook: {ann['runbook_url']}")
+    lines += [f"{name}: {url}" for name, url in links(a)]
     return lines

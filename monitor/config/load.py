@@ -25,6 +25,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from alerts.links import AnnotationTemplates
+from monitor.config.annotations import parse_annotations
 from monitor.config.check import (
     Problems,
     Table,
@@ -157,8 +159,17 @@ def validate(
     if top.has("defaults") and (t := Table.of(top.raw("defaults"), "defaults", problems)):
         defaults = parts["defaults"] = _settings(t, defaults)
         t.finish()
+    links: dict[tuple[str, str], dict[str, str]] = {}  # (model or "", kind or "") -> templates
+    if top.has("annotations"):
+        _links(links, "", *parse_annotations(top.raw("annotations"), "annotations", problems))
     if top.has("models"):
-        parts["models"] = _models(top.raw("models"), defaults, problems)
+        parts["models"] = _models(top.raw("models"), defaults, problems, links)
+    if links:
+        parts["annotations"] = AnnotationTemplates(
+            default=links.get(("", ""), {}),
+            kinds={k: v for (m, k), v in links.items() if not m and k},
+            models={m: v for (m, k), v in links.items() if m and not k},
+            model_kinds={(m, k): v for (m, k), v in links.items() if m and k})
     parts.update(parse_receivers_and_route(top, ctx))
     if top.has("inhibit_rules"):
         parts["inhibit_rules"] = parse_inhibit_rules(top.raw("inhibit_rules"), problems)
@@ -216,7 +227,15 @@ def _settings(t: Table, base: MonitorSettings) -> MonitorSettings:
     return merged
 
 
-def _models(value: Any, defaults: MonitorSettings, problems: Problems) -> tuple[ModelConfig, ...]:
+def _links(out: dict[tuple[str, str], dict[str, str]], model: str, default: dict[str, str],
+           kinds: dict[str, dict[str, str]]) -> None:
+    for kind, templates in [("", default), *kinds.items()]:
+        if templates:
+            out[(model, kind)] = templates
+
+
+def _models(value: Any, defaults: MonitorSettings, problems: Problems,
+            links: dict[tuple[str, str], dict[str, str]]) -> tuple[ModelConfig, ...]:
     if not isinstance(value, list):
         problems.error("models", "must be an array of tables ([[models]])", value)
         return ()
@@ -259,6 +278,10 @@ def _models(value: Any, defaults: MonitorSettings, problems: Problems) -> tuple[
                 problems.error(ct.at("champion"), "must be one of approved_versions "
                                f"({', '.join(contract.approved_versions)})", contract.champion)
             ct.finish()
+        if t.has("annotations"):
+            found = parse_annotations(t.raw("annotations"), t.at("annotations"), problems)
+            if name is not None:
+                _links(links, name, *found)
         settings = _settings(t, defaults)
         if len(features) > settings.max_features:
             problems.warn(

@@ -15,6 +15,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from alerts.links import TEMPLATE_LABELS, placeholders
+from alerts.receivers.jira import API_TYPES as JIRA_API_TYPES
+from alerts.receivers.jira_text import TEMPLATE_EXTRAS as JIRA_EXTRAS
 from alerts.receivers.mail import address
 from alerts.receivers.opsgenie import PRIORITIES as OPSGENIE_PRIORITIES
 from alerts.receivers.opsgenie import RESPONDER_KEYS, RESPONDER_TYPES
@@ -24,6 +27,11 @@ from monitor.config.types import IntegrationConfig, ReceiverConfig
 PAGERDUTY_SEVERITIES = ("critical", "error", "warning", "info")
 # Keys people reach for that are spelled differently here: a better rule than "unknown key".
 KIND_HINTS = {"teams": "unknown key (Microsoft Teams is [[receivers.msteams]])"}
+JIRA_HINTS = {
+    "password": "unknown key (JIRA Cloud: user with api_token; Data Center: bearer_token)",
+    "issuetype": "unknown key (the issue type is issue_type)",
+    "url": "unknown key (the JIRA address is api_url)",
+}
 OPSGENIE_HINTS = {"api_url": "unknown key (the Opsgenie API base URL is url)"}
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -243,6 +251,65 @@ def _alertmanager(t: Table, ctx: Context) -> IntegrationConfig:
     return IntegrationConfig("alertmanager", _present(opts), ("bearer_token",))
 
 
+def jira_template(value: Any) -> str:
+    """A JIRA text template: ``{label}`` placeholders and the group's extras."""
+    if not isinstance(value, str) or not value.strip():
+        raise Bad("must be a non-empty template string")
+    allowed = (*TEMPLATE_LABELS, *JIRA_EXTRAS)
+    try:
+        unknown = [n for n in placeholders(value) if n not in allowed]
+    except ValueError as exc:
+        raise Bad(str(exc)) from None
+    if unknown:
+        raise Bad(f"unknown placeholder {{{unknown[0]}}} (placeholders: {', '.join(allowed)})")
+    return value
+
+
+def _jira(t: Table, ctx: Context) -> IntegrationConfig:
+    for key, what in (("api_url", "the JIRA site, like https://example.atlassian.net"),
+                      ("project", "the project key"), ("issue_type", "like \"Bug\" or \"Task\"")):
+        if not t.has(key):
+            ctx.problems.error(t.at(key), f"required: {what}")
+    opts = {
+        "api_url": t.take("api_url", http_url),
+        "api_type": t.take("api_type", string(choices=JIRA_API_TYPES)),
+        "project": t.take("project", string()),
+        "issue_type": t.take("issue_type", string()),
+        "summary": t.take("summary", jira_template),
+        "description": t.take("description", jira_template),
+        "labels": t.take_list("labels", jira_template, "label templates"),
+        "priority": t.take("priority", jira_template),
+        "resolve_transition": t.take("resolve_transition", string()),
+        "reopen_transition": t.take("reopen_transition", string()),
+        "wont_fix_resolution": t.take("wont_fix_resolution", string()),
+        "reopen_duration": t.take("reopen_duration", duration(gt=0)),
+        "send_resolved": t.take("send_resolved", boolean),
+        "user": t.take("user", string()),
+        "api_token": ctx.secret(t, "api_token", required=False),
+        "bearer_token": ctx.secret(t, "bearer_token", required=False),
+        "timeout": t.take("timeout", duration(gt=0)),
+    }
+    has_token = opts["api_token"] is not None
+    if opts["bearer_token"] is not None and (has_token or opts["user"] is not None):
+        ctx.problems.error(t.at("bearer_token"), "give bearer_token or user with api_token, "
+                           "not both")
+    elif opts["user"] is not None and not has_token:
+        ctx.problems.error(t.at("api_token"), "required with user: give api_token_env, "
+                           "api_token_file or api_token")
+    elif has_token and opts["user"] is None:
+        ctx.problems.error(t.at("user"), "required with api_token (the account's email on Cloud)")
+    elif opts["bearer_token"] is None and not has_token:
+        ctx.problems.warn(t.path, "no credentials (user with api_token, or bearer_token): "
+                          "JIRA will refuse anonymous requests")
+    if opts["reopen_duration"] is not None and opts["reopen_transition"] is None:
+        ctx.problems.warn(t.at("reopen_duration"), "has no effect without reopen_transition")
+    elif opts["reopen_duration"] is not None and opts["reopen_duration"] < 60:
+        ctx.problems.error(t.at("reopen_duration"), "must be at least 1m (JQL counts minutes)",
+                           opts["reopen_duration"])
+    t.finish(JIRA_HINTS)
+    return IntegrationConfig("jira", _present(opts), ("api_token", "bearer_token"))
+
+
 def _file(t: Table, ctx: Context) -> IntegrationConfig:
     if not t.has("path"):
         ctx.problems.error(t.at("path"), "required: the JSON-lines file alerts are appended to")
@@ -258,6 +325,7 @@ _KINDS = {
     "alertmanager": _alertmanager,
     "email": _email,
     "file": _file,
+    "jira": _jira,
     "msteams": _msteams,
     "opsgenie": _opsgenie,
     "pagerduty": _pagerduty,

@@ -17,6 +17,7 @@ from alerts.config import (
     ReceiverConfig,
     RouteConfig,
 )
+from alerts.links import AnnotationTemplates
 from alerts.redact import redacted_options, strip_credentials
 from alerts.timeintervals import TimeInterval
 
@@ -170,6 +171,8 @@ class Config:
     receivers: tuple[ReceiverConfig, ...] = (ReceiverConfig(name="default"),)
     inhibit_rules: tuple[InhibitRule, ...] = DEFAULT_INHIBIT_RULES
     time_intervals: tuple[TimeInterval, ...] = ()
+    # runbook_url / dashboard_url templates ([annotations], [models.annotations])
+    annotations: AnnotationTemplates = field(default_factory=AnnotationTemplates)
 
     def model(self, name: str) -> ModelConfig:
         """The model's config; a model not configured gets the defaults."""

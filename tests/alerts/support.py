@@ -288,3 +288,13 @@ def assert_hidden(secrets: list[str], result: DeliveryResult, records: list[Any]
         for rec in records:
             assert secret not in rec.getMessage()
             assert secret not in repr(vars(rec))
+
+
+def uncommented(text: str, first: str) -> str:
+    """``text`` with the commented-out block that starts at line ``first`` switched on."""
+    lines = text.splitlines()
+    start = lines.index(first)
+    end = next(i for i in range(start, len(lines)) if not lines[i].startswith("#"))
+    block = [line[2:] if line.startswith("# ") else line[1:] for line in lines[start:end]]
+    return "\n".join(lines[:start] + block + lines[end:])
+
