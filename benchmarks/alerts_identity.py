@@ -93,6 +93,7 @@ def streams(workdir: Path, quick: bool) -> list[tuple[str, Path, object]]:
 def replay_in(tree: Path, events: Path, config: object, out: Path, chunk: int) -> bytes:
     import pickle
 
+    out.unlink(missing_ok=True)  # the sink appends
     code = CHILD.format(root=str(tree), config=pickle.dumps(config).hex(), events=str(events),
                         out=str(out), chunk=chunk)
     subprocess.run([sys.executable, "-c", code], check=True, cwd=tree)
