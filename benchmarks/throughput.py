@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import re
 import subprocess
 import sys
@@ -376,7 +375,6 @@ def main() -> None:
     args = ap.parse_args()
     args.features = [int(x) for x in args.features.split(",")]
     args.models = [int(x) for x in args.models.split(",")]
-    os.nice(0)
     {"live": live, "replay": replay_mode, "memory": memory}[args.mode](args)
 
 
