@@ -259,6 +259,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from monitor import logs
 
     logs.setup(args.log_level)
+    if args.command in ("run", "replay", "demo"):
+        from monitor.threads import one_blas_thread
+
+        one_blas_thread()
     if args.command == "check-config":
         return cmd_check_config(args.file)
     if args.command == "silence":
