@@ -47,7 +47,8 @@ def rss_mb() -> float:
     return pages * resource.getpagesize() / 2**20
 
 
-def lines(total: int, models: int, chunk: int, seed: int = 1) -> Iterator[list[bytes]]:
+def lines(total: int, models: int, chunk: int, seed: int = 1,
+          step_s: float = STEP_S) -> Iterator[list[bytes]]:
     """``total`` prediction events (and a label for every other one, its delay later)
     as chunks of JSON lines, in event-time order."""
     rng = np.random.default_rng(seed)
@@ -57,7 +58,7 @@ def lines(total: int, models: int, chunk: int, seed: int = 1) -> Iterator[list[b
     for start in range(0, total, chunk):
         n = min(chunk, total - start)
         idx = np.arange(start, start + n)
-        ts = T0 + idx * STEP_S
+        ts = T0 + idx * step_s
         model = idx % models
         age = rng.normal(40, 10, n).round(1).tolist()
         spend = rng.lognormal(3.5, 0.5, n).round(2).tolist()
@@ -100,6 +101,9 @@ def main() -> int:
     ap.add_argument("--models", type=int, default=8)
     ap.add_argument("--chunk", type=int, default=20_000)
     ap.add_argument("--tolerance", type=float, default=0.10)
+    ap.add_argument("--step", type=float, default=STEP_S,
+                    help="event-time seconds between events (the join holds one label TTL "
+                         "of them: 1.0 reaches its steady state at 86,400 events)")
     args = ap.parse_args()
     samples: list[tuple[int, float, float]] = []
     began = time.monotonic()
@@ -116,7 +120,7 @@ def main() -> int:
     fed_box = [0]
 
     def counted() -> Iterator[list[bytes]]:
-        for chunk in lines(args.events, args.models, args.chunk):
+        for chunk in lines(args.events, args.models, args.chunk, step_s=args.step):
             fed_box[0] += sum(1 for raw in chunk if raw.startswith(b'{"type":"prediction"'))
             yield chunk
 

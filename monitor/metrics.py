@@ -8,6 +8,7 @@ read from the pipeline's state when Prometheus asks.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -16,6 +17,8 @@ import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
+
+log = logging.getLogger("driftwatch.metrics")
 
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -43,6 +46,10 @@ class LatencyHistograms(Collector):
                 entry[0] += counts
                 entry[1] += float(v.sum())
                 entry[2] += int(v.size)
+
+    def forget_version(self, model: str, version: str) -> None:
+        with self._lock:
+            self._data.pop((model, version), None)
 
     def forget(self, models: set[str]) -> None:
         with self._lock:
@@ -136,6 +143,11 @@ class Metrics:
                               ["model", "type"], registry=r)
         self.invalid = Counter("driftwatch_events_invalid", "Events rejected, by reason.",
                                ["reason"], registry=r)
+        self.drops = Counter(
+            "driftwatch_dropped",
+            "Things past a [limits] cap (or defaults.max_features), dropped and not "
+            "remembered, by reason.", ["reason"], registry=r)
+        self._capped: set[str] = set()  # reasons already logged
         self.type_mismatches = Counter(
             "driftwatch_type_mismatches", "Feature values of the wrong type, dropped.",
             ["model", "feature"], registry=r)
@@ -206,7 +218,7 @@ class Metrics:
     # restart they go on from the checkpoint instead of from zero (events replayed
     # since the checkpoint are then counted once, not twice)
     def _stream_counters(self) -> dict[str, Counter]:
-        return {"events": self.events, "invalid": self.invalid,
+        return {"events": self.events, "invalid": self.invalid, "dropped": self.drops,
                 "type_mismatches": self.type_mismatches, "windows": self.windows,
                 "labels_joined": self.labels_joined, "labels_expired": self.labels_expired}
 
@@ -244,6 +256,17 @@ class Metrics:
                 for key in keys:
                     metric.remove(*key)
         self.latency.forget(models)
+
+    def dropped(self, reason: str, n: int) -> None:
+        """Count ``n`` drops past a cap; the first drop of each reason is logged once."""
+        self.drops.labels(reason).inc(n)
+        if reason not in self._capped:
+            self._capped.add(reason)
+            from monitor.limits import DROP_REASONS
+
+            log.warning("cap reached: dropping what is past it (counted in "
+                        "driftwatch_dropped_total; logged once)",
+                        extra={"reason": reason, "key": DROP_REASONS.get(reason, "")})
 
     def notification_result(self, receiver: str, integration: str, outcome: str) -> None:
         self.notifications.labels(receiver, integration, outcome).inc()

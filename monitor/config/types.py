@@ -21,7 +21,7 @@ from alerts.timeintervals import TimeInterval
 
 __all__ = [
     "DEFAULT_INHIBIT_RULES", "DEFAULT_ROUTE", "FEATURE_TYPES", "TASKS", "Config", "Contract",
-    "HttpConfig", "InhibitRule", "IntegrationConfig", "KafkaConfig", "ModelConfig",
+    "HttpConfig", "InhibitRule", "IntegrationConfig", "KafkaConfig", "LimitsConfig", "ModelConfig",
     "MonitorSettings", "ReceiverConfig", "RouteConfig", "StoreConfig",
 ]
 
@@ -57,6 +57,23 @@ class StoreConfig:
 class HttpConfig:
     host: str = "127.0.0.1"
     port: int = 9108
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    """``[limits]``: caps on what the event stream can make driftwatch remember.
+
+    Past a cap the extra thing is dropped and counted in
+    ``driftwatch_dropped_total{reason}`` (never remembered one by one); the first
+    drop of each reason is logged once.  Per pipeline: the daemon runs one per
+    partition it owns.  ``[defaults] max_features`` caps features per model
+    (nested-valued ones included)."""
+
+    max_models: int = 1_000  # models tracked; events of further models are dropped
+    max_versions_per_model: int = 3  # a new version evicts the version idle longest
+    max_segment_keys: int = 10  # segment keys per model
+    max_segment_values: int = 100  # values per segment key per model
+    max_name_chars: int = 200  # feature names, segment keys and values, versions
 
 
 @dataclass(frozen=True)
@@ -113,6 +130,7 @@ class Config:
     kafka: KafkaConfig = field(default_factory=KafkaConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
     defaults: MonitorSettings = field(default_factory=MonitorSettings)
     models: tuple[ModelConfig, ...] = ()
     route: RouteConfig = DEFAULT_ROUTE
