@@ -31,6 +31,9 @@ KINDS: dict[str, tuple[str, str]] = {
     "schema_violation": ("SchemaViolation", INFRA_FAULT),
     "data_quality": ("DataQuality", INFRA_FAULT),
     "label_delay": ("LabelDelay", INFRA_FAULT),
+    # driftwatch's own: a partition's stored state was unreadable and set aside; its
+    # models are monitored from scratch (references warming up again) until resolved
+    "state_lost": ("StateLost", INFRA_FAULT),
 }
 
 SEVERITIES = ("warning", "critical")

@@ -212,7 +212,8 @@ def cmd_run(config_path: str) -> int:
     from monitor.store import Store
 
     config = _load(config_path)
-    daemon = Daemon(config, store=Store(config.store.url))
+    # the daemon connects to the database itself (and retries while it is down)
+    daemon = Daemon(config, store=Store(config.store.url, connect=False))
     signal.signal(signal.SIGTERM, daemon.request_stop)
     signal.signal(signal.SIGINT, daemon.request_stop)
     return daemon.run()

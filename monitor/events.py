@@ -209,6 +209,10 @@ class Decoder:
         # they count against max_features like the typed ones (their mismatch series)
         self._untyped: dict[str, set[str]] = {}
         self.caps = Caps(limits, self.configured)
+        # with a dead-letter topic: every rejected event of decode_messages, whole, as
+        # (index of its message in the values, reason, raw bytes); None: not collected
+        self.dead: list[tuple[int, str, bytes]] | None = None
+        self._message = 0
         self.max_name_chars = self.caps.limits.max_name_chars
         self.type_mismatches: Counter[tuple[str, str]] = Counter()  # since this decoder began
 
@@ -256,7 +260,8 @@ class Decoder:
         preds: dict[str, _Predictions] = {}
         labels: dict[str, _Labels] = {}
         limit = self.max_message_bytes
-        for value in values:
+        for i, value in enumerate(values):
+            self._message = i
             if not value:
                 continue
             if len(value) > limit:
@@ -344,16 +349,20 @@ class Decoder:
         else:
             self._invalid(batch, "invalid_json", raw)
 
-    @staticmethod
-    def _invalid(batch: DecodedBatch, reason: str, raw: bytes | None, ev: Any = None) -> None:
+    def _invalid(self, batch: DecodedBatch, reason: str, raw: bytes | None,
+                 ev: Any = None) -> None:
         batch.invalid[reason] += 1
-        if batch.invalid[reason] <= MAX_SAMPLES_PER_REASON:
+        sample = batch.invalid[reason] <= MAX_SAMPLES_PER_REASON
+        if sample or self.dead is not None:
             if raw is None:
                 try:
                     raw = orjson.dumps(ev)
                 except TypeError:
                     raw = repr(ev).encode()
-            batch.invalid_samples.append((reason, bytes(raw[:SAMPLE_BYTES])))
+            if sample:
+                batch.invalid_samples.append((reason, bytes(raw[:SAMPLE_BYTES])))
+            if self.dead is not None:
+                self.dead.append((self._message, reason, bytes(raw)))
 
     def _event(self, ev: Any, raw: bytes | None, batch: DecodedBatch,
                preds: dict[str, _Predictions], labels: dict[str, _Labels],

@@ -29,11 +29,36 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(out, default=str, option=orjson.OPT_SERIALIZE_NUMPY).decode()
 
 
+class RateLimit(logging.Filter):
+    """Let each message (logger, level, unformatted text) through once per ``seconds``."""
+
+    def __init__(self, seconds: float, clock: Any = time.monotonic) -> None:
+        super().__init__()
+        self.seconds, self.clock = seconds, clock
+        self._last: dict[tuple[str, int, str], float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.name, record.levelno, str(record.msg))
+        now = self.clock()
+        if now - self._last.get(key, -float("inf")) < self.seconds:
+            return False
+        if len(self._last) > 1000:  # messages with their data in the text: bounded
+            self._last.clear()
+        self._last[key] = now
+        return True
+
+
 def setup(level: str = "INFO", stream: Any = None) -> None:
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    logging.getLogger("kafka").setLevel(logging.WARNING)
+    kafka = logging.getLogger("kafka")
+    kafka.setLevel(logging.WARNING)
+    # a broker that is down makes the client repeat itself several times a second; the
+    # daemon says so once per retry ("cannot reach ..."): each of the client's messages
+    # is let through once a minute
+    if not any(isinstance(f, RateLimit) for f in kafka.filters):
+        kafka.addFilter(RateLimit(60.0))
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # job runs are not news

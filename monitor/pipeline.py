@@ -456,6 +456,10 @@ class Pipeline:
         return self.book.update(model, [], attribute([finding]), now=start + limit)
 
     # -- outputs -----------------------------------------------------------
+    def notify(self, changes: list[Alert]) -> list[Alert]:
+        """Dispatch alert state changes raised outside the stream (the daemon's own)."""
+        return self._emit(changes)
+
     def _emit(self, changes: list[Alert]) -> list[Alert]:
         if not changes:
             return []
