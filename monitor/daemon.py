@@ -542,7 +542,11 @@ class Daemon:
         if self.dead is not None:
             self.dead.close()
             self.dead = None
-        self.app.dispatcher.stop(flush_timeout)
+        try:
+            self.app.dispatcher.stop(flush_timeout)
+        except Exception as exc:  # noqa: BLE001 -- the database is down: it is durable
+            log.warning("notifications not flushed at shutdown; they go out after the restart",
+                        extra={"error": f"{type(exc).__name__}: {str(exc)[:200]}"})
         if self.http is not None:
             self.http.stop()
             self.http = None

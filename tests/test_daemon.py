@@ -168,6 +168,32 @@ def test_a_message_the_pipeline_fails_on_is_bisected_out_and_the_rest_count(
     assert d.positions == {"predictions:0": 13}
 
 
+def test_offsets_past_a_dead_letter_wait_until_the_broker_acknowledged_it(tmp_path) -> None:
+    from monitor.store import Store
+
+    store = Store(f"sqlite:///{tmp_path / 'dw.db'}")
+    d = Daemon(Config(), registry=CollectorRegistry(), store=store)
+    c = attach(d, 0)
+    c.batches = [{TP("predictions", 0): [Record(event(0), 0), Record(b"{trunc", 1)]}]
+    acked: list[bool] = [False]
+    sent: list[tuple[bytes, str]] = []
+
+    class Letters:
+        def send(self, value, reason, topic, partition, offset):
+            sent.append((value, reason))
+
+        def flush(self):
+            return acked[0]
+
+    d.dead = Letters()  # type: ignore[assignment]
+    assert d.step() == 2 and sent == [(b"{trunc", "invalid_json")]
+    assert not d.checkpoint()  # not acknowledged: neither stored nor committed
+    assert c.committed == [] and store.load_checkpoint("driftwatch/0") is None
+    acked[0] = True
+    assert d.checkpoint()
+    assert store.load_checkpoint("driftwatch/0")[1] == {"predictions:0": 2}
+
+
 def fast_event(i: int) -> bytes:  # 100 events per second of event time
     return orjson.dumps({"id": str(i), "model": "m", "ts": 1_700_000_000 + i / 100,
                          "prediction": 0.5, "latency_ms": 20.0, "features": {"x": i % 7}})
