@@ -133,6 +133,9 @@ def _default_reason(f: Finding, drifting: Sequence[str]) -> str:
             + (f" ({change})" if change else "")
             + ": a broken feed, not a changed world"
         )
+    if k == "state_lost":
+        return ("driftwatch's stored state for these models was unreadable: an "
+                "infrastructure problem of the monitor itself, not of any model")
     return "ground-truth labels stopped arriving: the label pipeline is broken, not the model"
 
 

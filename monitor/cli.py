@@ -88,12 +88,18 @@ def _load(path: str | None):  # type: ignore[no-untyped-def]
     try:
         return load_config(path)
     except ConfigError as exc:
+        if len(exc.problems) == 1:
+            print(f"driftwatch: invalid config {path}: {exc.problems[0]}", file=sys.stderr)
+            raise SystemExit(EXIT_CONFIG) from None
         print(f"driftwatch: invalid config {path}:", file=sys.stderr)
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         raise SystemExit(EXIT_CONFIG) from None
     except FileNotFoundError:
         print(f"driftwatch: config file not found: {path}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from None
+    except OSError as exc:
+        print(f"driftwatch: cannot read config {path}: {exc.strerror or exc}", file=sys.stderr)
         raise SystemExit(EXIT_CONFIG) from None
 
 
@@ -127,11 +133,37 @@ def cmd_routes_test(config_path: str | None, labels: Sequence[str]) -> int:
     return 0
 
 
+def input_problem(path: str) -> str | None:
+    """Why a replay input cannot be read (one line), or None."""
+    import os
+
+    if not os.path.exists(path):
+        return f"{path}: no such file"
+    if os.path.isdir(path):
+        return f"{path}: is a directory (give the .jsonl files in it)"
+    try:
+        with open(path, "rb") as fh:
+            fh.read(1)
+    except OSError as exc:
+        return f"{path}: cannot read: {exc.strerror or exc}"
+    return None
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     from monitor.replay import replay
 
+    for path in args.files:
+        if (problem := input_problem(path)) is not None:
+            print(f"driftwatch: replay: {problem}", file=sys.stderr)
+            return EXIT_CONFIG
     config = _load(args.config)
-    result = replay(config, args.files, alerts_out=args.alerts_out, notify=args.notify)
+    try:
+        result = replay(config, args.files, alerts_out=args.alerts_out, notify=args.notify)
+    except (OSError, EOFError) as exc:  # a truncated gzip, a file gone mid-read
+        what = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        where = "; ".join(getattr(exc, "__notes__", []))
+        print(f"driftwatch: replay: {what}" + (f" ({where})" if where else ""), file=sys.stderr)
+        return EXIT_CONFIG
     for a in result.alerts:
         print(replay_line(a))
     muted = sum(1 for a in result.alerts if a.status == "firing" and a.muted_by is not None)
@@ -248,7 +280,8 @@ def cmd_run(config_path: str) -> int:
     from monitor.store import Store
 
     config = _load(config_path)
-    daemon = Daemon(config, store=Store(config.store.url))
+    # the daemon connects to the database itself (and retries while it is down)
+    daemon = Daemon(config, store=Store(config.store.url, connect=False))
     signal.signal(signal.SIGTERM, daemon.request_stop)
     signal.signal(signal.SIGINT, daemon.request_stop)
     return daemon.run()
@@ -278,9 +311,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "dashboards":
         return cmd_dashboards(args.out, args.check)
     if args.command == "demo":
-        from monitor.demo import run_demo
+        from monitor.broker import BrokerMissing
 
-        return run_demo(timeout=args.timeout)
+        try:
+            from monitor.demo import run_demo
+
+            return run_demo(timeout=args.timeout)
+        except BrokerMissing as exc:
+            print(f"driftwatch: demo: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
     raise AssertionError(args.command)
 
 

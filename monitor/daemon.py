@@ -63,11 +63,13 @@ from prometheus_client import CollectorRegistry
 from alerts.model import Alert
 from monitor.app import App, build
 from monitor.config.types import Config
+from monitor.deadletter import DeadLetters, process_polled
 from monitor.http import HttpServer
 from monitor.pipeline import AlertSink, Pipeline
+from monitor.quarantine import rebuilt, state_lost
 from monitor.silencing import SilenceApi
 from monitor.sources.kafka import ConsumerFactory, KafkaConsumer, KafkaSource
-from monitor.store import Fenced, SqlOutbox, Store
+from monitor.store import CorruptCheckpoint, Fenced, SqlOutbox, Store
 from monitor.versions import model_metadata, models_handler
 
 log = logging.getLogger("driftwatch.daemon")
@@ -75,6 +77,10 @@ log = logging.getLogger("driftwatch.daemon")
 STALE_CHECK_SECONDS = 15.0
 MIN_LEASE_SECONDS = 3.0  # the lease lives 3 checkpoint intervals, at least this
 RETENTION_SECONDS = 7 * 86_400.0
+# start-up with the database or the broker down: retried with backoff, one log line each
+RETRY_MIN_SECONDS = 1.0
+RETRY_MAX_SECONDS = 30.0
+BOOTSTRAP_TIMEOUT_MS = 10_000  # one attempt to reach the brokers (kafka-python: 30 s)
 
 
 class Daemon:
@@ -107,6 +113,7 @@ class Daemon:
         self.app.metrics.ready.set_function(lambda: 1.0 if self.ready() else 0.0)
         self.app.metrics.batch_errors.labels("kafka")  # exported at 0 before any error
         self.source: KafkaSource | None = None
+        self.dead: DeadLetters | None = None  # with [kafka] dead_letter_topic
         self.http: HttpServer | None = None
         self._ready = False
         self._store_ok = True
@@ -209,7 +216,8 @@ class Daemon:
         offsets go to Kafka with the next periodic checkpoint of whoever owns them then
         (the store's checkpoint, not Kafka's committed offset, is where reading resumes)."""
         keys = {self.key(tp.partition) for tp in partitions} & set(self.shards)
-        if self.store is not None and keys and self._save(keys) is not None:
+        if self.store is not None and keys and self._dead_delivered() \
+                and self._save(keys) is not None:
             self._store_ok = True
 
     def on_assigned(self, partitions: list[Any]) -> None:
@@ -268,22 +276,33 @@ class Daemon:
         assert self.store is not None
         p = self._pipeline()  # not in use until the end: a state half-read is dropped
         self.offsets[key] = {}
-        found = self.store.load_checkpoint(self.row(key))
+        lost: str | None = None
+        try:
+            found = self.store.load_checkpoint(self.row(key))
+        except CorruptCheckpoint as exc:
+            found, lost = None, exc.reason
         if found is not None:
             state, self.offsets[key] = found
             try:
                 p.load_state(state["pipeline"])
-            except (KeyError, TypeError, ValueError):
-                # written by another driftwatch version: monitoring goes on from the stored
-                # offsets and references warm up again, rather than not starting at all
-                log.exception("checkpoint state unreadable; starting from empty state at its "
-                              "offsets", extra={"shard": key})
+                counters = state.get("counters", {})
+                if not isinstance(counters, dict):
+                    raise TypeError("counters is not an object")
+            except Exception as exc:  # noqa: BLE001 -- any way a stored state can be broken
+                lost = f"state unreadable: {type(exc).__name__}: {str(exc)[:300]}"
                 self.app.metrics.untrack(p)
                 p, found = self._pipeline(), None
+        if lost is not None:
+            # set aside for inspection; monitoring goes on from the stored offsets (the
+            # references warm up again) rather than the partition staying paused forever
+            self.offsets[key] = self.store.quarantine_checkpoint(self.row(key), lost,
+                                                                 time.time())
         if found is not None:
-            self.app.metrics.restore_counters(state.get("counters", {}))
+            self.app.metrics.restore_counters(counters)
         with self.lock:
             self.shards[key] = p
+            if lost is not None:
+                state_lost(p, self.row(key), lost, time.time())
         if found is not None:
             # the notification groups as they were (news they had not sent goes out), then
             # every firing alert (changes after the checkpoint are read again anyway); what
@@ -347,8 +366,10 @@ class Daemon:
         """Consume until ``stop_event`` is set; returns the exit code."""
         if self.http is None:
             self.start_http()
-        self.source = KafkaSource(self.config.kafka, self._consumer_factory, listener=self,
-                                  **self._overrides)
+        if not self.connect():
+            self.shutdown()
+            return 0
+        assert self.source is not None
         self.split = self.source.co_partitioned()
         if not self.split:
             log.warning("the predictions and labels topics are not co-partitioned: one "
@@ -368,6 +389,44 @@ class Daemon:
             self.shutdown()
         return 0
 
+    def connect(self) -> bool:
+        """The database (schema migrated), the dead-letter producer and the consumer,
+        retried with backoff while one of them cannot be reached (not ready meanwhile:
+        /readyz says 503); one log line per attempt.  False if asked to stop first."""
+        delay, attempt = RETRY_MIN_SECONDS, 0
+        migrated = self.store is None
+        while not self.stop_event.is_set():
+            what = "database" if not migrated else "Kafka"
+            attempt += 1
+            try:
+                if not migrated:
+                    assert self.store is not None
+                    self.store.migrate()
+                    migrated = True
+                    what = "Kafka"
+                if self.dead is None and self.config.kafka.dead_letter_topic:
+                    self.dead = DeadLetters(self.config.kafka, **self._producer_overrides())
+                self.source = KafkaSource(
+                    self.config.kafka, self._consumer_factory, listener=self,
+                    **{"bootstrap_timeout_ms": BOOTSTRAP_TIMEOUT_MS, **self._overrides})
+            except Exception as exc:  # noqa: BLE001 -- unreachable, refused, timed out
+                log.warning(f"cannot reach the {what}; retrying in {delay:.0f}s",
+                            extra={"attempt": attempt, "error": f"{type(exc).__name__}: "
+                                   f"{str(exc)[:200]}", "retry_in_seconds": delay})
+                self.stop_event.wait(delay)
+                delay = min(delay * 2, RETRY_MAX_SECONDS)
+                continue
+            if attempt > 1:
+                log.info("connected", extra={"attempts": attempt})
+            return True
+        return False
+
+    def _producer_overrides(self) -> dict[str, Any]:
+        """The consumer's connection overrides that a producer takes too."""
+        return {k: v for k, v in self._overrides.items()
+                if k in ("security_protocol", "request_timeout_ms", "api_version")
+                or k.startswith(("ssl_", "sasl_"))}
+
     def step(self, timeout_ms: int = 500) -> int:
         """One poll-process-commit cycle; returns the number of messages handled."""
         assert self.source is not None
@@ -386,21 +445,16 @@ class Daemon:
                     p = self.shard(key)
                 if p is None or key in self.waiting:
                     continue  # not ours (any more, or yet): read again by its owner
-                try:
-                    p.process_messages(part.values, part.kind)
-                except Exception:
-                    # A bug must not take monitoring down with it, nor block the
-                    # partition forever by re-reading the same batch on restart.
-                    log.exception("batch failed", extra={"type": part.kind,
-                                                         "messages": len(part.values)})
-                    self.app.metrics.batch_errors.labels("kafka").inc()
+                # invalid input to the dead-letter topic; a batch that fails is bisected
+                # (a bug must not take monitoring down, nor the good events around it)
+                process_polled(p, part, self.app.metrics, self.dead)
                 if part.next_offset is not None:
                     self.positions[f"{part.topic}:{part.partition}"] = part.next_offset
             self.app.metrics.batches.labels("kafka").inc()
             n += len(part.values)
         if n:
             self.batches += 1
-            if self.store is None:
+            if self.store is None and self._dead_delivered():
                 self.source.commit()
         self.app.metrics.set_lags(self.source.lags(
             {**{k: v for o in self.offsets.values() for k, v in o.items()}, **self.positions}))
@@ -414,15 +468,25 @@ class Daemon:
         to Kafka; False when the store refused (nothing committed)."""
         assert self.store is not None and self.source is not None
         self._checkpointed_at = time.monotonic()
+        if not self._dead_delivered():
+            return False
         saved = self._save(set(self.shards))
         if saved is None:
             return False
         self._store_ok = True
         self.app.metrics.checkpoint_time.set(time.time())
+        with self.lock:
+            for p in list(self.shards.values()):
+                rebuilt(p, time.time())
         self.source.commit_offsets(saved)
         if not self.split:
             self._renew_lease()
         return True
+
+    def _dead_delivered(self) -> bool:
+        """Whether the dead letters so far are acknowledged: only then may the offsets
+        past them be stored or committed."""
+        return self.dead is None or self.dead.flush()
 
     def _renew_lease(self) -> None:
         assert self.store is not None
@@ -489,7 +553,14 @@ class Daemon:
                 self.source.commit()
             self.source.close()
             self.source = None
-        self.app.dispatcher.stop(flush_timeout)
+        if self.dead is not None:
+            self.dead.close()
+            self.dead = None
+        try:
+            self.app.dispatcher.stop(flush_timeout)
+        except Exception as exc:  # noqa: BLE001 -- the database is down: it is durable
+            log.warning("notifications not flushed at shutdown; they go out after the restart",
+                        extra={"error": f"{type(exc).__name__}: {str(exc)[:200]}"})
         if self.http is not None:
             self.http.stop()
             self.http = None

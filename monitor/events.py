@@ -22,7 +22,8 @@ import numpy as np
 import orjson
 
 from monitor.batch import DecodedBatch, LabelColumns, PredictionColumns
-from monitor.codec import object_array
+from monitor.config.types import LimitsConfig
+from monitor.limits import Caps
 
 INVALID_REASONS = (
     "message_too_large",
@@ -214,7 +215,8 @@ class Decoder:
     """Stateful batch decoder; one per pipeline (it remembers feature types)."""
 
     def __init__(self, feature_types: dict[str, dict[str, str]] | None = None,
-                 max_features: int = 100, max_message_bytes: int = 4_000_000) -> None:
+                 max_features: int = 100, max_message_bytes: int = 4_000_000,
+                 limits: LimitsConfig | None = None) -> None:
         self.configured: dict[str, dict[str, str]] = {}
         for model, types in (feature_types or {}).items():
             for name, kind in types.items():
@@ -225,7 +227,15 @@ class Decoder:
         self.max_features = max_features
         self.max_message_bytes = max_message_bytes
         self._types: dict[str, dict[str, str]] = {m: dict(t) for m, t in self.configured.items()}
-        self.dropped_features: dict[str, set[str]] = {}
+        # names seen only with nested (list/object) values: no column can hold them, but
+        # they count against max_features like the typed ones (their mismatch series)
+        self._untyped: dict[str, set[str]] = {}
+        self.caps = Caps(limits, self.configured)
+        # with a dead-letter topic: every rejected event of decode_messages, whole, as
+        # (index of its message in the values, reason, raw bytes); None: not collected
+        self.dead: list[tuple[int, str, bytes]] | None = None
+        self._message = 0
+        self.max_name_chars = self.caps.limits.max_name_chars
         self.type_mismatches: Counter[tuple[str, str]] = Counter()  # since this decoder began
 
     # -- state ---------------------------------------------------------------
@@ -241,10 +251,13 @@ class Decoder:
         return {
             "version": 1,
             "feature_types": {m: t for m, t in inferred.items() if t},
-            "dropped_features": {m: sorted(s) for m, s in self.dropped_features.items() if s},
+            "untyped_features": {m: sorted(s) for m, s in self._untyped.items() if s},
+            "caps": self.caps.to_state(),
         }
 
-    def load_state(self, state: dict[str, Any]) -> None:
+    def load_state(self, state: dict[str, Any], models: Iterable[str] = ()) -> None:
+        """A saved state; ``models`` are admitted whatever ``max_models`` (the pipeline
+        holds their state already)."""
         if state.get("version") != 1:
             raise ValueError(f"unsupported decoder state version {state.get('version')!r}")
         self._types = {m: dict(t) for m, t in self.configured.items()}
@@ -253,10 +266,11 @@ class Decoder:
             for name, kind in types.items():
                 if kind in FEATURE_TYPES:
                     mine.setdefault(name, kind)
-        self.dropped_features = {
-            m: {n for n in names if n not in self._types.get(m, {})}
-            for m, names in state.get("dropped_features", {}).items()
-        }
+        # (a state saved before the caps remembered every name dropped past max_features
+        # as "dropped_features": ignored now -- past the cap nothing is remembered)
+        self._untyped = {m: set(names) - self._types.get(m, {}).keys()
+                         for m, names in state.get("untyped_features", {}).items()}
+        self.caps.load_state(state.get("caps", {}), [*self._types, *models])
 
     # -- decoding ------------------------------------------------------------
     def decode_messages(self, values: Iterable[bytes], default_type: str | None) -> DecodedBatch:
@@ -268,7 +282,8 @@ class Decoder:
         preds: dict[str, _Predictions] = {}
         labels: dict[str, _Labels] = {}
         limit = self.max_message_bytes
-        for value in values:
+        for i, value in enumerate(values):
+            self._message = i
             if not value:
                 continue
             if len(value) > limit:
@@ -356,16 +371,20 @@ class Decoder:
         else:
             self._invalid(batch, "invalid_json", raw)
 
-    @staticmethod
-    def _invalid(batch: DecodedBatch, reason: str, raw: bytes | None, ev: Any = None) -> None:
+    def _invalid(self, batch: DecodedBatch, reason: str, raw: bytes | None,
+                 ev: Any = None) -> None:
         batch.invalid[reason] += 1
-        if batch.invalid[reason] <= MAX_SAMPLES_PER_REASON:
+        sample = batch.invalid[reason] <= MAX_SAMPLES_PER_REASON
+        if sample or self.dead is not None:
             if raw is None:
                 try:
                     raw = orjson.dumps(ev)
                 except TypeError:
                     raw = repr(ev).encode()
-            batch.invalid_samples.append((reason, bytes(raw[:SAMPLE_BYTES])))
+            if sample:
+                batch.invalid_samples.append((reason, bytes(raw[:SAMPLE_BYTES])))
+            if self.dead is not None:
+                self.dead.append((self._message, reason, bytes(raw)))
 
     def _event(self, ev: Any, raw: bytes | None, batch: DecodedBatch,
                preds: dict[str, _Predictions], labels: dict[str, _Labels],
@@ -374,6 +393,7 @@ class Decoder:
             self._invalid(batch, "not_an_object", raw, ev)
             return
         get = ev.get
+        admitted = self.caps.models
         try:
             kind = get("type")
             if kind is None:
@@ -388,6 +408,9 @@ class Decoder:
             model = get("model")
             if type(model) is not str or not 0 < len(model) <= MAX_MODEL_CHARS:
                 raise _Reject("missing_model" if model is None else "bad_model")
+            if model not in admitted and not self.caps.admit(model):
+                batch.dropped["model_limit"] += 1
+                return
             id_ = get("id")
             if type(id_) is not str or not id_:
                 id_ = _parse_id(id_)
@@ -474,42 +497,50 @@ class Decoder:
         if types is None:
             types = self._types[model] = {}
         if feats and not feats.keys() <= types.keys():
-            feats = self._learn(model, feats, types, acc)
+            feats = self._learn(model, feats, types, acc, batch)
         acc.feats.append(feats)
 
     def _learn(self, model: str, feats: dict[str, Any], types: dict[str, str],
-               acc: _Predictions) -> dict[str, Any]:
-        """First sight of feature names: infer their types, or drop them past the cap.
+               acc: _Predictions, batch: DecodedBatch) -> dict[str, Any]:
+        """First sight of feature names: infer their types, or drop them past the caps
+        (``max_features``, nested-valued names included; ``max_name_chars``), counted
+        and not remembered.
 
         Returns the features to keep for this row (nested values of unknown
         features are mismatches; dropped names are removed)."""
-        dropped = self.dropped_features.get(model, ())
-        keep: dict[str, Any] | None = feats
+        untyped = self._untyped.get(model)
+        if untyped is None:
+            untyped = self._untyped[model] = set()
+        drop: set[str] = set()
+        dropped = batch.dropped
         for k, v in feats.items():
             if k in types:
                 continue
-            if k in dropped:
-                keep = None
-                continue
             tv = type(v)
+            if v is None:
+                continue
+            if k not in untyped:
+                if len(k) > self.max_name_chars:
+                    dropped["name_too_long"] += 1
+                    drop.add(k)
+                    continue
+                if len(types) + len(untyped) >= self.max_features:
+                    dropped["feature_limit"] += 1
+                    drop.add(k)
+                    continue
             if tv is str:
                 kind = CATEGORICAL
             elif tv is float or tv is int or tv is bool:
                 kind = NUMERIC
-            elif v is None:
-                continue
             else:
+                untyped.add(k)
                 acc.bad.setdefault(k, []).append(len(acc.feats))  # this row
                 continue
-            if len(types) >= self.max_features:
-                self.dropped_features.setdefault(model, set()).add(k)
-                dropped = self.dropped_features[model]
-                keep = None
-                continue
+            untyped.discard(k)
             types[k] = kind
-        if keep is None:
-            keep = {k: v for k, v in feats.items() if k not in dropped}
-        return keep
+        if drop:
+            return {k: v for k, v in feats.items() if k not in drop}
+        return feats
 
     @staticmethod
     def _label(ev: dict[str, Any], model: str, id_: str, ts: float,
@@ -578,18 +609,20 @@ class Decoder:
                 flags = mismatched[name] = np.zeros(len(a.ts), dtype=bool)
                 flags[rows] = True  # a row seen both untyped and typed counts once
                 batch.type_mismatches[model, name] = int(flags.sum())
+            ts = np.array(a.ts, dtype=f64)
             batch.predictions[model] = PredictionColumns(
                 model=model,
-                ts=np.array(a.ts, dtype=f64),
+                ts=ts,
                 ids=np.array(a.ids, dtype=object),
-                versions=np.array(a.versions, dtype=object),
+                versions=self.caps.versions_of(model, np.array(a.versions, dtype=object), ts,
+                                               batch.dropped, batch.evicted_versions),
                 prediction=np.array(a.pred, dtype=f64),
                 prediction_class=np.array(a.pred_class, dtype=object),
                 latency_ms=np.array(a.latency, dtype=f64),
                 error=np.array(a.error, dtype=bool),
                 numeric=numeric,
                 categorical=categorical,
-                segments={k: object_array([s.get(k) for s in a.segs]) for k in a.seg_keys},
+                segments=self.caps.segments_of(model, a.seg_keys, a.segs, batch.dropped),
                 mismatched=mismatched,
                 resources={k: np.array(v, dtype=f64) for k, v in (a.res or {}).items()},
             )

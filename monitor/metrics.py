@@ -10,6 +10,7 @@ metric; a test keeps that list equal to what ``/metrics`` exposes.
 
 from __future__ import annotations
 
+import logging
 import math
 import platform
 import threading
@@ -33,6 +34,8 @@ from prometheus_client.registry import Collector
 
 from monitor.model_metrics import LagCollector, ModelStateCollector
 from monitor.versions import VersionCollector
+
+log = logging.getLogger("driftwatch.metrics")
 
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -60,6 +63,10 @@ class LatencyHistograms(Collector):
                 entry[0] += counts
                 entry[1] += float(v.sum())
                 entry[2] += int(v.size)
+
+    def forget_version(self, model: str, version: str) -> None:
+        with self._lock:
+            self._data.pop((model, version), None)
 
     def forget(self, models: set[str]) -> None:
         with self._lock:
@@ -129,6 +136,11 @@ class Metrics:
                               ["model", "type"], registry=r)
         self.invalid = Counter("driftwatch_events_invalid", "Events rejected, by reason.",
                                ["reason"], registry=r)
+        self.drops = Counter(
+            "driftwatch_dropped",
+            "Things past a [limits] cap (or defaults.max_features), dropped and not "
+            "remembered, by reason.", ["reason"], registry=r)
+        self._capped: set[str] = set()  # reasons already logged
         self.type_mismatches = Counter(
             "driftwatch_type_mismatches", "Feature values of the wrong type, dropped.",
             ["model", "feature"], registry=r)
@@ -259,7 +271,7 @@ class Metrics:
     # restart they go on from the checkpoint instead of from zero (events replayed
     # since the checkpoint are then counted once, not twice)
     def _stream_counters(self) -> dict[str, Counter]:
-        return {"events": self.events, "invalid": self.invalid,
+        return {"events": self.events, "invalid": self.invalid, "dropped": self.drops,
                 "predictions": self.predictions,
                 "type_mismatches": self.type_mismatches, "windows": self.windows,
                 "labels_joined": self.labels_joined, "labels_expired": self.labels_expired}
@@ -298,6 +310,17 @@ class Metrics:
                 for key in keys:
                     metric.remove(*key)
         self.latency.forget(models)
+
+    def dropped(self, reason: str, n: int) -> None:
+        """Count ``n`` drops past a cap; the first drop of each reason is logged once."""
+        self.drops.labels(reason).inc(n)
+        if reason not in self._capped:
+            self._capped.add(reason)
+            from monitor.limits import DROP_REASONS
+
+            log.warning("cap reached: dropping what is past it (counted in "
+                        "driftwatch_dropped_total; logged once)",
+                        extra={"reason": reason, "key": DROP_REASONS.get(reason, "")})
 
     def notification_result(self, receiver: str, integration: str, outcome: str) -> None:
         self.notifications.labels(receiver, integration, outcome).inc()

@@ -101,7 +101,7 @@ class Pipeline:
         self.sink = sink
         self.decoder = Decoder(
             feature_types={m.name: dict(m.features) for m in config.models},
-            max_features=config.defaults.max_features,
+            max_features=config.defaults.max_features, limits=config.limits,
         )
         self.book = AlertBook(resolve_after=config.defaults.resolve_after_windows)
         self.models: dict[str, ModelState] = {}
@@ -124,6 +124,7 @@ class Pipeline:
         self.seen: set[str] = set()
         self.invalid: dict[str, int] = {}
         self.versions = VersionWatch(config)  # champion/challenger, approvals, memory
+        self.dropped: dict[str, int] = {}  # past a [limits] cap, by reason (the same way)
         metrics.track(self)
 
     def _new_join(self, state: dict[str, Any] | None = None) -> LabelJoin:
@@ -149,6 +150,11 @@ class Pipeline:
         self.seen.update(batch.predictions)
         self.seen.update(batch.labels)
         self.seen.update(model for model, _ in batch.type_mismatches)
+        for reason, n in batch.dropped.items():
+            m.dropped(reason, n)
+            self.dropped[reason] = self.dropped.get(reason, 0) + n
+        for model, version in batch.evicted_versions:
+            m.latency.forget_version(model, version)
         for reason, raw in batch.invalid_samples:
             log.warning("invalid event", extra={"reason": reason, "sample": raw[:200]})
         for model, labels in batch.labels.items():
@@ -482,6 +488,10 @@ class Pipeline:
         return self.book.update(model, [], attribute([finding]), now=start + limit)
 
     # -- outputs -----------------------------------------------------------
+    def notify(self, changes: list[Alert]) -> list[Alert]:
+        """Dispatch alert state changes raised outside the stream (the daemon's own)."""
+        return self._emit(changes)
+
     def _emit(self, changes: list[Alert]) -> list[Alert]:
         if not changes:
             return []
@@ -521,12 +531,13 @@ class Pipeline:
                 "models": {k: v.to_state() for k, v in self.models.items()},
                 "join": self.join.to_state(), "expired_at": _finite_or_none(self._expired_at),
                 "performance": {k: w.to_state() for k, w in self.perf.items()},
-                "seen": sorted(self.seen), "invalid": self.invalid,
+                "seen": sorted(self.seen), "invalid": self.invalid, "dropped": self.dropped,
                 "versions": self.versions.to_state()}
 
     def load_state(self, s: dict[str, Any]) -> None:
         self.watermark = _or(s["watermark"], -math.inf)
-        self.decoder.load_state(s["decoder"])
+        self.decoder.load_state(s["decoder"], [*s["models"], *s.get("seen", ()),
+                                               *s.get("performance", {})])
         self.book = AlertBook.from_state(s["book"])
         self.models = {}
         for name, ms in s["models"].items():
@@ -541,6 +552,7 @@ class Pipeline:
         self.seen = set(s.get("seen", ())) | set(self.models) | set(self.perf)
         self.invalid = {k: int(v) for k, v in s.get("invalid", {}).items()}
         self.versions.load_state(s.get("versions"))
+        self.dropped = {k: int(v) for k, v in s.get("dropped", {}).items()}
 
     def model_names(self) -> set[str]:
         """Every model this pipeline holds state or counts for."""
@@ -550,4 +562,5 @@ class Pipeline:
         """This pipeline's share of the stream counters (for its checkpoint)."""
         out = self.metrics.counters_state(self.model_names())
         out["invalid"] = [[{"reason": r}, float(n)] for r, n in sorted(self.invalid.items())]
+        out["dropped"] = [[{"reason": r}, float(n)] for r, n in sorted(self.dropped.items())]
         return out

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,16 +39,26 @@ def replay(config: Config, files: Sequence[str | Path], *, alerts_out: str | Pat
     time (``group_wait`` and friends count event seconds) and due notifications
     go out after every chunk; the outbox is flushed before returning.
     """
+    return replay_chunks(config, iter_line_chunks(list(files), chunk_lines=chunk_lines),
+                         alerts_out=alerts_out, notify=notify, keep_pipeline=keep_pipeline)
+
+
+def replay_chunks(config: Config, chunks: Iterable[list[bytes]], *,
+                  alerts_out: str | Path | None = None, notify: bool = False,
+                  on_chunk: Callable[[ReplayResult], None] | None = None,
+                  keep_pipeline: bool = False) -> ReplayResult:
+    """:func:`replay` over chunks of raw lines from anywhere (a generated stream in
+    benchmarks/soak.py); ``on_chunk`` sees the running result after each chunk."""
     sink = JsonlAlertSink(alerts_out) if alerts_out is not None else None
     result = ReplayResult(registry=CollectorRegistry())
     app = build(config, registry=result.registry, notify=notify, sink=sink)
     if notify:
-        chunk_lines = min(chunk_lines, NOTIFY_CHUNK_LINES)
+        chunks = _rechunk(chunks, NOTIFY_CHUNK_LINES)
         wall = app.dispatcher.clock
         app.dispatcher.clock = lambda: (app.pipeline.watermark
                                         if math.isfinite(app.pipeline.watermark) else wall())
     try:
-        for lines in iter_line_chunks(list(files), chunk_lines=chunk_lines):
+        for lines in chunks:
             batch = app.pipeline.decoder.decode_lines(lines)
             result.events += sum(c.n for c in batch.predictions.values())
             result.events += sum(c.n for c in batch.labels.values())
@@ -57,6 +67,8 @@ def replay(config: Config, files: Sequence[str | Path], *, alerts_out: str | Pat
             app.metrics.batches.labels("replay").inc()
             if notify:
                 app.dispatcher.deliver_due()
+            if on_chunk is not None:
+                on_chunk(result)
         if notify:
             app.dispatcher.clock = wall  # retries left over wait in real time
             app.dispatcher.stop(flush_timeout=30.0)
@@ -69,3 +81,9 @@ def replay(config: Config, files: Sequence[str | Path], *, alerts_out: str | Pat
                       for name, st in sorted(app.pipeline.models.items())
                       if not st.windows.reference_ready}
     return result
+
+
+def _rechunk(chunks: Iterable[list[bytes]], size: int) -> Iterable[list[bytes]]:
+    for lines in chunks:
+        for i in range(0, len(lines), size):
+            yield lines[i:i + size]

@@ -82,6 +82,19 @@ checkpoints = sa.Table(
 )
 
 
+# checkpoint rows that could not be read, kept for inspection (their partition started
+# afresh at the stored offsets): never read back by driftwatch
+quarantine = sa.Table(
+    "driftwatch_checkpoint_quarantine", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(255), nullable=False, index=True),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("offsets", sa.Text, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("quarantined_at", sa.Float, nullable=False),
+)
+
+
 leases = sa.Table(
     "driftwatch_leases", metadata,
     sa.Column("name", sa.String(255), primary_key=True),  # the consumer group
@@ -120,8 +133,13 @@ def _v5(conn: Connection) -> None:
             conn.execute(sa.text(f"ALTER TABLE {checkpoints.name} ADD COLUMN {column} {ddl}"))
 
 
+def _v6(conn: Connection) -> None:
+    """Unreadable checkpoint rows are set aside here instead of wedging their partition."""
+    quarantine.create(conn, checkfirst=True)
+
+
 # MIGRATIONS[i] upgrades a database at schema version i to version i + 1.
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4, _v5]
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -131,6 +149,14 @@ MIGRATE_ATTEMPTS = 5
 
 class StoreError(RuntimeError):
     pass
+
+
+class CorruptCheckpoint(StoreError):
+    """A checkpoint row that cannot be parsed; ``offsets`` when those still can."""
+
+    def __init__(self, name: str, reason: str, offsets: dict[str, int] | None) -> None:
+        super().__init__(f"checkpoint {name!r} is unreadable: {reason}")
+        self.name, self.reason, self.offsets = name, reason, offsets
 
 
 class Fenced(StoreError):
@@ -144,6 +170,17 @@ def _upsert(conn: Connection, key: sa.Column[Any], value: str, row: dict[str, An
         conn.execute(sa.insert(key.table).values({key.name: value, **row}))
 
 
+def _offsets(text: str) -> dict[str, int] | None:
+    """A row's ``{"topic:partition": offset}``, or None when unreadable."""
+    try:
+        raw = orjson.loads(text)
+        if not isinstance(raw, dict):
+            return None
+        return {str(k): int(v) for k, v in raw.items()}
+    except (orjson.JSONDecodeError, TypeError, ValueError):
+        return None
+
+
 def engine_for(url: str) -> Engine:
     if url.startswith("sqlite"):
         # one writer at a time; wait for the lock instead of failing at once
@@ -152,9 +189,12 @@ def engine_for(url: str) -> Engine:
 
 
 class Store:
-    def __init__(self, url: str | Engine) -> None:
+    def __init__(self, url: str | Engine, *, connect: bool = True) -> None:
+        """``connect=False``: do not touch the database yet (the daemon calls
+        :meth:`migrate` itself, retrying while the database is down)."""
         self.engine = engine_for(url) if isinstance(url, str) else url
-        self.migrate()
+        if connect:
+            self.migrate()
 
     # -- schema ------------------------------------------------------------------
     def schema_version(self) -> int:
@@ -241,7 +281,42 @@ class Store:
             r = conn.execute(sa.select(checkpoints).where(checkpoints.c.name == name)).first()
         if r is None or not r.state:
             return None
-        return orjson.loads(r.state), {k: int(v) for k, v in orjson.loads(r.offsets).items()}
+        offsets = _offsets(r.offsets)
+        try:
+            state = orjson.loads(r.state)
+        except orjson.JSONDecodeError as exc:
+            raise CorruptCheckpoint(name, f"state is not JSON ({exc})", offsets) from None
+        if not isinstance(state, dict):
+            raise CorruptCheckpoint(name, "state is not a JSON object", offsets)
+        if offsets is None:
+            raise CorruptCheckpoint(name, "offsets are not a JSON object of integers", None)
+        return state, offsets
+
+    def quarantine_checkpoint(self, name: str, reason: str, now: float) -> dict[str, int]:
+        """Set the row's state aside (copied into ``driftwatch_checkpoint_quarantine``
+        with ``reason``) and empty it, keeping its offsets and claim; returns the
+        offsets where its partitions go on (empty when those were unreadable too)."""
+        with self.engine.begin() as conn:
+            r = conn.execute(sa.select(checkpoints).where(checkpoints.c.name == name)).first()
+            if r is None:
+                return {}
+            conn.execute(sa.insert(quarantine).values(
+                name=name, state=r.state, offsets=r.offsets, reason=reason[:2000],
+                quarantined_at=now))
+            offsets = _offsets(r.offsets) or {}
+            conn.execute(sa.update(checkpoints).where(checkpoints.c.name == name).values(
+                state="", offsets=orjson.dumps(offsets).decode(), updated_at=now))
+        log.error("checkpoint quarantined: its partitions start afresh at the stored offsets",
+                  extra={"checkpoint": name, "reason": reason, "offsets": offsets})
+        return offsets
+
+    def quarantined(self, name: str | None = None) -> list[dict[str, Any]]:
+        """The quarantined rows (of ``name``), oldest first."""
+        q = sa.select(quarantine).order_by(quarantine.c.id)
+        if name is not None:
+            q = q.where(quarantine.c.name == name)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
 
     def checkpoint_names(self, group: str) -> list[str]:
         """The checkpoint rows of a consumer group: its one row, or one per shard."""
@@ -457,5 +532,6 @@ class SqlOutbox:
             return int(done.rowcount)
 
 
-__all__: Sequence[str] = ("CLAIM_SECONDS", "MIGRATIONS", "SCHEMA_VERSION", "Fenced", "SqlOutbox",
+__all__: Sequence[str] = ("CLAIM_SECONDS", "MIGRATIONS", "SCHEMA_VERSION", "CorruptCheckpoint",
+                          "Fenced", "SqlOutbox",
                           "Store", "StoreError")

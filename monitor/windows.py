@@ -20,6 +20,10 @@ from monitor.codec import f64_from_text, f64_to_text, object_array
 
 _FLOAT_COLS = ("ts", "prediction", "latency_ms")
 _OBJ_COLS = ("versions", "prediction_class")
+# a model that gets a row or two per batch would keep one set of tiny arrays (one per
+# feature, ~200 bytes each) per row: small chunks are merged with their predecessor while
+# it is at most twice their size (a binary counter: O(log n) chunks, O(n log n) copying)
+SMALL_CHUNK_ROWS = 256
 
 
 @dataclass
@@ -33,6 +37,9 @@ class Frame:
         if cols.n:
             self.chunks.append(cols)
             self.n += cols.n
+            c = self.chunks
+            while len(c) >= 2 and c[-1].n < SMALL_CHUNK_ROWS and c[-2].n <= 2 * c[-1].n:
+                c[-2:] = [concat(c[-2:])]
 
     def compact(self) -> PredictionColumns | None:
         """One PredictionColumns holding every row (None when empty)."""

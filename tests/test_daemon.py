@@ -122,11 +122,76 @@ def test_a_failing_batch_is_counted_and_the_loop_goes_on(monkeypatch) -> None:
     assert d.step() == 10
     assert registry.get_sample_value("driftwatch_batch_errors_total", {"source": "kafka"}) == 1
     assert d.step() == 5
+    # the failed batch was processed again in halves: its good events count too
     assert registry.get_sample_value("driftwatch_events_total",
-                                     {"model": "m", "type": "prediction"}) == 5
+                                     {"model": "m", "type": "prediction"}) == 15
     assert consumer.commits == 2 and d.ready()  # one per batch
     d.shutdown(flush_timeout=1)
     assert consumer.closed
+
+
+def test_a_message_the_pipeline_fails_on_is_bisected_out_and_the_rest_count(
+        monkeypatch) -> None:
+    registry = CollectorRegistry()
+    d = Daemon(Config(), registry=registry)
+    consumer = attach(d, 0)
+    poison = orjson.dumps({"id": "x", "model": "poison", "ts": 1_700_000_000,
+                           "prediction": 0.5})
+    values = [event(i) for i in range(7)] + [poison] + [event(i) for i in range(7, 12)]
+    consumer.batches = [{TP("predictions", 0): [Record(v, i) for i, v in enumerate(values)]}]
+    pipeline = d.shard(0)
+    real = pipeline.process
+
+    def bug(batch):  # a bug some input triggers, every time
+        if "poison" in batch.predictions:
+            raise RuntimeError("boom")
+        return real(batch)
+
+    monkeypatch.setattr(pipeline, "process", bug)
+    letters: list[tuple[bytes, str, int | None]] = []
+
+    class Letters:
+        def send(self, value, reason, topic, partition, offset):
+            letters.append((value, reason, offset))
+
+        def flush(self):
+            return True
+
+    d.dead = Letters()  # type: ignore[assignment]
+    assert d.step() == 13
+    assert registry.get_sample_value("driftwatch_events_total",
+                                     {"model": "m", "type": "prediction"}) == 12
+    assert registry.get_sample_value("driftwatch_events_invalid_total",
+                                     {"reason": "processing_error"}) == 1
+    assert registry.get_sample_value("driftwatch_batch_errors_total", {"source": "kafka"}) == 1
+    assert letters == [(poison, "processing_error", 7)]
+    assert d.positions == {"predictions:0": 13}
+
+
+def test_offsets_past_a_dead_letter_wait_until_the_broker_acknowledged_it(tmp_path) -> None:
+    from monitor.store import Store
+
+    store = Store(f"sqlite:///{tmp_path / 'dw.db'}")
+    d = Daemon(Config(), registry=CollectorRegistry(), store=store)
+    c = attach(d, 0)
+    c.batches = [{TP("predictions", 0): [Record(event(0), 0), Record(b"{trunc", 1)]}]
+    acked: list[bool] = [False]
+    sent: list[tuple[bytes, str]] = []
+
+    class Letters:
+        def send(self, value, reason, topic, partition, offset):
+            sent.append((value, reason))
+
+        def flush(self):
+            return acked[0]
+
+    d.dead = Letters()  # type: ignore[assignment]
+    assert d.step() == 2 and sent == [(b"{trunc", "invalid_json")]
+    assert not d.checkpoint()  # not acknowledged: neither stored nor committed
+    assert c.committed == [] and store.load_checkpoint("driftwatch/0") is None
+    acked[0] = True
+    assert d.checkpoint()
+    assert store.load_checkpoint("driftwatch/0")[1] == {"predictions:0": 2}
 
 
 def fast_event(i: int) -> bytes:  # 100 events per second of event time

@@ -485,15 +485,17 @@ def test_max_features_cap_by_first_sight() -> None:
     c = b.predictions["m"]
     assert sorted(c.numeric) == ["f0", "f1", "f2"] and not c.categorical
     assert c.numeric["f0"].tolist() == [0.0, 9.0]
-    assert d.dropped_features == {"m": {"f3", "f4", "late"}}
+    # f3 and f4, then f4 and late: each occurrence counted, no name kept
+    assert b.dropped == {"feature_limit": 4}
+    assert "dropped_features" not in d.to_state()
     assert not b.invalid
 
 
 def test_max_features_counts_configured() -> None:
     d = Decoder(feature_types={"m": {"a": "numeric", "b": "numeric"}}, max_features=2)
-    c = d.decode_lines([dumps(pred(0, features={"c": 1, "a": 2}))]).predictions["m"]
-    assert sorted(c.numeric) == ["a", "b"]
-    assert d.dropped_features == {"m": {"c"}}
+    b = d.decode_lines([dumps(pred(0, features={"c": 1, "a": 2}))])
+    assert sorted(b.predictions["m"].numeric) == ["a", "b"]
+    assert b.dropped == {"feature_limit": 1}
 
 
 # -- state -------------------------------------------------------------------
@@ -512,7 +514,7 @@ def test_state_round_trip_decodes_identically() -> None:
     state = json.loads(json.dumps(d.to_state()))
     assert state["feature_types"]["m"] == {"x": "numeric", "plan": "categorical",
                                            "f1": "numeric"}
-    assert state["dropped_features"] == {"m": ["f2", "f3"]}
+    assert "dropped_features" not in state  # past the cap nothing is remembered
     d2 = Decoder(feature_types=cfg, max_features=4)
     d2.load_state(state)
     later = [dumps(pred(5, features={"x": "s", "f2": 1.0, "f3": 2.0, "plan": "b", "zip": "9"})),
@@ -526,7 +528,7 @@ def test_state_round_trip_decodes_identically() -> None:
             np.testing.assert_array_equal(c1.numeric[k], c2.numeric[k])
         for k in c1.categorical:
             assert c1.categorical[k].tolist() == c2.categorical[k].tolist()
-    assert d2.dropped_features == d.dropped_features
+    assert d2.to_state() == d.to_state()
     assert d2.feature_types("n") == {"y": "numeric"}
 
 

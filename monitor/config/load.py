@@ -38,6 +38,7 @@ from monitor.config.check import (
     string,
 )
 from monitor.config.endpoints import parse_http, parse_kafka, parse_store
+from monitor.config.limits import parse_limits
 from monitor.config.receivers import Context
 from monitor.config.routes import parse_inhibit_rules, parse_receivers_and_route
 from monitor.config.types import (
@@ -150,7 +151,8 @@ def validate(
     )
     top = Table(dict(data), "", problems)
     parts: dict[str, Any] = {}
-    for key, parse in (("kafka", parse_kafka), ("store", parse_store), ("http", parse_http)):
+    for key, parse in (("kafka", parse_kafka), ("store", parse_store), ("http", parse_http),
+                       ("limits", parse_limits)):
         t = Table.of(top.raw(key), key, problems) if top.has(key) else None
         if t is not None:
             parts[key] = parse(t, ctx)

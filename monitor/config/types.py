@@ -23,7 +23,7 @@ from alerts.timeintervals import TimeInterval
 
 __all__ = [
     "DEFAULT_INHIBIT_RULES", "DEFAULT_ROUTE", "FEATURE_TYPES", "TASKS", "Config", "Contract",
-    "HttpConfig", "InhibitRule", "IntegrationConfig", "KafkaConfig", "ModelConfig",
+    "HttpConfig", "InhibitRule", "IntegrationConfig", "KafkaConfig", "LimitsConfig", "ModelConfig",
     "MonitorSettings", "ReceiverConfig", "RouteConfig", "StoreConfig",
 ]
 
@@ -96,6 +96,23 @@ class HttpConfig:
 
 
 @dataclass(frozen=True)
+class LimitsConfig:
+    """``[limits]``: caps on what the event stream can make driftwatch remember.
+
+    Past a cap the extra thing is dropped and counted in
+    ``driftwatch_dropped_total{reason}`` (never remembered one by one); the first
+    drop of each reason is logged once.  Per pipeline: the daemon runs one per
+    partition it owns.  ``[defaults] max_features`` caps features per model
+    (nested-valued ones included)."""
+
+    max_models: int = 1_000  # models tracked; events of further models are dropped
+    max_versions_per_model: int = 3  # a new version evicts the version idle longest
+    max_segment_keys: int = 10  # segment keys per model
+    max_segment_values: int = 100  # values per segment key per model
+    max_name_chars: int = 200  # feature names, segment keys and values, versions
+
+
+@dataclass(frozen=True)
 class MonitorSettings:
     """Window, reference and false-alarm settings; [defaults] and per model."""
 
@@ -165,6 +182,7 @@ class Config:
     kafka: KafkaConfig = field(default_factory=KafkaConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
     defaults: MonitorSettings = field(default_factory=MonitorSettings)
     models: tuple[ModelConfig, ...] = ()
     route: RouteConfig = DEFAULT_ROUTE

@@ -48,6 +48,7 @@ class Polled:
     kind: str  # "prediction" or "label": the topic's default event type
     values: list[bytes]
     next_offset: int | None  # after the last message (None when records carry no offset)
+    offsets: list[int | None] | None = None  # of each of ``values`` (for dead letters)
 
 
 class KafkaSource:
@@ -92,9 +93,11 @@ class KafkaSource:
         polled = self.consumer.poll(timeout_ms=timeout_ms, max_records=self.cfg.max_poll_records)
         for tp, records in polled.items():
             last = getattr(records[-1], "offset", None) if records else None
+            kept = [r for r in records if r.value is not None]
             out.append(Polled(tp.topic, tp.partition, self.types.get(tp.topic, "prediction"),
-                              [r.value for r in records if r.value is not None],
-                              None if last is None else int(last) + 1))
+                              [r.value for r in kept],
+                              None if last is None else int(last) + 1,
+                              [getattr(r, "offset", None) for r in kept]))
         return out
 
     def lags(self, processed: dict[str, int]) -> dict[tuple[str, int], int]:

@@ -110,8 +110,8 @@ def test_config_errors_name_the_key() -> None:
         'model, model_version, severity, feature, segment) (got "https://x/{nope}")',
         "annotations.kinds.drift: unknown alert kind (kinds: data_drift, prediction_drift, "
         "label_drift, performance_degradation, latency_regression, error_rate, traffic_drop, "
-        'schema_violation, data_quality, label_delay, version_regression, resource_usage) '
-        '(got "drift")',
+        'schema_violation, data_quality, label_delay, version_regression, resource_usage, '
+        'state_lost) (got "drift")',
         "annotations.summary: unknown key (annotations take runbook_url and dashboard_url)",
         "models[0].annotations.dashboard_url: must be an http:// or https:// URL template "
         '(got "grafana/{model}")',
