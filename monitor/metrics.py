@@ -10,6 +10,7 @@ metric; a test keeps that list equal to what ``/metrics`` exposes.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import platform
@@ -241,6 +242,13 @@ class Metrics:
             except Exception:
                 return math.nan
         self.outbox_pending.set_function(read)
+
+    def forget_version(self, model: str, version: str) -> None:
+        """A version evicted by ``[limits] max_versions_per_model``: its series go."""
+        self.latency.forget_version(model, version)
+        for status in ("ok", "error"):
+            with contextlib.suppress(KeyError):  # never counted with that status
+                self.predictions.remove(model, version, status)
 
     def count_predictions(self, model: str, versions: np.ndarray, error: np.ndarray) -> None:
         """One batch's predictions of ``model``, by version and status."""

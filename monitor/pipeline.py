@@ -154,7 +154,7 @@ class Pipeline:
             m.dropped(reason, n)
             self.dropped[reason] = self.dropped.get(reason, 0) + n
         for model, version in batch.evicted_versions:
-            m.latency.forget_version(model, version)
+            m.forget_version(model, version)
         for reason, raw in batch.invalid_samples:
             log.warning("invalid event", extra={"reason": reason, "sample": raw[:200]})
         for model, labels in batch.labels.items():

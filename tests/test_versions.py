@@ -288,12 +288,18 @@ def test_http_api_and_the_versions_command_read_the_daemon(
 
 
 def test_versions_past_the_cap_are_counted_not_tracked() -> None:
+    from dataclasses import replace
+
     from prometheus_client import CollectorRegistry
 
     from monitor.app import build
+    from monitor.config.types import LimitsConfig
     from monitor.versions import MAX_VERSIONS
 
-    app = build(_config(), registry=CollectorRegistry())
+    # the decoder's own cap ([limits] max_versions_per_model, 3 by default) raised past
+    # the watch's, so the watch's is the one reached
+    app = build(replace(_config(), limits=LimitsConfig(max_versions_per_model=MAX_VERSIONS + 4)),
+                registry=CollectorRegistry())
     lines = [orjson.dumps({"id": f"i{i}", "model": "m", "ts": T0 + i, "prediction": 0.5,
                            "model_version": f"v{i % (MAX_VERSIONS + 2)}"})
              for i in range(2000)]
