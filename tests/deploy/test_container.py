@@ -29,7 +29,8 @@ from tests.deploy.container import (
 )
 from tests.integration.test_examples import _load
 
-pytestmark = pytest.mark.integration
+# one worker builds and runs the image (tests run on two workers: pyproject addopts)
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("container")]
 UID = 10001
 EVENTS = 400
 

@@ -44,7 +44,8 @@ from monitor.simulate import DEMO_MODELS, Fault, stream
 from monitor.store import Store
 from tests.integration.prometheus import Prometheus
 
-pytestmark = pytest.mark.integration
+# one worker installs and runs Debian's prometheus (apt must not run twice at once)
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("prometheus")]
 
 ROOT = Path(__file__).resolve().parents[2]
 N = 4_000  # events per model

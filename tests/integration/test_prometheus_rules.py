@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.integration
+# one worker installs and runs Debian's prometheus (apt must not run twice at once)
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("prometheus")]
 
 RULES = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
 
