@@ -21,11 +21,14 @@ when pyproject.toml changes.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -104,6 +107,19 @@ def ensure_base() -> str:
         partial.rename(tarball)
     podman("import", str(tarball), BASE_IMAGE)
     return BASE_IMAGE
+
+
+@contextlib.contextmanager
+def cache_lock() -> Iterator[None]:
+    """One process at a time builds the cached base, wheels and image: the suite runs
+    on two workers, and each may set up the container tests' module."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / ".lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def ensure_wheels() -> Path:

@@ -23,14 +23,14 @@ from tests.deploy.container import (
     ContainerError,
     build_context,
     build_image,
+    cache_lock,
     ensure_tools,
     ensure_wheels,
     podman,
 )
 from tests.integration.test_examples import _load
 
-# one worker builds and runs the image (tests run on two workers: pyproject addopts)
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("container")]
+pytestmark = pytest.mark.integration
 UID = 10001
 EVENTS = 400
 
@@ -38,9 +38,10 @@ EVENTS = 400
 @pytest.fixture(scope="module")
 def image(tmp_path_factory: pytest.TempPathFactory) -> str:
     try:
-        ensure_tools()
-        context = build_context(tmp_path_factory.mktemp("context"), ensure_wheels())
-        return build_image(context)
+        with cache_lock():  # the other worker may be building the same image
+            ensure_tools()
+            context = build_context(tmp_path_factory.mktemp("context"), ensure_wheels())
+            return build_image(context)
     except ContainerError as exc:
         pytest.fail(f"cannot build the image: {exc}", pytrace=False)
 

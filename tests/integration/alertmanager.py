@@ -24,7 +24,7 @@ import urllib.parse
 import urllib.request
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 PACKAGE = "prometheus-alertmanager"
 BINARY = "/usr/bin/prometheus-alertmanager"
@@ -149,16 +149,24 @@ def parse_time(value: str) -> datetime:
     return datetime.fromisoformat(head + frac + ("+00:00" if zone == "Z" else zone))
 
 
-class Alertmanager:
-    """One Alertmanager process with the given config (a dict: JSON is valid YAML)."""
+class ServerProcess:
+    """One packaged Prometheus-family server (Alertmanager, Prometheus) as its own
+    process on a free 127.0.0.1 port, with its config (a dict: JSON is valid YAML) and
+    its data in ``workdir``; :meth:`stop` stops it and waits for it."""
+
+    NAME = ""
+    CONFIG_FILE = ""
+    READY_POLL = 0.05
+    READY_WAIT = READY_TIMEOUT
+    STOP_WAIT = 10.0
 
     def __init__(self, binary: str, config: dict[str, Any], workdir: Path) -> None:
         self.binary = binary
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.config_file = workdir / "alertmanager.yml"
+        self.config_file = workdir / self.CONFIG_FILE
         self.config_file.write_text(json.dumps(config, indent=2))
-        self.log_file = workdir / "alertmanager.log"
+        self.log_file = workdir / f"{self.NAME.lower()}.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
 
@@ -166,29 +174,28 @@ class Alertmanager:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> Alertmanager:
+    def arguments(self) -> list[str]:
+        """The command line after the binary, for ``self.port``."""
+        raise NotImplementedError
+
+    def start(self) -> Self:
         """Start on a free port and wait for ``/-/ready``; a port taken in between is retried."""
         for _ in range(3):
             self.port = free_port()
             with open(self.log_file, "ab") as log:
                 self.proc = subprocess.Popen(
-                    [self.binary,
-                     f"--config.file={self.config_file}",
-                     f"--storage.path={self.workdir / 'data'}",
-                     f"--web.listen-address=127.0.0.1:{self.port}",
-                     "--cluster.listen-address=",  # no clustering: no gossip port, no settle
-                     "--log.level=info"],
+                    [self.binary, *self.arguments()],
                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                     start_new_session=True)
             if self._wait_ready():
                 return self
             self.stop()
-        raise RuntimeError(f"Alertmanager did not become ready on 127.0.0.1:{self.port}:\n"
+        raise RuntimeError(f"{self.NAME} did not become ready on 127.0.0.1:{self.port}:\n"
                            f"{self.log()}")
 
     def _wait_ready(self) -> bool:
         assert self.proc is not None
-        deadline = time.monotonic() + READY_TIMEOUT
+        deadline = time.monotonic() + self.READY_WAIT
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 return False
@@ -198,7 +205,7 @@ class Alertmanager:
                         return True
             except (urllib.error.URLError, OSError):
                 pass
-            time.sleep(0.05)
+            time.sleep(self.READY_POLL)
         return False
 
     def log(self) -> str:
@@ -211,11 +218,25 @@ class Alertmanager:
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
-                self.proc.wait(timeout=10)
+                self.proc.wait(timeout=self.STOP_WAIT)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
         self.proc = None
+
+
+class Alertmanager(ServerProcess):
+    """One Alertmanager process with the given config."""
+
+    NAME = "Alertmanager"
+    CONFIG_FILE = "alertmanager.yml"
+
+    def arguments(self) -> list[str]:
+        return [f"--config.file={self.config_file}",
+                f"--storage.path={self.workdir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--cluster.listen-address=",  # no clustering: no gossip port, no settle
+                "--log.level=info"]
 
     # -- API v2 ---------------------------------------------------------------
     def get(self, path: str, **params: Any) -> Any:

@@ -11,15 +11,13 @@ package's own service.
 from __future__ import annotations
 
 import json
-import subprocess
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-from tests.integration.alertmanager import _tail, ensure_package, free_port
+from tests.integration.alertmanager import ServerProcess, ensure_package
 
 PACKAGE = "prometheus"
 BINARY = "/usr/bin/prometheus"
@@ -35,62 +33,30 @@ def ensure_installed() -> tuple[str, str]:
     return prometheus, promtool
 
 
-class Prometheus:
+class Prometheus(ServerProcess):
     """One Prometheus scraping ``targets`` every ``interval`` (job ``job``), evaluating
     ``rule_files`` as often."""
+
+    NAME = "Prometheus"
+    CONFIG_FILE = "prometheus.yml"
+    READY_POLL = 0.1
+    READY_WAIT = READY_TIMEOUT
+    STOP_WAIT = 15.0
 
     def __init__(self, binary: str, workdir: Path, targets: list[str], *,
                  job: str = "driftwatch", interval: str = "1s",
                  rule_files: list[str] | None = None) -> None:
-        self.binary = binary
-        self.workdir = workdir
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.config_file = workdir / "prometheus.yml"
-        config = {
+        super().__init__(binary, {
             "global": {"scrape_interval": interval, "evaluation_interval": interval},
             "rule_files": list(rule_files or []),
             "scrape_configs": [{"job_name": job, "static_configs": [{"targets": targets}]}],
-        }
-        self.config_file.write_text(json.dumps(config, indent=2))  # JSON is YAML
-        self.log_file = workdir / "prometheus.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.port = 0
+        }, workdir)
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> Prometheus:
-        for _ in range(3):
-            self.port = free_port()
-            with open(self.log_file, "ab") as log:
-                self.proc = subprocess.Popen(
-                    [self.binary, f"--config.file={self.config_file}",
-                     f"--storage.tsdb.path={self.workdir / 'data'}",
-                     f"--web.listen-address=127.0.0.1:{self.port}",
-                     "--storage.tsdb.retention.time=1h", "--log.level=warn"],
-                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    start_new_session=True)
-            if self._wait_ready():
-                return self
-            self.stop()
-        raise RuntimeError(f"Prometheus did not become ready on 127.0.0.1:{self.port}:\n"
-                           f"{self.log()}")
-
-    def _wait_ready(self) -> bool:
-        assert self.proc is not None
-        deadline = time.monotonic() + READY_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                return False
-            try:
-                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as r:
-                    if r.status == 200:
-                        return True
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.1)
-        return False
+    def arguments(self) -> list[str]:
+        return [f"--config.file={self.config_file}",
+                f"--storage.tsdb.path={self.workdir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--storage.tsdb.retention.time=1h", "--log.level=warn"]
 
     def api(self, path: str, **params: Any) -> Any:
         """``/api/v1/<path>``'s ``data``; raises with Prometheus' error on a bad query."""
@@ -114,19 +80,3 @@ class Prometheus:
                     step: float = 1.0) -> list[dict[str, Any]]:
         return list(self.api("query_range", query=expr, start=start, end=end,
                              step=step)["result"])
-
-    def log(self) -> str:
-        return _tail(self.log_file.read_text(errors="replace"), 40) \
-            if self.log_file.exists() else ""
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-        self.proc = None

@@ -44,8 +44,7 @@ from monitor.simulate import DEMO_MODELS, Fault, stream
 from monitor.store import Store
 from tests.integration.prometheus import Prometheus
 
-# one worker installs and runs Debian's prometheus (apt must not run twice at once)
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("prometheus")]
+pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 N = 4_000  # events per model

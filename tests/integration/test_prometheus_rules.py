@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-# one worker installs and runs Debian's prometheus (apt must not run twice at once)
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("prometheus")]
+pytestmark = pytest.mark.integration
 
 RULES = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
 
