@@ -14,16 +14,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from alerts.links import links
-from alerts.model import Alert, rfc3339
+from alerts.model import Alert
 from alerts.receivers.base import GroupInfo, common_labels
 from alerts.receivers.text import (
     cut,
-    evidence_text,
-    labels_text,
+    detail_rows,
     title,
     where,
     why,
-    window_text,
 )
 
 DESCRIPTION_CHARS = 32_767
@@ -73,17 +71,6 @@ def jira_label(text: str) -> str:
 # -- descriptions -------------------------------------------------------------------
 
 
-def _facts(a: Alert) -> list[tuple[str, str]]:
-    facts = [("Evidence", evidence_text(a))]
-    if window_text(a):
-        facts.append(("Window", window_text(a)))
-    facts.append(("Started", rfc3339(a.starts_at) or ""))
-    if a.ends_at is not None:
-        facts.append(("Ended", rfc3339(a.ends_at) or ""))
-    facts.append(("Labels", labels_text(a)))
-    return facts
-
-
 def _text(text: str, *marks: dict[str, Any]) -> list[dict[str, Any]]:
     """An ADF text node (none for empty text: ADF refuses empty text nodes)."""
     if not text:
@@ -118,7 +105,7 @@ def adf_description(alerts: Sequence[Alert], group: GroupInfo, lead: str) -> dic
             "type": "bulletList",
             "content": [
                 {"type": "listItem", "content": _paragraph(_text(f"{k}: ", STRONG), _text(v))}
-                for k, v in _facts(a) if v
+                for k, v in detail_rows(a) if v
             ],
         })
         inline: list[dict[str, Any]] = []
@@ -148,7 +135,7 @@ def wiki_description(alerts: Sequence[Alert], group: GroupInfo, lead: str) -> st
             out.append(esc(a.annotations["description"]))
         team, _, reason = why(a).partition(": ")
         out.append(f"*{esc(team)}:* {esc(reason)}")
-        out += [f"* *{k}:* {esc(v)}" for k, v in _facts(a) if v]
+        out += [f"* *{k}:* {esc(v)}" for k, v in detail_rows(a) if v]
         refs = [f"[{name}|{url}]" for name, url in links(a) if "|" not in url and "]" not in url]
         if refs:
             out.append(" · ".join(refs))

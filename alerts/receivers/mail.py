@@ -38,7 +38,7 @@ from email.message import EmailMessage
 from email.utils import make_msgid, parseaddr
 
 from alerts.links import links
-from alerts.model import Alert, rfc3339
+from alerts.model import Alert
 from alerts.receivers.base import (
     DeliveryResult,
     GroupInfo,
@@ -51,12 +51,10 @@ from alerts.receivers.base import (
 from alerts.receivers.http import Scrubber
 from alerts.receivers.text import (
     alert_lines,
-    evidence_text,
-    labels_text,
+    detail_rows,
     title,
     where,
     why,
-    window_text,
 )
 
 SUBJECT_CHARS = 200
@@ -124,13 +122,7 @@ def _html_alert(a: Alert) -> str:
         out.append(f"<p>{esc(ann['description'])}</p>")
     team, _, reason = why(a).partition(": ")
     out.append(f"<p><b>{esc(team)}:</b> {esc(reason)}</p>")
-    rows = [("Evidence", evidence_text(a))]
-    if window_text(a):
-        rows.append(("Window", window_text(a)))
-    rows.append(("Started", rfc3339(a.starts_at) or ""))
-    if a.ends_at is not None:
-        rows.append(("Ended", rfc3339(a.ends_at) or ""))
-    rows.append(("Labels", labels_text(a)))
+    rows = detail_rows(a)
     out.append("<table>")
     out += [f'<tr><th align="left">{k}</th><td>{esc(v)}</td></tr>' for k, v in rows]
     out.append("</table>")

@@ -106,6 +106,18 @@ def labels_text(a: Alert) -> str:
     return ", ".join(f"{k}={v}" for k, v in a.labels.items())
 
 
+def detail_rows(a: Alert) -> list[tuple[str, str]]:
+    """The detail table of an alert (email, JIRA): evidence, window, start, end, labels."""
+    rows = [("Evidence", evidence_text(a))]
+    if window_text(a):
+        rows.append(("Window", window_text(a)))
+    rows.append(("Started", rfc3339(a.starts_at) or ""))
+    if a.ends_at is not None:
+        rows.append(("Ended", rfc3339(a.ends_at) or ""))
+    rows.append(("Labels", labels_text(a)))
+    return rows
+
+
 def alert_lines(a: Alert) -> list[str]:
     """One alert as plain-text lines: what, why, evidence, when, labels, runbook, dashboard."""
     ann = a.annotations
