@@ -1,4 +1,6 @@
+import gc
 import uuid
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,6 +13,18 @@ from monitor.broker import EmbeddedBroker
 # The PostgreSQL that runs on this machine (trust auth); every store test runs on it
 # and on SQLite.  Each test gets a schema of its own, dropped afterwards.
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture(autouse=True)
+def _collect_earlier_kafka_sockets() -> None:
+    """kafka-python leaves the sockets of connection attempts that failed (a broker
+    restarted or down, in the outage and start-up tests) to the garbage collector; on
+    two workers such a socket could be collected inside whichever test came next on
+    that worker and fail it with a ResourceWarning (warnings are errors here).  They
+    are collected before each test instead, where they belong to no test."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
 
 
 @pytest.fixture(scope="session")
