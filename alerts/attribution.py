@@ -140,8 +140,7 @@ def _default_reason(f: Finding, drifting: Sequence[str]) -> str:
 
 
 def _verdict(
-    f: Finding, breaks: Mapping[str | None, Finding], drifting: Sequence[str],
-    earlier: Collection[str] = (),
+    f: Finding, breaks: Mapping[str | None, Finding], drifting: Sequence[str]
 ) -> tuple[str, str]:
     also = ""  # a break elsewhere that does not explain this drift
     chal, champ = f.details.get("challenger_version"), f.details.get("champion_version")
@@ -157,7 +156,7 @@ def _verdict(
             f"same traffic: the new model's behaviour, {_OWNERS}")
     if f.kind == "prediction_drift" and f.feature is None:
         # breaks the outputs are shown to have held steady through do not explain them
-        before = {*earlier, *(str(x) for x in f.details.get("breaks_before", ()))}
+        before = {str(x) for x in f.details.get("breaks_before", ())}
         if before & {str(b) for b in breaks if b is not None}:
             breaks = {k: b for k, b in breaks.items() if k not in before}
             also = ("; the outputs held steady through the earlier break in "
@@ -219,7 +218,7 @@ def attribute(findings: Sequence[Finding], firing_inputs: Sequence[str] = (),
             # the alert keeps the evidence, so the next window judges it the same way
             f.details["breaks_before"] = sorted(
                 {*earlier_breaks, *(str(x) for x in f.details.get("breaks_before", ()))})
-        fault, reason = _verdict(f, breaks, drifting, earlier_breaks)
+        fault, reason = _verdict(f, breaks, drifting)
         out.append(Attributed(f, fault, TEAM_FOR_FAULT[fault], reason))
     return out
 
