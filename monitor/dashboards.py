@@ -330,6 +330,31 @@ def model() -> Dashboard:
             "Drift p-values", "The latest window's test p-values (log scale).", "none",
             q("driftwatch_drift_p_value{" + MODEL + "}", "{{feature}} ({{detector}})"),
             log=True, width=12, height=10, minimum=None))
+        .with_row(Row("Versions"))
+        .with_panel(_queries(
+            table.Panel().title("Tracked versions").description(
+                "Each version the champion/challenger watch tracks: its prediction events "
+                "and whether it is the champion (1) or a challenger (0).")
+            .datasource(DATASOURCE).span(8).height(8),
+            (q("sum by (model_version) (driftwatch_version_events_total{" + MODEL + "})",
+               table=True),
+             q("max by (model_version) (driftwatch_version_champion{" + MODEL + "})",
+               table=True))))
+        .with_panel(_queries(
+            table.Panel().title("Challenger verdicts").description(
+                "Each challenger's verdict against the champion: worse (an alert went to "
+                "the version's owners), no_worse (a promotion notice), or pending.")
+            .datasource(DATASOURCE).span(16).height(8),
+            (q("driftwatch_version_verdict{" + VERSION + "} == 1", table=True),)))
+        .with_panel(graph(
+            "Challenger minus champion",
+            "Per compared metric: the estimated difference and its anytime-valid lower and "
+            "upper bounds (latency_p50 as a log ratio, rates and accuracy as differences, "
+            "each on its own scale). A verdict comes when a bound clears the metric's "
+            "margin; docs/versions.md.", "none",
+            q("driftwatch_version_difference{" + VERSION + "}",
+              "{{model_version}} {{metric}} {{bound}}"),
+            width=24, height=10, minimum=None))
     )
 
 

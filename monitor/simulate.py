@@ -30,7 +30,8 @@ class Fault:
     rate: the feed drops the value), ``rename`` (feature, to: the field arrives
     under another name), ``retype`` (feature: its values arrive as strings),
     ``outputs`` (shift: added to churn's logit / eta's minutes: a model that
-    scores differently on the same inputs), ``version`` (version).
+    scores differently on the same inputs), ``version`` (version, optionally
+    share: a canary serving that share of the traffic beside the old version).
     """
 
     model: str
@@ -143,6 +144,8 @@ def model_events(
         elif fault.kind == "outputs":
             outputs = np.where(on, float(p["shift"]), outputs)
         elif fault.kind == "version":
+            if "share" in p:  # a canary beside the old version
+                on = on & (rng.random(n) < float(p["share"]))
             version = np.where(on, str(p["version"]), version)
         else:
             raise ValueError(f"unknown fault kind {fault.kind!r}")

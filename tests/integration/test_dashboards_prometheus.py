@@ -7,7 +7,8 @@ input ``age`` drifts (a model fault), eta serves twice as slowly and fails more
 every query of every panel of the generated JSON, variables substituted, goes
 through Prometheus' HTTP API and must return series (a Model panel: for churn or
 eta -- CBPE is churn's alone, the muted alert eta's), and on the fault panels the
-faulty model must stand out.  The live ``/metrics``
+faulty model must stand out; churn runs a canary version beside its champion
+(the Versions panels).  The live ``/metrics``
 passes ``promtool check metrics``, and docs/dashboards.md lists exactly the
 metric names it exposes.
 """
@@ -51,7 +52,8 @@ N = 4_000  # events per model
 FAULT_AT = 2_000
 RATE = 1_500.0  # events per second, both models: ~6 s of traffic, scraped every second
 SETTINGS = MonitorSettings(reference_events=1_000, window_events=500)
-FAULTS = [Fault("churn", "shift", FAULT_AT, {"feature": "age", "sigmas": 2.0}),
+FAULTS = [Fault("churn", "version", 1_000, {"version": "v4", "share": 0.5}),  # a canary
+          Fault("churn", "shift", FAULT_AT, {"feature": "age", "sigmas": 2.0}),
           Fault("eta", "latency", FAULT_AT, {"factor": 2.0}),
           Fault("eta", "errors", FAULT_AT, {"rate": 0.10})]
 
@@ -213,6 +215,13 @@ def test_every_panel_query_returns_series_and_the_faulty_model_stands_out(
             err = panel("model", "Error rate against the contract", model)
             rate, contract_rate = float(err[0][0]["value"][1]), float(err[1][0]["value"][1])
             assert (rate > contract_rate) is slow, (model, rate, contract_rate)
+        # the canary: both versions listed, v3 the champion, v4 a challenger with a verdict
+        events_by, champion = panel("model", "Tracked versions")
+        assert set(by(events_by, "model_version")) == {"v3", "v4"}, events_by
+        assert by(champion, "model_version") == {"v3": 1.0, "v4": 0.0}, champion
+        verdicts = panel("model", "Challenger verdicts")[0]
+        assert [(s["metric"]["model_version"], s["metric"]["verdict"]) in
+                {("v4", "pending"), ("v4", "no_worse")} for s in verdicts] == [True], verdicts
         muted = panel("daemon", "Muted alerts")[0]
         assert {(s["metric"]["model"], s["metric"]["kind"], s["metric"]["reason"])
                 for s in muted} == {("eta", "error_rate", "silenced")}, muted
