@@ -31,8 +31,14 @@ can lag a create by a few seconds, so the notifier also remembers the issues it
 created in the last :data:`INDEX_LAG` seconds (for at most :data:`REMEMBERED`
 groups) and checks one directly (``GET /issue/{key}``) when the search misses it.
 
-Templates (``summary``, ``description``, ``labels``, ``priority``) take
-``{label}`` placeholders from the labels every alert of the group shares,
+``fields`` sets other issue fields, custom ones included, on create and on
+every update, as Alertmanager's ``fields`` does: a table of field ids to JSON
+values (``customfield_10001 = "{model}"``, ``components = [{ name = "ML" }]``);
+every string in it is a template.  The fields driftwatch writes itself
+(project, issue type, summary, description, labels, priority) have their own keys.
+
+Templates (``summary``, ``description``, ``labels``, ``priority``, the strings
+of ``fields``) take ``{label}`` placeholders from the labels every alert of the group shares,
 plus ``{status}`` (FIRING / RESOLVED), ``{firing}`` and ``{resolved}`` (counts)
 and ``{receiver}``.
 """
@@ -76,6 +82,8 @@ SUMMARY_CHARS = 255
 REMEMBERED = 1_000
 INDEX_LAG = 120.0  # seconds a created issue may stay invisible to the search
 SEARCH_FIELDS = ["status", "resolution", "resolutiondate", "labels"]
+# the issue fields driftwatch writes itself: ``fields`` may not set them
+OWN_FIELDS = ("project", "issuetype", "summary", "description", "labels", "priority")
 _REST_SUFFIX = re.compile(r"/rest/api/(2|3|latest)/?$")
 
 
@@ -98,6 +106,28 @@ def _string_list(options: Mapping[str, object], name: str, receiver: str) -> tup
     if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
         raise OptionError(receiver, "jira", name, "must be a list of strings")
     return tuple(value)
+
+
+def _render_deep(value: Any, values: Mapping[str, str]) -> Any:
+    """``value`` (a field's JSON value) with every string in it rendered."""
+    if isinstance(value, str):
+        return render(value, values)
+    if isinstance(value, Mapping):
+        return {k: _render_deep(v, values) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_render_deep(v, values) for v in value]
+    return value
+
+
+def _extra_fields(options: Mapping[str, object], receiver: str) -> dict[str, Any]:
+    value = options.get("fields") or {}
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise OptionError(receiver, "jira", "fields", "must be a table of field ids to values")
+    own = sorted(set(value) & set(OWN_FIELDS))
+    if own:
+        raise OptionError(receiver, "jira", "fields",
+                          f"{own[0]!r} is written by driftwatch (its own key sets it)")
+    return dict(value)
 
 
 class _Failed(Exception):
@@ -126,6 +156,7 @@ class JiraNotifier:
         self.description = optional_str(options, "description")
         self.labels = _string_list(options, "labels", receiver)
         self.priority = optional_str(options, "priority")
+        self.extra_fields = _extra_fields(options, receiver)
         self.resolve_transition = optional_str(options, "resolve_transition")
         self.reopen_transition = optional_str(options, "reopen_transition")
         self.wont_fix_resolution = optional_str(options, "wont_fix_resolution")
@@ -229,6 +260,7 @@ class JiraNotifier:
         }
         if self.priority and (priority := render(self.priority, values).strip()):
             out["priority"] = {"name": priority}
+        out.update(_render_deep(self.extra_fields, values))
         return out
 
     def transition(self, key: str, name: str) -> None:

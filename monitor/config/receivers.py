@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from alerts.links import TEMPLATE_LABELS, placeholders
 from alerts.receivers.jira import API_TYPES as JIRA_API_TYPES
+from alerts.receivers.jira import OWN_FIELDS as JIRA_OWN_FIELDS
 from alerts.receivers.jira_text import TEMPLATE_EXTRAS as JIRA_EXTRAS
 from alerts.receivers.mail import address
 from alerts.receivers.opsgenie import PRIORITIES as OPSGENIE_PRIORITIES
@@ -265,6 +266,42 @@ def jira_template(value: Any) -> str:
     return value
 
 
+_JIRA_FIELD_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+
+def _jira_field_value(value: Any, where: str) -> None:
+    """A field's JSON value: strings (templates), numbers, booleans, lists, tables."""
+    if isinstance(value, str):
+        if value:
+            try:
+                jira_template(value)
+            except Bad as bad:
+                raise Bad(f"{where}: {bad.rule}") from None
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _jira_field_value(v, f"{where}.{k}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _jira_field_value(v, f"{where}[{i}]")
+    elif not isinstance(value, bool | int | float):
+        raise Bad(f"{where}: must be a string, number, boolean, list or table "
+                  f"(JSON), got {type(value).__name__}")
+
+
+def jira_fields(value: Any) -> dict[str, Any]:
+    """``fields``: other issue fields, custom ones included, by field id."""
+    if not isinstance(value, dict) or not value:
+        raise Bad('must be a table of JIRA field ids to values, like { customfield_10001 = '
+                  '"{model}", components = [{ name = "ML" }] }')
+    for k, v in value.items():
+        if k in JIRA_OWN_FIELDS:
+            raise Bad(f"{k}: driftwatch writes it itself; set it with the receiver's own key")
+        if not _JIRA_FIELD_ID.match(k):
+            raise Bad(f"{k!r} is not a JIRA field id (like customfield_10001 or components)")
+        _jira_field_value(v, k)
+    return value
+
+
 def _jira(t: Table, ctx: Context) -> IntegrationConfig:
     for key, what in (("api_url", "the JIRA site, like https://example.atlassian.net"),
                       ("project", "the project key"), ("issue_type", "like \"Bug\" or \"Task\"")):
@@ -279,6 +316,7 @@ def _jira(t: Table, ctx: Context) -> IntegrationConfig:
         "description": t.take("description", jira_template),
         "labels": t.take_list("labels", jira_template, "label templates"),
         "priority": t.take("priority", jira_template),
+        "fields": t.take("fields", jira_fields),
         "resolve_transition": t.take("resolve_transition", string()),
         "reopen_transition": t.take("reopen_transition", string()),
         "wont_fix_resolution": t.take("wont_fix_resolution", string()),

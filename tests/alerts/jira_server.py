@@ -8,7 +8,8 @@
 
 Both: ``POST /issue`` (201), ``PUT /issue/{key}`` (204), ``GET /issue/{key}``,
 ``GET``/``POST /issue/{key}/transitions``, an ``Authorization`` header that must
-match, and a JQL evaluator for the grammar the receiver writes (``and``,
+match, other fields only where on the screens (``screen_fields``, shapes
+checked), and a JQL evaluator for the grammar the receiver writes (``and``,
 parenthesised ``or``, ``=``, ``!=``, ``>=`` on relative minutes, ``is EMPTY``;
 like Jira, ``!=`` never matches an empty field).  The workflow: To Do
 (new) -> Done (transition "Done", resolution Done) -> To Do (transition
@@ -269,6 +270,15 @@ class FakeJira:
         self.cloud = cloud
         self.authorization = authorization
         self.project = "DS"
+        # other fields on the project's create and edit screens (JIRA refuses the rest),
+        # with a check of each value's shape
+        self.screen_fields: dict[str, Any] = {
+            "components": lambda v: isinstance(v, list) and all(
+                isinstance(c, dict) and set(c) == {"name"} and isinstance(c["name"], str)
+                for c in v),
+            "customfield_10001": lambda v: isinstance(v, str),
+            "customfield_10002": lambda v: isinstance(v, dict) and set(v) == {"value"},
+        }
         self.issues: dict[str, Issue] = {}
         self.calls: list[Call] = []
         self.failures: list[tuple[str, int, bool]] = []  # (method path prefix, status, apply)
@@ -407,8 +417,11 @@ class FakeJira:
                 raise ValueError(f"project {f['project']!r} does not exist")
             if set(f["issuetype"]) != {"name"}:
                 raise ValueError("issuetype must be {name}")
-        if extra := set(f) - allowed:
+        if extra := set(f) - allowed - set(self.screen_fields):
             raise ValueError(f"fields {sorted(extra)} cannot be set")
+        for key, valid in self.screen_fields.items():
+            if key in f and not valid(f[key]):
+                raise ValueError(f"fields.{key}: {f[key]!r} is not a valid value")
         if "summary" in f:
             s = f["summary"]
             if not isinstance(s, str) or not s or len(s) > 255 or "\n" in s:

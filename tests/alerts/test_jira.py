@@ -19,7 +19,7 @@ from alerts.inhibit import Inhibitor
 from alerts.model import Alert
 from alerts.outbox import MemoryOutbox
 from alerts.receivers import build_notifiers
-from alerts.receivers.base import GroupInfo
+from alerts.receivers.base import GroupInfo, OptionError
 from alerts.receivers.jira import JiraNotifier, dedup_label
 from alerts.routing import RouteTree
 from monitor.config.load import validate
@@ -128,6 +128,29 @@ def test_a_repeat_updates_the_issue_instead_of_filing_another(cloud: FakeJira) -
     other = GroupInfo(GROUP.receiver, GROUP.group_key.replace("churn", "eta"), {})
     assert n.send([firing()], other).ok  # another group: its own issue
     assert len(cloud.issues) == 2
+
+
+def test_other_fields_are_set_on_create_and_on_every_update(datacenter: FakeJira) -> None:
+    """Custom fields and components, their strings rendered, as Alertmanager's ``fields``."""
+    fields = {"customfield_10001": "{model} ({team})", "components": [{"name": "Models"}],
+              "customfield_10002": {"value": "{severity}"}}
+    n = make(datacenter, fields=fields)
+    assert n.send([firing()], GROUP).ok, datacenter.errors
+    f = datacenter.issues["DS-1"].fields
+    assert f["customfield_10001"] == "churn (data-science)"
+    assert f["components"] == [{"name": "Models"}]
+    assert f["customfield_10002"] == {"value": "warning"}
+    assert later(n).send([firing()], GROUP).ok, datacenter.errors
+    assert datacenter.api_calls()[-1] == "PUT /rest/api/2/issue/DS-1"
+    assert datacenter.calls[-1].body["fields"]["customfield_10001"] == "churn (data-science)"
+    assert fields["customfield_10001"] == "{model} ({team})"  # the template is kept
+    with pytest.raises(OptionError, match="'summary' is written by driftwatch"):
+        make(datacenter, fields={"summary": "x"})
+    # a field not on the screens: JIRA refuses it, a permanent failure with its answer
+    other = GroupInfo(GROUP.receiver, GROUP.group_key.replace("churn", "eta"), {})
+    result = make(datacenter, fields={"customfield_99999": "x"}).send([firing()], other)
+    assert not result.ok and not result.retriable and result.status == 400, result
+    assert "customfield_99999" in (result.error or ""), result.error
 
 
 def test_resolve_transitions_and_a_refire_reopens_within_the_duration(cloud: FakeJira) -> None:
@@ -308,6 +331,15 @@ def test_config_builds_a_jira_notifier_from_env_secrets(cloud: FakeJira) -> None
         ({"api_url": "https://x", "project": "DS", "issue_type": "Bug",
           "reopen_transition": "Reopen", "reopen_duration": "10s"},
          "receivers[0].jira[0].reopen_duration: must be at least 1m"),
+        ({"api_url": "https://x", "project": "DS", "issue_type": "Bug",
+          "fields": {"summary": "{model}"}},
+         "receivers[0].jira[0].fields: summary: driftwatch writes it itself"),
+        ({"api_url": "https://x", "project": "DS", "issue_type": "Bug",
+          "fields": {"components": [{"name": "{nope}"}]}},
+         "receivers[0].jira[0].fields: components[0].name: unknown placeholder {nope}"),
+        ({"api_url": "https://x", "project": "DS", "issue_type": "Bug",
+          "fields": {"custom field": 1}},
+         "receivers[0].jira[0].fields: 'custom field' is not a JIRA field id"),
     ],
 )
 def test_config_errors_name_the_key(options: dict[str, Any], error: str) -> None:
