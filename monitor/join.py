@@ -175,9 +175,9 @@ def _keys(ids: np.ndarray) -> np.ndarray:
 def _first(ids: np.ndarray, keys: np.ndarray) -> np.ndarray:
     """True at the first occurrence of each id of ``ids``."""
     n = len(ids)
-    _, first, inv = np.unique(keys, return_index=True, return_inverse=True)
-    if first.shape[0] == n:
+    if not _repeats(keys):
         return np.ones(n, dtype=bool)
+    _, first, inv = np.unique(keys, return_index=True, return_inverse=True)
     f = first[inv.reshape(-1)]
     if bool(np.all(ids[f] == ids)):
         return f == np.arange(n)
@@ -188,6 +188,12 @@ def _first(ids: np.ndarray, keys: np.ndarray) -> np.ndarray:
             seen.add(i)
             out[k] = True
     return out
+
+
+def _repeats(values: np.ndarray) -> bool:
+    """Whether any value of ``values`` occurs twice."""
+    s = np.sort(values)
+    return bool((s[1:] == s[:-1]).any())
 
 
 def _obj(n: int) -> np.ndarray:
@@ -371,7 +377,7 @@ class _ModelJoin:
         """Index new ``rows`` (distinct ids, not remembered alive) of ``ids``, whose
         keys' slots :meth:`find` gave before."""
         k = keys.shape[0]
-        if np.unique(keys).shape[0] < k:  # two new ids of one key: one at a time
+        if _repeats(keys):  # two new ids of one key: one at a time
             for i in range(k):
                 s = slice(i, i + 1)
                 _, lv, p, sl = self.find(ids[s], keys[s])
@@ -620,8 +626,10 @@ class LabelJoin:
         found = np.flatnonzero(rows >= 0)
         join = found[:0]
         if found.shape[0]:
-            _, first = np.unique(rows[found], return_index=True)
-            join = np.sort(found[first])  # each remembered id's first label of the batch
+            join = found
+            if _repeats(rows[found]):  # each remembered id's first label of the batch
+                _, first = np.unique(rows[found], return_index=True)
+                join = np.sort(found[first])
             join = join[(m.flags[rows[join]] & _PENDING) != 0]
         dup = found.shape[0] - join.shape[0]
         misses = np.flatnonzero(rows < 0)
