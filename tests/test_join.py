@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import numpy as np
 import pytest
@@ -143,7 +144,7 @@ def test_eviction_bounds_memory_and_drops_the_oldest_first():
     j.add_predictions("n", preds([f"q{i}" for i in range(60)], 300.0 + np.arange(60),
                                  model="n"))
     assert j.counts("m")["evicted"] == 50  # model m's 60 oldest entries were tombstones
-    assert sum(len(m.pheap) for m in j._models.values()) == 100
+    assert sum(m.n_alive for m in j._models.values()) == 100
     # held labels are bounded too
     j.add_labels("n", labels([f"orphan{i}" for i in range(150)], np.arange(150.0), model="n"))
     assert j.counts("n")["held"] + j.counts("m")["held"] <= 100
@@ -176,7 +177,8 @@ def test_delay_summary_is_bounded_to_the_recent_window():
 def random_ops(seed: int, n_ops: int = 60, pool: int = 80):
     """Interleaved prediction/label batches of two models, plus watermarks."""
     rng = np.random.default_rng(seed)
-    ops, clock, counter = [], 0.0, 0
+    ops: list[tuple[str, str | None, Any]] = []
+    clock, counter = 0.0, 0
     for _ in range(n_ops):
         clock += float(rng.exponential(5.0))
         model = str(rng.choice(["m", "n"]))
@@ -256,7 +258,7 @@ def test_every_label_joins_at_most_one_prediction_and_totals_add_up(seed, ttl, m
         assert c["labels"] == (c["joined"] + c["duplicate_labels"] + c["orphan_labels"]
                                + c["evicted_labels"] + c["held"])
         assert c["joined"] == sum(row[0] == model for row in joined)
-    assert sum(len(m.pheap) for m in j._models.values()) <= max_pending
+    assert sum(m.n_alive for m in j._models.values()) <= max_pending
     assert sum(len(m.held) for m in j._models.values()) <= max_pending
 
 
