@@ -10,12 +10,13 @@ from typing import Any
 
 import numpy as np
 import orjson
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from monitor.batch import DecodedBatch
 from monitor.config.types import LimitsConfig
-from monitor.events import Decoder
+from monitor.events import Decoder, _floats
 from monitor.simulate import DEMO_MODELS, ndjson_chunks, stream
 
 T0 = 1_767_225_600.0
@@ -230,7 +231,7 @@ limits_st = st.sampled_from([None, LimitsConfig(max_models=1, max_versions_per_m
                                                 max_segment_values=1, max_name_chars=3)])
 
 
-@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.lists(line(), max_size=12), min_size=1, max_size=3),
        st.integers(1, 4), limits_st)
 def test_fast_lines_decode_as_the_reference(batches: list[list[bytes]], max_features: int,
@@ -238,7 +239,7 @@ def test_fast_lines_decode_as_the_reference(batches: list[list[bytes]], max_feat
     same_lines(batches, max_features=max_features, max_message_bytes=300, limits=limits)
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.lists(line() | st.lists(line(), max_size=4).map(b"\n".join)
                          | st.lists(event(), max_size=3).map(
                              lambda evs: ("[" + ",".join(evs) + "]").encode("utf-8",
@@ -271,3 +272,15 @@ def test_fast_path_takes_the_common_shape() -> None:
     assert not d._fast(orjson.dumps({**ev, "ts": "2026-01-01T00:00:00Z"}), DecodedBatch(),
                        preds, {}, False)
     assert not d._fast(orjson.dumps({**ev, "id": 2**63}), DecodedBatch(), preds, {}, False)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.floats() | st.integers(-(2**63), 2**64 - 1) | st.booleans(), max_size=20),
+       st.none() | st.text(max_size=3) | st.lists(st.integers(), max_size=1)
+       | st.dictionaries(st.text(max_size=1), st.integers(), max_size=1))
+def test_floats_column_is_numpys(xs: list[Any], other: Any) -> None:
+    """_floats (array('d')) builds the float64 column np.array(dtype=float64) does, bit
+    for bit, and refuses what a numeric column must check first (None, str, nested)."""
+    assert canon(_floats(xs)) == canon(np.array(xs, dtype=np.float64))
+    with pytest.raises(TypeError):
+        _floats([*xs, other])
