@@ -8,14 +8,18 @@ path alone (``Decoder.fast = False``: orjson and ``Decoder._event`` for every
 event, the decoder before msgspec took the common shape), alternating with the
 default one in the same rounds, best of each.  ``--stream throughput`` decodes
 the stream of ``benchmarks/throughput.py`` (10 features, labels) instead of the
-demo models.  Run: ``python benchmarks/decode_throughput.py``.
+demo models.  ``--base REV`` instead times this tree's decoder against REV's (a
+temporary worktree), each in a child process, the trees alternating round by
+round.  Run: ``python benchmarks/decode_throughput.py``.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from functools import partial
@@ -75,6 +79,48 @@ def best_of(runs: dict[str, Callable[[], object]], repeat: int) -> dict[str, flo
     return best
 
 
+CHILD = """
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from monitor.events import Decoder
+data = open(sys.argv[2], "rb").read()
+lines = data.split(b"\\n")
+messages = [b"\\n".join(lines[i:i + 200]) for i in range(0, len(lines), 200)]
+runs = {"decode_lines": lambda: Decoder().decode_lines(lines),
+        "decode_messages (ndjson x200)": lambda: Decoder().decode_messages(messages, None),
+        "decode_messages (one per message)": lambda: Decoder().decode_messages(lines, None)}
+for name, fn in runs.items():
+    best = float("inf")
+    for _ in range(int(sys.argv[3])):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    print(name, len(lines) / best, flush=True)
+"""
+
+
+def against_base(base: str, lines: list[bytes], rounds: int, repeat: int) -> None:
+    from benchmarks.throughput import trees
+    with tempfile.TemporaryDirectory() as tmp, trees(base) as roots:
+        path = Path(tmp) / "stream.jsonl"
+        path.write_bytes(b"\n".join(lines))
+        best: dict[tuple[str, str], float] = {}
+        for _ in range(rounds):
+            for tree, root in roots.items():
+                out = subprocess.run([sys.executable, "-c", CHILD, str(root), str(path),
+                                      str(repeat)], check=True, capture_output=True,
+                                     text=True, cwd=root).stdout
+                for row in out.splitlines():
+                    name, rate = row.rsplit(" ", 1)
+                    best[tree, name] = max(best.get((tree, name), 0.0), float(rate))
+        print(f"{len(lines)} events, best of {rounds} rounds x {repeat}, trees alternating")
+        print(f"| decode | {base} (events/s) | this tree (events/s) | ratio |")
+        print("|---|---:|---:|---:|")
+        for name in dict.fromkeys(n for _, n in best):
+            old, new = best[base, name], best["this tree", name]
+            print(f"| {name} | {old:,.0f} | {new:,.0f} | {new / old:.2f} |")
+
+
 def decoder(fast: bool) -> Decoder:
     d = Decoder()
     d.fast = fast
@@ -86,6 +132,8 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=200_000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--stream", choices=("demo", "throughput"), default="demo")
+    ap.add_argument("--base", help="a revision to time this tree's decoder against")
+    ap.add_argument("--rounds", type=int, default=3, help="with --base: rounds")
     args = ap.parse_args()
 
     if args.stream == "demo":
@@ -97,6 +145,9 @@ def main() -> None:
     messages = list(ndjson_chunks(events, 200))
     lines = [line for m in messages for line in m.split(b"\n")]
     singles = [orjson.dumps(e) for e in events]
+    if args.base:
+        against_base(args.base, singles, args.rounds, args.repeat)
+        return
 
     for fast in (False, True):
         check = decoder(fast).decode_lines(lines)
