@@ -13,6 +13,7 @@ that starts sending strings where numbers were expected shows up as
 from __future__ import annotations
 
 import math
+import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from datetime import datetime
@@ -22,6 +23,7 @@ import numpy as np
 import orjson
 
 from monitor.batch import DecodedBatch, LabelColumns, PredictionColumns
+from monitor.codec import shared_strings
 from monitor.config.types import LimitsConfig
 from monitor.limits import Caps
 
@@ -583,11 +585,11 @@ class Decoder:
                     wrong.append(i)
         else:
             if seen <= _CATEGORICAL_OK:
-                return np.array(vals, dtype=object)
+                return np.array(shared_strings(vals), dtype=object)
             out = np.empty(len(vals), dtype=object)
             for i, v in enumerate(vals):
                 if type(v) is str:
-                    out[i] = v
+                    out[i] = sys.intern(v)
                 elif v is not None:
                     wrong.append(i)
         if wrong:
@@ -614,10 +616,11 @@ class Decoder:
                 model=model,
                 ts=ts,
                 ids=np.array(a.ids, dtype=object),
-                versions=self.caps.versions_of(model, np.array(a.versions, dtype=object), ts,
-                                               batch.dropped, batch.evicted_versions),
+                versions=self.caps.versions_of(model,
+                                               np.array(shared_strings(a.versions), dtype=object),
+                                               ts, batch.dropped, batch.evicted_versions),
                 prediction=np.array(a.pred, dtype=f64),
-                prediction_class=np.array(a.pred_class, dtype=object),
+                prediction_class=np.array(shared_strings(a.pred_class), dtype=object),
                 latency_ms=np.array(a.latency, dtype=f64),
                 error=np.array(a.error, dtype=bool),
                 numeric=numeric,
@@ -632,7 +635,7 @@ class Decoder:
                 ts=np.array(b.ts, dtype=f64),
                 ids=np.array(b.ids, dtype=object),
                 label=np.array(b.label, dtype=f64),
-                label_class=np.array(b.label_class, dtype=object),
+                label_class=np.array(shared_strings(b.label_class), dtype=object),
             )
         self.type_mismatches.update(batch.type_mismatches)
 
