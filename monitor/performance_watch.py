@@ -131,7 +131,7 @@ from monitor.codec import f64_from_text, f64_to_text, object_array
 from monitor.config.types import ModelConfig, MonitorSettings
 from monitor.join import Joined
 from monitor.rate_streams import rise_parameters
-from monitor.sequential import retune_grown
+from monitor.sequential import last_rows, retune_grown
 
 log = logging.getLogger("driftwatch.performance")
 
@@ -408,8 +408,9 @@ class LabelDeadline:
     episode: float | None = None  # first overdue prediction time of the alarms' episode
     resolved_n: int = 0  # resolutions since the reference, and how many were overdue
     overdue_n: int = 0
-    recent_ts: list[float] = field(default_factory=list)
-    recent_late: list[float] = field(default_factory=list)
+    # the last RECENT_ROWS resolutions (float64: a list of floats is 4 x the size)
+    recent_ts: np.ndarray = field(default_factory=lambda: np.empty(0))
+    recent_late: np.ndarray = field(default_factory=lambda: np.empty(0))
 
     @property
     def deadline(self) -> float | None:
@@ -516,8 +517,9 @@ class LabelDeadline:
                 if ev is not None and not self.paged:  # later pages of a window: no news
                     self.paged = True
                     out.append(ev)
-            self.recent_ts = (self.recent_ts + ts.tolist())[-RECENT_ROWS:]
-            self.recent_late = (self.recent_late + x.tolist())[-RECENT_ROWS:]
+            self.recent_ts = last_rows(self.recent_ts, np.asarray(ts, dtype=np.float64),
+                                       RECENT_ROWS)
+            self.recent_late = last_rows(self.recent_late, x, RECENT_ROWS)
             self.rows += j - i
             self.resolved_n += j - i
             self.overdue_n += int(x.sum())
@@ -625,8 +627,8 @@ class LabelDeadline:
                    rows=int(s["rows"]), dirty=bool(s["dirty"]), paged=bool(s["paged"]),
                    episode=s["episode"],
                    resolved_n=int(s["resolved_n"]), overdue_n=int(s["overdue_n"]),
-                   recent_ts=f64_from_text(s["recent_ts"]).tolist(),
-                   recent_late=f64_from_text(s["recent_late"]).tolist())
+                   recent_ts=f64_from_text(s["recent_ts"]),
+                   recent_late=f64_from_text(s["recent_late"]))
 
 
 # -- the watch ------------------------------------------------------------------------------
@@ -658,7 +660,7 @@ class PerformanceWatch:
     # sequential: misclassification CUSUMs, and their alarms until a window closes
     errors: BernoulliBank | None = None
     ref_error_rate: float = math.nan
-    recent_wrong: list[float] = field(default_factory=list)
+    recent_wrong: np.ndarray = field(default_factory=lambda: np.empty(0))  # float64
     alarms: list[list[float]] = field(default_factory=list)  # [pred_ts, stat, h, p1, recent]
     # the CUSUMs' baseline, [wrong, pairs]: the reference plus every window that tested
     # clean with no alarm in it (None: a state from before baselines, rate taken as known)
@@ -785,7 +787,8 @@ class PerformanceWatch:
             ev = WatchEvaluation(self.model, now=float(pairs.label_ts[a.row]))
             ev.findings.append(self._alarm_finding(alarm, mcfg))
             out.append(ev)
-        self.recent_wrong = np.concatenate([self.recent_wrong, x])[-RECENT_PAIRS:].tolist()
+        self.recent_wrong = last_rows(self.recent_wrong, np.asarray(x, dtype=np.float64),
+                                      RECENT_PAIRS)
         return out
 
     def _alarm_finding(self, alarm: list[float], mcfg: ModelConfig) -> Finding:
@@ -979,7 +982,7 @@ class PerformanceWatch:
                    errors=(BernoulliBank.from_state(s["errors"])
                            if s["errors"] is not None else None),
                    ref_error_rate=_unclean(s["ref_error_rate"]),
-                   recent_wrong=f64_from_text(s["recent_wrong"]).tolist(),
+                   recent_wrong=f64_from_text(s["recent_wrong"]),
                    alarms=[list(a) for a in s["alarms"]],
                    baseline=(list(s["baseline"]) if s.get("baseline") is not None
                              else None),
