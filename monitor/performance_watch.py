@@ -397,8 +397,9 @@ class LabelDeadline:
     window_n: int  # deadline resolutions per tested window
     seen: int = 0  # cohort predictions counted so far
     cohort_end: float | None = None  # prediction time of the cohort's last prediction
-    cohort_ts: list[float] = field(default_factory=list)  # its joins, while learning
-    cohort_delays: list[float] = field(default_factory=list)
+    # its joins while learning (float64: a list of floats is 4 x the size)
+    cohort_ts: np.ndarray = field(default_factory=lambda: np.empty(0))
+    cohort_delays: np.ndarray = field(default_factory=lambda: np.empty(0))
     # learned: n, labelled, on_time, p50, p95, p99, deadline (None: no deadline), ...
     reference: dict[str, Any] | None = None
     bank: BernoulliBank | None = None
@@ -436,9 +437,8 @@ class LabelDeadline:
                 return
             end = float(np.sort(ts)[self.cohort_size - self.seen - 1])
             self.cohort_end = end
-            keep = [i for i, t in enumerate(self.cohort_ts) if t <= end]
-            self.cohort_ts = [self.cohort_ts[i] for i in keep]
-            self.cohort_delays = [self.cohort_delays[i] for i in keep]
+            keep = self.cohort_ts <= end
+            self.cohort_ts, self.cohort_delays = self.cohort_ts[keep], self.cohort_delays[keep]
         self.seen += int(np.sum(ts <= self.cohort_end))  # late arrivals of the cohort too
 
     def joined(self, pred_ts: np.ndarray, label_ts: np.ndarray) -> None:
@@ -447,8 +447,10 @@ class LabelDeadline:
             return
         keep = (pred_ts <= self.cohort_end if self.cohort_end is not None
                 else np.ones(pred_ts.shape, dtype=bool))
-        self.cohort_ts += pred_ts[keep].tolist()
-        self.cohort_delays += (label_ts[keep] - pred_ts[keep]).tolist()
+        f64 = np.float64
+        self.cohort_ts = np.concatenate([self.cohort_ts, np.asarray(pred_ts[keep], dtype=f64)])
+        self.cohort_delays = np.concatenate(
+            [self.cohort_delays, np.asarray(label_ts[keep] - pred_ts[keep], dtype=f64)])
 
     def learn(self, watermark: float, ttl: float, s: MonitorSettings) -> float | None:
         """Learn the delay reference once the cohort had time to be labelled (see the
@@ -475,7 +477,7 @@ class LabelDeadline:
                           "factor": s.label_deadline_factor,
                           "floor": s.label_deadline_min_seconds, "ttl": ttl,
                           "learned_at": watermark}
-        self.cohort_ts, self.cohort_delays = [], []
+        self.cohort_ts, self.cohort_delays = np.empty(0), np.empty(0)
         log.info("label delay reference ready", extra={"model": self.model, **self.reference})
         if deadline is None:
             return None
@@ -620,8 +622,8 @@ class LabelDeadline:
     def from_state(cls, s: dict[str, Any]) -> LabelDeadline:
         return cls(s["model"], int(s["cohort_size"]), int(s["window_n"]), seen=int(s["seen"]),
                    cohort_end=s["cohort_end"],
-                   cohort_ts=f64_from_text(s["cohort_ts"]).tolist(),
-                   cohort_delays=f64_from_text(s["cohort_delays"]).tolist(),
+                   cohort_ts=f64_from_text(s["cohort_ts"]),
+                   cohort_delays=f64_from_text(s["cohort_delays"]),
                    reference=s["reference"],
                    bank=BernoulliBank.from_state(s["bank"]) if s["bank"] is not None else None,
                    rows=int(s["rows"]), dirty=bool(s["dirty"]), paged=bool(s["paged"]),
