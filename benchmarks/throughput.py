@@ -3,6 +3,7 @@
     python benchmarks/throughput.py live   [--base REV] [--features 10,50,100] [--events N]
     python benchmarks/throughput.py replay [--base REV] [--features 10] [--events N]
     python benchmarks/throughput.py memory [--base REV] [--models 5,20] [--features 20]
+                                           [--reference 5000] [--breakdown]
 
 The stream (both modes): two models, ``k`` features each (``k - 1`` numeric and
 one categorical), a host segment, latency, 0.2 % errors, a probability output,
@@ -31,7 +32,9 @@ each) in the same child.
 
 memory: RSS of a child that replays ``M`` models of ``k`` features, each past
 its reference and two windows (labels on), then holds its state: the steady
-cost of a model is the slope between two ``M`` (extrapolated, said so).
+cost of a model is the slope between two ``M`` (extrapolated, said so).  With
+``--breakdown``: where a model's bytes are, component by component (a deep size
+walk of the pipeline's state, numpy-aware), at the first ``M``.
 
 Machines here are shared: run under ``nice``, repeat, and read the ratios.
 """
@@ -50,6 +53,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
@@ -352,20 +356,93 @@ except ImportError:
     pass
 import gc
 from pathlib import Path
-from monitor.config.types import Config
+from monitor.config.types import Config, MonitorSettings
 from monitor.replay import replay
 import throughput
-r = replay(Config(), [{path!r}])
+config = Config(defaults=MonitorSettings(reference_events={reference}))
+r = replay(config, [{path!r}], keep_pipeline={breakdown})
 gc.collect()
 print(*throughput.rss_mb(__import__("os").getpid()), r.events)
+if {breakdown}:
+    for name, size in throughput.breakdown(r):
+        print(name, size)
 """
+
+
+def deep_size(obj: object, seen: set[int]) -> int:
+    """Bytes reachable from ``obj`` not in ``seen`` (and marked seen): numpy arrays with
+    their data, their base and, for object arrays, their elements; modules, classes and
+    functions are not followed."""
+    import gc
+    import types
+    skip = (types.ModuleType, type, types.FunctionType, types.BuiltinFunctionType,
+            types.MethodType, types.CodeType, types.FrameType)
+    total, stack = 0, [obj]
+    while stack:
+        o = stack.pop()
+        if id(o) in seen or isinstance(o, skip):
+            continue
+        seen.add(id(o))
+        total += sys.getsizeof(o)  # an array that owns its data: with it
+        if isinstance(o, np.ndarray):
+            if o.base is not None:
+                stack.append(o.base)
+            if o.dtype == object:
+                stack.extend(o.ravel().tolist())
+        else:
+            stack.extend(gc.get_referents(o))
+    return total
+
+
+def breakdown(r: Any) -> list[tuple[str, int]]:
+    """Bytes per component of a replay's pipeline (``keep_pipeline``), summed over its
+    models; shared objects are charged to the first component that reaches them, in
+    the order below (the config first, to nobody)."""
+    p = r.pipeline
+    seen: set[int] = set()
+    deep_size(p.config, seen)
+    rows: dict[str, int] = {}
+
+    def add(name: str, *objs: object) -> None:
+        rows[name] = rows.get(name, 0) + sum(deep_size(o, seen) for o in objs)
+
+    for st in p.models.values():
+        ref = st.windows.reference.compact()
+        if ref is not None:
+            add("reference: numeric features (float64)", ref.numeric)
+            add("reference: ts, prediction, latency, error", ref.ts, ref.prediction,
+                ref.latency_ms, ref.error)
+            add("reference: ids", ref.ids)
+            add("reference: versions, predicted class", ref.versions, ref.prediction_class)
+            add("reference: categorical features, segments", ref.categorical, ref.segments)
+        add("current window", st.windows.current)
+        seq = st.seq
+        if seq is not None:
+            add("sequential: sorted reference per stream", seq._sorted)
+            add("sequential: tails (raw values for alarms)", seq._tail, seq._rtail,
+                seq._ctail, seq._mtail)
+            add("sequential: rate streams", seq.rates)
+            add("sequential: CUSUM banks, the rest", seq)
+        add("model state, the rest", st)
+    add("performance watch (+ label deadline)", *p.perf.values())
+    add("label join (monitor/join.py)", p.join)
+    add("version watch", p.versions)
+    add("decoder (types, caps)", p.decoder)
+    add("alert book", p.book)
+    add("metrics registry", r.registry)
+    add("pipeline, the rest", p)
+    return list(rows.items())
 
 
 def memory(args: argparse.Namespace) -> None:
     # past the reference (5,000) and two windows (2,000 each) per model, labels on
-    per_model = 2 * (5_000 + 2 * 2_000 + 500)
-    print(f"memory: {args.features[0]} features, {per_model // 2:,} predictions and as many "
-          "labels per model, RSS after the replay (MB)")
+    per_model = 2 * (args.reference + 2 * 2_000 + 500)
+    print(f"memory: {args.features[0]} features, reference {args.reference:,}, "
+          f"{per_model // 2:,} predictions and as many labels per model, RSS after the "
+          "replay (MB)")
+    if args.breakdown:
+        memory_breakdown(args, per_model)
+        return
     print("| models | tree | RSS | peak RSS | MB per model (slope) |")
     print("|---:|---|---:|---:|---:|")
     with trees(args.base) as roots, tempfile.TemporaryDirectory() as tmp:
@@ -376,16 +453,47 @@ def memory(args: argparse.Namespace) -> None:
             write(path, events(per_model * m, args.features[0], models=names))
             for name, root in roots.items():
                 code = MEMORY_CHILD.format(root=str(root), bench=str(ROOT / "benchmarks"),
-                                           path=str(path))
+                                           path=str(path), reference=args.reference,
+                                           breakdown=False)
                 out = subprocess.run([sys.executable, "-c", code], check=True,
                                      capture_output=True, text=True, cwd=root)
-                rss, peak, _ = out.stdout.split()
-                res[name].append((m, float(rss), float(peak)))
+                rss_text, peak_text, _ = out.stdout.split()
+                res[name].append((m, float(rss_text), float(peak_text)))
         for name, rows in res.items():
             for i, (m, rss, peak) in enumerate(rows):
                 slope = "" if i == 0 else \
                     f"{(rss - rows[0][1]) / (m - rows[0][0]):.2f}"
                 print(f"| {m} | {name} | {rss:.0f} | {peak:.0f} | {slope} |", flush=True)
+
+
+def memory_breakdown(args: argparse.Namespace, per_model: int) -> None:
+    """KB per model by component (:func:`breakdown`), at the first ``--models`` count."""
+    m = args.models[0]
+    with trees(args.base) as roots, tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"models-{m}.jsonl"
+        write(path, events(per_model * m, args.features[0],
+                           models=tuple(f"model-{i}" for i in range(m))))
+        cols: dict[str, dict[str, int]] = {}
+        for name, root in roots.items():
+            code = MEMORY_CHILD.format(root=str(root), bench=str(ROOT / "benchmarks"),
+                                       path=str(path), reference=args.reference,
+                                       breakdown=True)
+            out = subprocess.run([sys.executable, "-c", code], check=True,
+                                 capture_output=True, text=True, cwd=root).stdout.splitlines()
+            cols[name] = {}
+            for line in out[1:]:
+                comp, size = line.rsplit(" ", 1)
+                cols[name][comp] = int(size)
+            print(f"{name}: RSS {float(out[0].split()[0]):.0f} MB at {m} models", flush=True)
+    names = list(cols)
+    print(f"| component (KB per model, {m} models) | " + " | ".join(names) + " |")
+    print("|---|" + "---:|" * len(names))
+    comps = sorted(cols[names[0]], key=lambda c: -cols[names[0]][c])
+    for comp in comps:
+        print(f"| {comp} | " + " | ".join(f"{cols[n].get(comp, 0) / m / 1e3:,.0f}"
+                                          for n in names) + " |")
+    print("| total accounted | " + " | ".join(f"{sum(cols[n].values()) / m / 1e3:,.0f}"
+                                             for n in names) + " |")
 
 
 def main() -> None:
@@ -398,6 +506,10 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--py-spy", metavar="DIR",
                     help="live: write a py-spy profile of each daemon run into DIR")
+    ap.add_argument("--reference", type=int, default=5_000,
+                    help="memory: reference_events of every model")
+    ap.add_argument("--breakdown", action="store_true",
+                    help="memory: KB per model by component at the first --models count")
     args = ap.parse_args()
     args.features = [int(x) for x in args.features.split(",")]
     args.models = [int(x) for x in args.models.split(",")]

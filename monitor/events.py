@@ -26,6 +26,7 @@ import numpy as np
 import orjson
 
 from monitor.batch import DecodedBatch, LabelColumns, PredictionColumns
+from monitor.codec import shared_strings
 from monitor.config.types import LimitsConfig
 from monitor.limits import Caps
 
@@ -743,11 +744,11 @@ class Decoder:
         else:
             seen = set(map(type, vals))
             if seen <= _CATEGORICAL_OK:
-                return np.array(vals, dtype=object)
+                return np.array(shared_strings(vals), dtype=object)
             out = np.empty(len(vals), dtype=object)
             for i, v in enumerate(vals):
                 if type(v) is str:
-                    out[i] = v
+                    out[i] = sys.intern(v)
                 elif v is not None:
                     wrong.append(i)
         if wrong:
@@ -773,10 +774,11 @@ class Decoder:
                 model=model,
                 ts=ts,
                 ids=np.array(a.ids, dtype=object),
-                versions=self.caps.versions_of(model, np.array(a.versions, dtype=object), ts,
-                                               batch.dropped, batch.evicted_versions),
+                versions=self.caps.versions_of(model,
+                                               np.array(shared_strings(a.versions), dtype=object),
+                                               ts, batch.dropped, batch.evicted_versions),
                 prediction=_floats(a.pred),
-                prediction_class=np.array(a.pred_class, dtype=object),
+                prediction_class=np.array(shared_strings(a.pred_class), dtype=object),
                 latency_ms=_floats(a.latency),
                 error=np.array(a.error, dtype=bool),
                 numeric=numeric,
@@ -791,7 +793,7 @@ class Decoder:
                 ts=_floats(b.ts),
                 ids=np.array(b.ids, dtype=object),
                 label=_floats(b.label),
-                label_class=np.array(b.label_class, dtype=object),
+                label_class=np.array(shared_strings(b.label_class), dtype=object),
             )
         self.type_mismatches.update(batch.type_mismatches)
 

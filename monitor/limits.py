@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from monitor.codec import object_array
+from monitor.codec import object_array, shared_strings
 from monitor.config.types import LimitsConfig
 
 # reason -> the config key whose cap it is (bounded: the label values of the counter)
@@ -112,7 +112,7 @@ class Caps:
                     dropped[reason] += sum(1 for s in segs if k in s)
                     continue
                 admitted = known[k] = set()
-            col: list[Any] = [s.get(k) for s in segs]
+            col: list[Any] = shared_strings([s.get(k) for s in segs])
             distinct = set(col)
             distinct.discard(None)
             if not distinct <= admitted:

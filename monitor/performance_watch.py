@@ -131,7 +131,7 @@ from monitor.codec import f64_from_text, f64_to_text, object_array
 from monitor.config.types import ModelConfig, MonitorSettings
 from monitor.join import Joined
 from monitor.rate_streams import rise_parameters
-from monitor.sequential import retune_grown
+from monitor.sequential import last_rows, retune_grown
 
 log = logging.getLogger("driftwatch.performance")
 
@@ -397,8 +397,9 @@ class LabelDeadline:
     window_n: int  # deadline resolutions per tested window
     seen: int = 0  # cohort predictions counted so far
     cohort_end: float | None = None  # prediction time of the cohort's last prediction
-    cohort_ts: list[float] = field(default_factory=list)  # its joins, while learning
-    cohort_delays: list[float] = field(default_factory=list)
+    # its joins while learning (float64: a list of floats is 4 x the size)
+    cohort_ts: np.ndarray = field(default_factory=lambda: np.empty(0))
+    cohort_delays: np.ndarray = field(default_factory=lambda: np.empty(0))
     # learned: n, labelled, on_time, p50, p95, p99, deadline (None: no deadline), ...
     reference: dict[str, Any] | None = None
     bank: BernoulliBank | None = None
@@ -408,8 +409,9 @@ class LabelDeadline:
     episode: float | None = None  # first overdue prediction time of the alarms' episode
     resolved_n: int = 0  # resolutions since the reference, and how many were overdue
     overdue_n: int = 0
-    recent_ts: list[float] = field(default_factory=list)
-    recent_late: list[float] = field(default_factory=list)
+    # the last RECENT_ROWS resolutions (float64: a list of floats is 4 x the size)
+    recent_ts: np.ndarray = field(default_factory=lambda: np.empty(0))
+    recent_late: np.ndarray = field(default_factory=lambda: np.empty(0))
 
     @property
     def deadline(self) -> float | None:
@@ -435,9 +437,8 @@ class LabelDeadline:
                 return
             end = float(np.sort(ts)[self.cohort_size - self.seen - 1])
             self.cohort_end = end
-            keep = [i for i, t in enumerate(self.cohort_ts) if t <= end]
-            self.cohort_ts = [self.cohort_ts[i] for i in keep]
-            self.cohort_delays = [self.cohort_delays[i] for i in keep]
+            keep = self.cohort_ts <= end
+            self.cohort_ts, self.cohort_delays = self.cohort_ts[keep], self.cohort_delays[keep]
         self.seen += int(np.sum(ts <= self.cohort_end))  # late arrivals of the cohort too
 
     def joined(self, pred_ts: np.ndarray, label_ts: np.ndarray) -> None:
@@ -446,8 +447,10 @@ class LabelDeadline:
             return
         keep = (pred_ts <= self.cohort_end if self.cohort_end is not None
                 else np.ones(pred_ts.shape, dtype=bool))
-        self.cohort_ts += pred_ts[keep].tolist()
-        self.cohort_delays += (label_ts[keep] - pred_ts[keep]).tolist()
+        f64 = np.float64
+        self.cohort_ts = np.concatenate([self.cohort_ts, np.asarray(pred_ts[keep], dtype=f64)])
+        self.cohort_delays = np.concatenate(
+            [self.cohort_delays, np.asarray(label_ts[keep] - pred_ts[keep], dtype=f64)])
 
     def learn(self, watermark: float, ttl: float, s: MonitorSettings) -> float | None:
         """Learn the delay reference once the cohort had time to be labelled (see the
@@ -474,7 +477,7 @@ class LabelDeadline:
                           "factor": s.label_deadline_factor,
                           "floor": s.label_deadline_min_seconds, "ttl": ttl,
                           "learned_at": watermark}
-        self.cohort_ts, self.cohort_delays = [], []
+        self.cohort_ts, self.cohort_delays = np.empty(0), np.empty(0)
         log.info("label delay reference ready", extra={"model": self.model, **self.reference})
         if deadline is None:
             return None
@@ -516,8 +519,9 @@ class LabelDeadline:
                 if ev is not None and not self.paged:  # later pages of a window: no news
                     self.paged = True
                     out.append(ev)
-            self.recent_ts = (self.recent_ts + ts.tolist())[-RECENT_ROWS:]
-            self.recent_late = (self.recent_late + x.tolist())[-RECENT_ROWS:]
+            self.recent_ts = last_rows(self.recent_ts, np.asarray(ts, dtype=np.float64),
+                                       RECENT_ROWS)
+            self.recent_late = last_rows(self.recent_late, x, RECENT_ROWS)
             self.rows += j - i
             self.resolved_n += j - i
             self.overdue_n += int(x.sum())
@@ -618,15 +622,15 @@ class LabelDeadline:
     def from_state(cls, s: dict[str, Any]) -> LabelDeadline:
         return cls(s["model"], int(s["cohort_size"]), int(s["window_n"]), seen=int(s["seen"]),
                    cohort_end=s["cohort_end"],
-                   cohort_ts=f64_from_text(s["cohort_ts"]).tolist(),
-                   cohort_delays=f64_from_text(s["cohort_delays"]).tolist(),
+                   cohort_ts=f64_from_text(s["cohort_ts"]),
+                   cohort_delays=f64_from_text(s["cohort_delays"]),
                    reference=s["reference"],
                    bank=BernoulliBank.from_state(s["bank"]) if s["bank"] is not None else None,
                    rows=int(s["rows"]), dirty=bool(s["dirty"]), paged=bool(s["paged"]),
                    episode=s["episode"],
                    resolved_n=int(s["resolved_n"]), overdue_n=int(s["overdue_n"]),
-                   recent_ts=f64_from_text(s["recent_ts"]).tolist(),
-                   recent_late=f64_from_text(s["recent_late"]).tolist())
+                   recent_ts=f64_from_text(s["recent_ts"]),
+                   recent_late=f64_from_text(s["recent_late"]))
 
 
 # -- the watch ------------------------------------------------------------------------------
@@ -658,7 +662,7 @@ class PerformanceWatch:
     # sequential: misclassification CUSUMs, and their alarms until a window closes
     errors: BernoulliBank | None = None
     ref_error_rate: float = math.nan
-    recent_wrong: list[float] = field(default_factory=list)
+    recent_wrong: np.ndarray = field(default_factory=lambda: np.empty(0))  # float64
     alarms: list[list[float]] = field(default_factory=list)  # [pred_ts, stat, h, p1, recent]
     # the CUSUMs' baseline, [wrong, pairs]: the reference plus every window that tested
     # clean with no alarm in it (None: a state from before baselines, rate taken as known)
@@ -785,7 +789,8 @@ class PerformanceWatch:
             ev = WatchEvaluation(self.model, now=float(pairs.label_ts[a.row]))
             ev.findings.append(self._alarm_finding(alarm, mcfg))
             out.append(ev)
-        self.recent_wrong = np.concatenate([self.recent_wrong, x])[-RECENT_PAIRS:].tolist()
+        self.recent_wrong = last_rows(self.recent_wrong, np.asarray(x, dtype=np.float64),
+                                      RECENT_PAIRS)
         return out
 
     def _alarm_finding(self, alarm: list[float], mcfg: ModelConfig) -> Finding:
@@ -979,7 +984,7 @@ class PerformanceWatch:
                    errors=(BernoulliBank.from_state(s["errors"])
                            if s["errors"] is not None else None),
                    ref_error_rate=_unclean(s["ref_error_rate"]),
-                   recent_wrong=f64_from_text(s["recent_wrong"]).tolist(),
+                   recent_wrong=f64_from_text(s["recent_wrong"]),
                    alarms=[list(a) for a in s["alarms"]],
                    baseline=(list(s["baseline"]) if s.get("baseline") is not None
                              else None),

@@ -276,6 +276,13 @@ class _Waiting:
     judged: int = 0  # rows after it at the last count judged
 
 
+def last_rows(old: np.ndarray, new: np.ndarray, n: int) -> np.ndarray:
+    """The last ``n`` values of ``old`` then ``new``, in an array of their own: a slice of
+    the two's concatenation would keep all of it alive (a batch's worth more per tail)."""
+    new = new[max(0, new.shape[0] - n):]
+    return np.concatenate([old[max(0, old.shape[0] - (n - new.shape[0])):], new])
+
+
 class SequentialWatch:
     def __init__(self, streams: list[str], reference: PredictionColumns,
                  settings: MonitorSettings, bank: CusumBank | None = None,
@@ -427,8 +434,7 @@ class SequentialWatch:
             for i, p in enumerate(self._pending):
                 p[0] += float(np.sum(x[:, i], where=seen[:, i]))
                 p[1] += float(np.sum(seen[:, i]))
-            self._rtail = [np.concatenate([t, x[:, i]])[-RECENT:]
-                           for i, t in enumerate(self._rtail)]
+            self._rtail = [last_rows(t, x[:, i], RECENT) for i, t in enumerate(self._rtail)]
         raised.sort(key=lambda r: r[0])
         for row, alarm, values in raised:
             key = (alarm.kind, alarm.feature)
@@ -443,12 +449,11 @@ class SequentialWatch:
                 alarms.append(done[0])
                 decided_at[key] = row + done[1]
         if self.bank is not None:  # after every alarm is described: they read the tails
-            self._tail = [np.concatenate([t, np.asarray(r, dtype=float)])[-TAIL:]
+            self._tail = [last_rows(t, np.asarray(r, dtype=float), TAIL)
                           for t, r in zip(self._tail, raws, strict=True)]
-        self._ctail = {f: np.concatenate([t, self._cat(cols, f)])[-TAIL:]
-                       for f, t in self._ctail.items()}
-        mtail = {f: np.concatenate([self._mtail.get(f, np.zeros(0, dtype=bool)),
-                                    self._flags(cols, f)])[-TAIL:]
+        self._ctail = {f: last_rows(t, self._cat(cols, f), TAIL) for f, t in self._ctail.items()}
+        mtail = {f: last_rows(self._mtail.get(f, np.zeros(0, dtype=bool)), self._flags(cols, f),
+                          TAIL)
                  for f in sorted(set(self._mtail) | set(cols.mismatched))}
         self._mtail = {f: t for f, t in mtail.items() if t.any()}
         alarms.sort(key=lambda a: a.ts)

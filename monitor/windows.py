@@ -10,7 +10,7 @@ for evaluation.  All state round-trips through JSON-able dicts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -51,13 +51,17 @@ class Frame:
 
     def to_state(self) -> dict[str, Any] | None:
         cols = self.compact()
-        return None if cols is None else columns_to_state(cols)
+        if cols is None:
+            return None
+        state = columns_to_state(cols)
+        del state["ids"]  # not kept (without_ids)
+        return state
 
     @classmethod
     def from_state(cls, state: dict[str, Any] | None) -> Frame:
         frame = cls()
-        if state is not None:
-            frame.append(columns_from_state(state))
+        if state is not None:  # a state saved when frames kept ids: dropped
+            frame.append(without_ids(columns_from_state(state)))
         return frame
 
 
@@ -128,6 +132,28 @@ def take(cols: PredictionColumns, start: int, stop: int) -> PredictionColumns:
 
 
 
+def without_ids(cols: PredictionColumns) -> PredictionColumns:
+    """``cols`` with every id None: no reader of a window or a reference reads its ids
+    (the label join and the version watch take them from the batch), and a str id is
+    ~70 bytes a row, the largest column of a reference after the floats."""
+    return replace(cols, ids=np.full(cols.n, None, dtype=object))
+
+
+def kept(cols: PredictionColumns, start: int, stop: int) -> PredictionColumns:
+    """Rows ``start:stop`` as a frame keeps them: without ids, and, when they are part of
+    the batch, in arrays of their own (a slice would keep the whole batch's columns
+    alive: a reference filled from one batch of 20,000 rows kept all 20,000)."""
+    part = take(cols, start, stop)
+    if stop - start < cols.n:
+        own = {k: getattr(part, k).copy() for k in (*_FLOAT_COLS, *_OBJ_COLS, "error")}
+        part = replace(part, **own,
+                       numeric={k: v.copy() for k, v in part.numeric.items()},
+                       categorical={k: v.copy() for k, v in part.categorical.items()},
+                       segments={k: v.copy() for k, v in part.segments.items()},
+                       mismatched={k: v.copy() for k, v in part.mismatched.items()})
+    return without_ids(part)
+
+
 def columns_to_state(c: PredictionColumns) -> dict[str, Any]:
     """JSON-able form: float columns as base64 little-endian f8, strings as lists."""
     return {
@@ -151,7 +177,7 @@ def columns_from_state(s: dict[str, Any]) -> PredictionColumns:
     return PredictionColumns(
         model=s["model"],
         ts=ts,
-        ids=object_array(s["ids"]),
+        ids=object_array(s["ids"]) if "ids" in s else np.full(ts.shape[0], None, dtype=object),
         versions=object_array(s["versions"]),
         prediction=f64_from_text(s["prediction"]),
         prediction_class=object_array(s["prediction_class"]),
@@ -194,7 +220,7 @@ class ModelWindows:
         while pos < cols.n:
             if not self.reference_ready:
                 stop = min(cols.n, pos + self.reference_events - self.reference.n)
-                self.reference.append(take(cols, pos, stop))
+                self.reference.append(kept(cols, pos, stop))
                 pos = stop
                 continue
             if self.current_start is None:
@@ -205,7 +231,7 @@ class ModelWindows:
                 late = np.flatnonzero(cols.ts[pos:stop] - self.current_start >= self.window_seconds)
                 if late.size:  # the row that crosses the boundary opens the next window
                     stop, full = pos + int(late[0]), True
-            self.current.append(take(cols, pos, stop))
+            self.current.append(kept(cols, pos, stop))
             pos = stop
             if full:
                 window = self.current.compact()

@@ -4,6 +4,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from monitor.batch import PredictionColumns
+from monitor.codec import shared_strings
+from monitor.sequential import last_rows
 from monitor.windows import ModelWindows, columns_from_state, columns_to_state, concat
 
 
@@ -83,3 +85,53 @@ def test_columns_state_keeps_values_and_nulls() -> None:
     assert np.array_equal(back.numeric["x"], c.numeric["x"], equal_nan=True)
     assert back.error.tolist() == c.error.tolist()
     assert back.categorical["plan"].tolist() == c.categorical["plan"].tolist()
+
+
+def test_frames_keep_no_ids_nor_the_batch() -> None:
+    """A frame's rows own their arrays (a slice of the batch would keep all of it) and
+    no ids: no reader of a window reads them, and a str id is ~70 bytes a row."""
+    w = ModelWindows(reference_events=100, window_events=50)
+    batch = cols(0, 130)
+    closed = w.add(batch)
+    ref, cur = w.reference.compact(), w.current.compact()
+    assert ref is not None and cur is not None
+    for c in (ref, cur, *closed):
+        assert c.ids.tolist() == [None] * c.n
+        for arr in (c.ts, c.versions, c.numeric["x"], c.categorical["plan"],
+                    c.segments["host"]):
+            assert not np.shares_memory(arr, batch.ts) and arr.base is None
+        assert c.ts.tolist() == batch.ts[int(c.ts[0] - batch.ts[0]):][:c.n].tolist()
+    assert "ids" not in w.to_state()["reference"]
+
+
+def test_state_with_ids_still_loads() -> None:
+    """A checkpoint from when frames kept ids loads, its ids dropped."""
+    w = ModelWindows(reference_events=100, window_events=50)
+    w.add(cols(0, 130))
+    state = orjson.loads(orjson.dumps(w.to_state()))
+    for part in ("reference", "current"):
+        state[part]["ids"] = [f"id-{i}" for i in range(len(state[part]["versions"]))]
+    back = ModelWindows.from_state(state)
+    assert back.to_state() == w.to_state()
+    assert back.reference.compact().ids.tolist() == [None] * 100  # type: ignore[union-attr]
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.sampled_from(["a", "bb", "ccc", None]), max_size=30))
+def test_shared_strings_keep_values_and_share_objects(values: list[str | None]) -> None:
+    fresh = ["".join(list(v)) if v is not None else None for v in values]  # new objects
+    out = shared_strings(fresh)
+    assert out == values
+    seen: dict[str, int] = {}
+    for v in out:
+        if v is not None:
+            assert seen.setdefault(v, id(v)) == id(v)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, 30), st.integers(0, 30), st.integers(1, 40))
+def test_last_rows_is_the_concatenation_s_tail(a: int, b: int, n: int) -> None:
+    old, new = np.arange(a, dtype=float), np.arange(100, 100 + b, dtype=float)
+    got = last_rows(old, new, n)
+    assert got.tolist() == np.concatenate([old, new])[-n:].tolist()
+    assert got.dtype == np.float64 and got.base is None
