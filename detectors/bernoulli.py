@@ -105,7 +105,7 @@ def _tilt(p: np.ndarray, a: float, b: float) -> tuple[np.ndarray, np.ndarray, np
         wa = np.exp(ua - y)  # the tilted probability of an ``a``
         step = y / (wa * a + (1 - wa) * b)
         theta = theta - step
-        if np.all(np.abs(step) <= 1e-10 * np.abs(theta)):
+        if (np.abs(step) <= 1e-10 * np.abs(theta)).all():
             break
     return np.where(flat, quad, theta), mu, var
 
@@ -208,8 +208,10 @@ def alternative(p0: float, p_zero: float) -> float:
     if not (0 < p0 < 1 and 0 < p_zero < 1) or p0 == p_zero:
         raise ValueError(f"need 0 < p0, p_zero < 1 and p0 != p_zero, got {p0!r}, {p_zero!r}")
 
+    base = kl_bernoulli(p_zero, p0)
+
     def drift(p1: float) -> float:  # expected log-likelihood ratio at the rate p_zero
-        return kl_bernoulli(p_zero, p0) - kl_bernoulli(p_zero, p1)
+        return base - kl_bernoulli(p_zero, p1)
 
     lo, hi = (p_zero, 1 - 1e-12) if p_zero > p0 else (1e-12, p_zero)
     return float(optimize.brentq(drift, lo, hi, xtol=1e-15))

@@ -191,17 +191,32 @@ def cusum_threshold(k: float, arl0: float, sigma: float = 0.0) -> float:
                            shift=2 * _RHO)
 
 
-def normal_scores(reference_sorted: np.ndarray, x: np.ndarray) -> np.ndarray:
+def right_ends(reference_sorted: np.ndarray) -> np.ndarray:
+    """For each value of a sorted reference, where its run of equal values ends: the
+    ``right`` of :func:`normal_scores`."""
+    return np.searchsorted(reference_sorted, reference_sorted, side="right")
+
+
+def normal_scores(reference_sorted: np.ndarray, x: np.ndarray,
+                  right: np.ndarray | None = None) -> np.ndarray:
     """Map ``x`` to N(0, 1) scores through the reference's empirical CDF.
 
     Mid-rank probability integral transform: deterministic, ties (discrete
     features) get the mean of their ranks, so scores stay centred.  NaN stays
     NaN.  Scores are bounded by the reference size (about +-3.7 for 5,000),
     which only makes the CUSUM more conservative.
+
+    ``right`` (:func:`right_ends` of the reference, which must hold no NaN) saves the
+    second search: a value's right insertion point is its left one, or the end of the
+    run of reference values it equals.
     """
     n = reference_sorted.size
     lo = np.searchsorted(reference_sorted, x, side="left")
-    hi = np.searchsorted(reference_sorted, x, side="right")
+    if right is None or n == 0:
+        hi = np.searchsorted(reference_sorted, x, side="right")
+    else:
+        at = np.minimum(lo, n - 1)
+        hi = np.where(reference_sorted[at] == x, right[at], lo)
     u = (0.5 * (lo + hi) + 0.5) / (n + 1)
     z = special.ndtri(u)
     return np.where(np.isnan(x), np.nan, z)

@@ -91,7 +91,7 @@ import numpy as np
 from alerts.model import Finding, rfc3339
 from detectors.bernoulli import BernoulliBank, RateAlarm
 from detectors.categorical import chi2_test
-from detectors.cusum import Alarm, CusumBank, normal_scores
+from detectors.cusum import Alarm, CusumBank, normal_scores, right_ends
 from detectors.numeric import ks_test
 from monitor.batch import PredictionColumns
 from monitor.codec import f64_from_text, f64_to_text
@@ -283,6 +283,7 @@ class SequentialWatch:
         self.streams = streams
         self._ref_raw = [np.asarray(self._raw(reference, s), dtype=float) for s in streams]
         self._sorted = [np.sort(v[np.isfinite(v)]) for v in self._ref_raw]
+        self._right = [right_ends(v) for v in self._sorted]  # normal_scores' second search
         self._ref_mean = [float(v.mean()) for v in self._sorted]
         # each stream's score baseline, [sum of scores, count]: the reference counts as
         # that many scores of mean 0 (their in-control mean is 0 up to 1/sqrt(n)), plus
@@ -401,8 +402,9 @@ class SequentialWatch:
         raised: list[tuple[int, SeqAlarm, np.ndarray]] = []
         if self.bank is not None:
             raws = [self._raw(cols, s) for s in self.streams]
-            z = np.column_stack([normal_scores(ref, np.asarray(raw, dtype=float))
-                                 for ref, raw in zip(self._sorted, raws, strict=True)])
+            z = np.column_stack([normal_scores(ref, np.asarray(raw, dtype=float), right)
+                                 for ref, right, raw in zip(self._sorted, self._right, raws,
+                                                            strict=True)])
             for za, base_n, since in self._scores(z, cols.ts):
                 alarm = replace(self._describe(za, cols, raws[za.stream]),
                                 baseline_n=base_n, since=since)

@@ -10,6 +10,7 @@ from unittest import mock
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy import optimize
 
 import detectors.cusum as cusum
 from detectors.bernoulli import _LOG_W as RATE_LOG_W
@@ -18,8 +19,10 @@ from detectors.bernoulli import (
     RateAlarm,
     _log_ratio,
     _tilt,
+    alternative,
     bernoulli_threshold,
     expected_thresholds,
+    kl_bernoulli,
     posterior_rates,
 )
 from detectors.cusum import (
@@ -30,6 +33,8 @@ from detectors.cusum import (
     lindley_scans,
     log_g,
     log_g_slope,
+    normal_scores,
+    right_ends,
     solve_threshold,
 )
 
@@ -255,3 +260,36 @@ def test_cusum_thresholds_are_the_reference_solves(k: float, arl0: float,
     want = ref_solve(cusum._LOG_W - math.log(2), 2 * (k - sigma * cusum._T), math.log(arl0),
                      h0, shift=2 * cusum._RHO)
     assert same(np.float64(got), np.float64(want))
+
+
+# -- normal scores: one search, the runs of equal reference values for the other ---------
+
+grid = st.one_of(st.integers(-20, 20).map(lambda i: i / 4), st.floats(-3, 3),
+                 st.sampled_from([0.0, -0.0, math.inf, -math.inf, math.nan]))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.one_of(st.integers(-20, 20).map(lambda i: i / 4), st.floats(-3, 3),
+                          st.just(-0.0)), max_size=60),
+       st.lists(grid, max_size=60))
+def test_normal_scores_with_right_ends_are_the_two_searches(ref: list[float],
+                                                            x: list[float]) -> None:
+    r = np.sort(np.asarray(ref, dtype=float))
+    v = np.asarray(x, dtype=float)
+    assert same(normal_scores(r, v, right_ends(r)), normal_scores(r, v))
+
+
+def ref_alternative(p0: float, p_zero: float) -> float:
+    def drift(p1: float) -> float:
+        return kl_bernoulli(p_zero, p0) - kl_bernoulli(p_zero, p1)
+
+    lo, hi = (p_zero, 1 - 1e-12) if p_zero > p0 else (1e-12, p_zero)
+    return float(optimize.brentq(drift, lo, hi, xtol=1e-15))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.floats(1e-4, 0.9), st.floats(-0.5, 0.5).filter(lambda d: abs(d) > 1e-6))
+def test_alternative_is_the_reference(p0: float, d: float) -> None:
+    p_zero = p0 + d
+    if 0 < p_zero < 1:
+        assert same(np.float64(alternative(p0, p_zero)), np.float64(ref_alternative(p0, p_zero)))
