@@ -371,6 +371,12 @@ class CusumBank:
         self.state = np.zeros((2, streams, len(ks)))
         self.run = np.zeros((2, streams, len(ks)), dtype=np.int64)  # current excursion length
         self.n = 0
+        # the running CUSUMs as columns, in the order (direction, stream, k): which
+        # direction (0 up, 1 down), its sign, stream and k each column is
+        self._cols = [(d, sign, s, j) for d, sign in enumerate((1, -1))
+                      for s in range(streams) if dirs[s] != -sign for j in range(len(ks))]
+        self._d, self._sign, self._s, self._j = (
+            np.asarray(v, dtype=np.int64) for v in zip(*self._cols, strict=True))
 
     @property
     def cusums(self) -> int:
@@ -402,18 +408,14 @@ class CusumBank:
         z = np.asarray(z, dtype=float)
         if z.ndim != 2 or z.shape[1] != self.state.shape[1]:
             raise ValueError(f"z must be (rows, {self.state.shape[1]}), got {z.shape}")
-        # one column per running CUSUM, in the order (direction, stream, k)
-        cols = [(d, sign, s, j) for d, sign in enumerate((1, -1))
-                for s in range(z.shape[1]) if self.directions[s] != -sign
-                for j in range(len(self.ks))]
-        d_, sign_, s_, j_ = (np.asarray(v, dtype=np.int64) for v in zip(*cols, strict=True))
+        d_, sign_, s_, j_ = self._d, self._sign, self._s, self._j  # one column per CUSUM
         inc = sign_ * (z - self.center)[:, s_] - self.k[s_, j_]
         h = self.h[s_, j_]
         hits, state, run = lindley_scans(inc, self.state[d_, s_, j_], self.run[d_, s_, j_], h)
         self.state[d_, s_, j_] = state
         self.run[d_, s_, j_] = run
         alarms = [Alarm(row, s, float(self.k[s, j]), sign, stat, float(h[c]), rl)
-                  for c, (_, sign, s, j) in enumerate(cols) for row, stat, rl in hits[c]]
+                  for c, (_, sign, s, j) in enumerate(self._cols) for row, stat, rl in hits[c]]
         self.n += z.shape[0]
         alarms.sort(key=lambda a: (a.row, a.stream, a.k))
         return alarms

@@ -411,7 +411,7 @@ class SequentialWatch:
                 raised.append((za.row, self._versioned(alarm, za, cols),
                                np.asarray(raws[za.stream])))
         if self.rate_bank is not None:
-            x = np.column_stack([indicator(r, cols) for r in self.rates])
+            x = np.column_stack(self._indicators(cols))
             started = self._rsince.copy()
             rate_alarms = self.rate_bank.update(x)
             self._rsince = _run_starts(started, self.rate_bank.run, cols.ts)
@@ -455,6 +455,18 @@ class SequentialWatch:
         self._mtail = {f: t for f, t in mtail.items() if t.any()}
         alarms.sort(key=lambda a: a.ts)
         return alarms
+
+    def _indicators(self, cols: PredictionColumns) -> list[np.ndarray]:
+        """Each rate stream's 0/1 column for a batch; streams that count the same thing (a
+        category's rise and fall) share one."""
+        made: dict[tuple[object, ...], np.ndarray] = {}
+        out = []
+        for r in self.rates:
+            key = (r.source, r.feature, r.value, r.cutoff, r.known)
+            if key not in made:
+                made[key] = indicator(r, cols)
+            out.append(made[key])
+        return out
 
     def _outputs_held(self, a: Alarm | RateAlarm, cols: PredictionColumns, gone: int,
                       m: int) -> int:
