@@ -30,6 +30,7 @@ again in ``h``), spending delay on false alarms that do not happen.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,7 +40,7 @@ import numpy as np
 from scipy import optimize, special
 
 from detectors.cusum import (
-    lindley_scan,
+    lindley_scans,
     log_g,
     log_wald_numerator,
     normal_quadrature,
@@ -62,8 +63,10 @@ def kl_bernoulli(p: float, q: float) -> float:
     return out
 
 
+@functools.lru_cache(maxsize=4096)
 def bernoulli_threshold(p0: float, p1: float, arl0: float) -> float:
-    """The ``h`` at which a Bernoulli CUSUM for ``p0 -> p1`` has the given ARL0."""
+    """The ``h`` at which a Bernoulli CUSUM for ``p0 -> p1`` has the given ARL0 (cached:
+    :func:`rate_thresholds` asks for each twice, once as the start of a solve)."""
     if not (0 < p0 < 1 and 0 < p1 < 1) or p0 == p1:
         raise ValueError(f"need 0 < p0, p1 < 1 and p0 != p1, got {p0!r}, {p1!r}")
     if not arl0 > 1:
@@ -81,25 +84,28 @@ def _tilt(p: np.ndarray, a: float, b: float) -> tuple[np.ndarray, np.ndarray, np
     mu = p * a + (1 - p) * b
     var = p * (1 - p) * (a - b) ** 2
     lp, lq = np.log(p), np.log1p(-p)
-
-    def psi(t: np.ndarray) -> np.ndarray:
-        return np.logaddexp(lp + t * a, lq + t * b)
-
     quad = -2 * mu / var  # the root of psi's quadratic approximation
     # next to a zero drift the quadratic root is exact enough (and Newton ill-posed)
     flat = np.abs(quad) < 1e-6
     theta = np.where(flat, 1.0, 2 * quad)
     for _ in range(200):  # start beyond the root: Newton then converges monotonically
-        short = psi(theta) < 0
+        ua = lp + theta * a
+        y = np.logaddexp(ua, lq + theta * b)  # psi(theta)
+        short = y < 0
         if not short.any():
             break
         theta = np.where(short, 2 * theta, theta)
-    for _ in range(100):
-        y = psi(theta)
-        wa = np.exp(lp + theta * a - y)  # the tilted probability of an ``a``
+    else:  # (never short of the root: psi at the last doubling)
+        ua = lp + theta * a
+        y = np.logaddexp(ua, lq + theta * b)
+    for i in range(100):
+        if i:  # (the first: psi at the start, above)
+            ua = lp + theta * a
+            y = np.logaddexp(ua, lq + theta * b)
+        wa = np.exp(ua - y)  # the tilted probability of an ``a``
         step = y / (wa * a + (1 - wa) * b)
         theta = theta - step
-        if np.all(np.abs(step) <= 1e-10 * np.abs(theta)):
+        if (np.abs(step) <= 1e-10 * np.abs(theta)).all():
             break
     return np.where(flat, quad, theta), mu, var
 
@@ -124,14 +130,18 @@ def _log_ratio(theta: np.ndarray, mu: np.ndarray, var: np.ndarray) -> np.ndarray
                            theta / np.where(mu == 0, 1.0, -mu)))
 
 
+@functools.lru_cache(maxsize=256)
 def posterior_rates(hits: float, n: float) -> np.ndarray:
     """The quadrature nodes over a rate's Jeffreys posterior (its quantiles at the
     normal scores ``_T``; the upper tail from the complementary side, for precision),
-    clipped away from 0 and 1."""
+    clipped away from 0 and 1.  Cached (read-only): a category's rise and fall streams
+    share their counts, so their retunes ask for the same nodes."""
     a, b = hits + 0.5, n - hits + 0.5
     lower = special.betaincinv(a, b, special.ndtr(_T[_LOWER]))
     upper = 1 - special.betaincinv(b, a, special.ndtr(-_T[~_LOWER]))
-    return np.clip(np.concatenate([lower, upper]), 1e-12, 1 - 1e-12)
+    out = np.clip(np.concatenate([lower, upper]), 1e-12, 1 - 1e-12)
+    out.flags.writeable = False
+    return out
 
 
 def expected_thresholds(p0: float, p1: Sequence[float], arl0: float, hits: float,
@@ -198,8 +208,10 @@ def alternative(p0: float, p_zero: float) -> float:
     if not (0 < p0 < 1 and 0 < p_zero < 1) or p0 == p_zero:
         raise ValueError(f"need 0 < p0, p_zero < 1 and p0 != p_zero, got {p0!r}, {p_zero!r}")
 
+    base = kl_bernoulli(p_zero, p0)
+
     def drift(p1: float) -> float:  # expected log-likelihood ratio at the rate p_zero
-        return kl_bernoulli(p_zero, p0) - kl_bernoulli(p_zero, p1)
+        return base - kl_bernoulli(p_zero, p1)
 
     lo, hi = (p_zero, 1 - 1e-12) if p_zero > p0 else (1e-12, p_zero)
     return float(optimize.brentq(drift, lo, hi, xtol=1e-15))
@@ -289,15 +301,14 @@ class BernoulliBank:
         x = np.asarray(x, dtype=float)
         if x.ndim != 2 or x.shape[1] != len(self.p0):
             raise ValueError(f"x must be (rows, {len(self.p0)}), got {x.shape}")
-        alarms: list[RateAlarm] = []
-        for i, (s, p1, up, down, h) in enumerate(self.cusums):
-            col = x[:, s]
-            inc = np.where(col > 0, up, down)
-            inc[np.isnan(col)] = np.nan
-            hits, self.state[i], self.run[i] = lindley_scan(
-                inc, float(self.state[i]), int(self.run[i]), h)
-            alarms += [RateAlarm(row, s, self.p0[s], p1, stat, h, run)
-                       for row, stat, run in hits]
+        stream, _, up, down, h = (np.asarray(v) for v in zip(*self.cusums, strict=True))
+        cols = x[:, stream.astype(np.int64)]
+        inc = np.where(cols > 0, up.astype(float), down.astype(float))
+        inc[np.isnan(cols)] = np.nan
+        hits, self.state, self.run = lindley_scans(inc, self.state, self.run, h)
+        alarms = [RateAlarm(row, s, self.p0[s], p1, stat, hc, run)
+                  for (s, p1, _, _, hc), found in zip(self.cusums, hits, strict=True)
+                  for row, stat, run in found]
         self.n += x.shape[0]
         alarms.sort(key=lambda a: (a.row, a.stream, a.p1))
         return alarms

@@ -87,14 +87,32 @@ def log_g(x: np.ndarray) -> np.ndarray:
     return np.where(small, np.log(0.5 + x / 6 + x * x / 24), np.where(big, far, mid))
 
 
-def _slope(theta: np.ndarray, h: float) -> np.ndarray:
-    """d/dh of ``2 log h + log g(theta h)``: ``theta (e^x - 1) / (e^x - x - 1)``, x = theta h."""
+def log_g_slope(theta: np.ndarray, h: float,
+                slope: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """``log_g(theta h)`` (:func:`log_g`, to the last bit) and, with ``slope``, its
+    derivative in ``h`` plus ``2 / h``: d/dh of ``2 log h + log g(theta h)``,
+    ``theta (e^x - 1) / (e^x - x - 1)`` with x = theta h.  One pass for both: they share
+    ``x``, ``e^x - 1`` and ``e^x - x - 1``; the branch for small (large) ``x`` is
+    computed only when some element takes it."""
     x = theta * h
     small = np.abs(x) < 1e-3
+    big = x > 30
     safe = np.where(small, 1.0, np.minimum(x, 30.0))
-    mid = theta * np.expm1(safe) / (np.expm1(safe) - safe)
-    far = theta / (1 - (x + 1) * np.exp(-np.maximum(x, 30.0)))
-    return np.where(small, 2 / h + theta / 3, np.where(x > 30, far, mid))
+    em1 = np.expm1(safe)
+    den = em1 - safe
+    lg = np.log(den) - 2 * np.log(np.abs(safe))
+    sl = theta * em1 / den if slope else None
+    if big.any():
+        top = np.maximum(x, 30.0)
+        tail = (x + 1) * np.exp(-top)
+        lg = np.where(big, x + np.log1p(-tail) - 2 * np.log(top), lg)
+        if sl is not None:
+            sl = np.where(big, theta / (1 - tail), sl)
+    if small.any():
+        lg = np.where(small, np.log(0.5 + x / 6 + x * x / 24), lg)
+        if sl is not None:
+            sl = np.where(small, 2 / h + theta / 3, sl)
+    return lg, sl
 
 
 def solve_threshold(base: np.ndarray, theta: np.ndarray, log_arl0: float, guess: float,
@@ -105,18 +123,21 @@ def solve_threshold(base: np.ndarray, theta: np.ndarray, log_arl0: float, guess:
     Newton from ``guess``, kept inside a bracket (bisection when a step leaves it);
     ``inf`` when even ``H_MAX`` alarms too often."""
 
-    def excess(h: float) -> tuple[float, float]:  # log rate - log budget, and its slope
+    def excess(h: float, slope: bool = True) -> tuple[float, float]:
+        # log rate - log budget, and its slope (NaN without ``slope``)
         hp = h + shift
-        v = base - 2 * math.log(hp) - log_g(theta * hp)
+        lg, sl = log_g_slope(theta, hp, slope)
+        v = base - 2 * math.log(hp) - lg
         top = float(v.max())
         e = np.exp(v - top)
         total = float(e.sum())
-        return top + math.log(total) + log_arl0, -float((e * _slope(theta, hp)).sum()) / total
+        return (top + math.log(total) + log_arl0,
+                -float((e * sl).sum()) / total if sl is not None else math.nan)
 
     lo, hi = 1e-6, H_MAX
-    if excess(hi)[0] > 0:
+    if excess(hi, False)[0] > 0:
         return math.inf
-    f, df = excess(lo)
+    f, df = excess(lo, False)
     if f <= 0:
         return lo
     h = min(max(guess, lo), hi)
@@ -170,17 +191,32 @@ def cusum_threshold(k: float, arl0: float, sigma: float = 0.0) -> float:
                            shift=2 * _RHO)
 
 
-def normal_scores(reference_sorted: np.ndarray, x: np.ndarray) -> np.ndarray:
+def right_ends(reference_sorted: np.ndarray) -> np.ndarray:
+    """For each value of a sorted reference, where its run of equal values ends: the
+    ``right`` of :func:`normal_scores`."""
+    return np.searchsorted(reference_sorted, reference_sorted, side="right")
+
+
+def normal_scores(reference_sorted: np.ndarray, x: np.ndarray,
+                  right: np.ndarray | None = None) -> np.ndarray:
     """Map ``x`` to N(0, 1) scores through the reference's empirical CDF.
 
     Mid-rank probability integral transform: deterministic, ties (discrete
     features) get the mean of their ranks, so scores stay centred.  NaN stays
     NaN.  Scores are bounded by the reference size (about +-3.7 for 5,000),
     which only makes the CUSUM more conservative.
+
+    ``right`` (:func:`right_ends` of the reference, which must hold no NaN) saves the
+    second search: a value's right insertion point is its left one, or the end of the
+    run of reference values it equals.
     """
     n = reference_sorted.size
     lo = np.searchsorted(reference_sorted, x, side="left")
-    hi = np.searchsorted(reference_sorted, x, side="right")
+    if right is None or n == 0:
+        hi = np.searchsorted(reference_sorted, x, side="right")
+    else:
+        at = np.minimum(lo, n - 1)
+        hi = np.where(reference_sorted[at] == x, right[at], lo)
     u = (0.5 * (lo + hi) + 0.5) / (n + 1)
     z = special.ndtri(u)
     return np.where(np.isnan(x), np.nan, z)
@@ -211,6 +247,49 @@ def lindley_scan(inc: np.ndarray, s0: float, run: int,
             continue
         out.append((start + end, float(stat[end]), run))
         start, s0, run = start + end + 1, 0.0, 0
+    return out, s0, run
+
+
+def lindley_scans(inc: np.ndarray, s0: np.ndarray, run: np.ndarray,
+                  h: np.ndarray) -> tuple[list[list[tuple[int, float, int]]], np.ndarray,
+                                          np.ndarray]:
+    """:func:`lindley_scan` of every column of ``inc`` (rows x CUSUMs) at once, each with
+    its own ``s0``, ``run`` and ``h``: the same alarms, statistics and run lengths to the
+    last bit (the same cumulative sums, column by column, over the same blocks).  Columns
+    run side by side up to their first alarm; a column that alarmed goes on alone
+    (:func:`lindley_scan`, whose blocks start after its restart, as they did).  Returns
+    the alarms per column and the final statistics and run lengths."""
+    rows, m = inc.shape
+    s0 = np.array(s0, dtype=float)
+    run = np.array(run, dtype=np.int64)
+    h = np.asarray(h, dtype=float)
+    out: list[list[tuple[int, float, int]]] = [[] for _ in range(m)]
+    active = np.arange(m)
+    start = 0
+    while start < rows and active.size:
+        seg = inc[start:start + BLOCK][:, active]
+        c = np.cumsum(np.where(np.isnan(seg), 0.0, seg), axis=0)
+        stat = c - np.minimum(np.minimum.accumulate(c, axis=0), -s0[active])
+        over = stat > h[active]
+        hit = over.any(axis=0)
+        zero = stat <= 0.0
+        size = seg.shape[0]
+        quiet = active[~hit]
+        qz = zero[:, ~hit]
+        last = size - 1 - np.argmax(qz[::-1], axis=0)  # the last row at zero
+        run[quiet] = np.where(qz.any(axis=0), size - 1 - last, run[quiet] + size)
+        s0[quiet] = stat[-1, ~hit]
+        for i in np.flatnonzero(hit).tolist():
+            col = int(active[i])
+            end = int(np.argmax(over[:, i]))
+            zeros = np.flatnonzero(zero[: end + 1, i])
+            r = end - int(zeros[-1]) if zeros.size else int(run[col]) + end + 1
+            out[col].append((start + end, float(stat[end, i]), r))
+            after = start + end + 1
+            rest, s0[col], run[col] = lindley_scan(inc[after:, col], 0.0, 0, float(h[col]))
+            out[col] += [(after + row, st, rl) for row, st, rl in rest]
+        active = quiet
+        start += size
     return out, s0, run
 
 
@@ -292,6 +371,12 @@ class CusumBank:
         self.state = np.zeros((2, streams, len(ks)))
         self.run = np.zeros((2, streams, len(ks)), dtype=np.int64)  # current excursion length
         self.n = 0
+        # the running CUSUMs as columns, in the order (direction, stream, k): which
+        # direction (0 up, 1 down), its sign, stream and k each column is
+        self._cols = [(d, sign, s, j) for d, sign in enumerate((1, -1))
+                      for s in range(streams) if dirs[s] != -sign for j in range(len(ks))]
+        self._d, self._sign, self._s, self._j = (
+            np.asarray(v, dtype=np.int64) for v in zip(*self._cols, strict=True))
 
     @property
     def cusums(self) -> int:
@@ -323,24 +408,17 @@ class CusumBank:
         z = np.asarray(z, dtype=float)
         if z.ndim != 2 or z.shape[1] != self.state.shape[1]:
             raise ValueError(f"z must be (rows, {self.state.shape[1]}), got {z.shape}")
-        alarms: list[Alarm] = []
-        for d, sign in enumerate((1, -1)):
-            for s in range(z.shape[1]):
-                if self.directions[s] == -sign:
-                    continue
-                col = sign * (z[:, s] - self.center[s])
-                for j, k in enumerate(self.k[s]):
-                    alarms += self._run(col, d, s, j, k, sign)
+        d_, sign_, s_, j_ = self._d, self._sign, self._s, self._j  # one column per CUSUM
+        inc = sign_ * (z - self.center)[:, s_] - self.k[s_, j_]
+        h = self.h[s_, j_]
+        hits, state, run = lindley_scans(inc, self.state[d_, s_, j_], self.run[d_, s_, j_], h)
+        self.state[d_, s_, j_] = state
+        self.run[d_, s_, j_] = run
+        alarms = [Alarm(row, s, float(self.k[s, j]), sign, stat, float(h[c]), rl)
+                  for c, (_, sign, s, j) in enumerate(self._cols) for row, stat, rl in hits[c]]
         self.n += z.shape[0]
         alarms.sort(key=lambda a: (a.row, a.stream, a.k))
         return alarms
-
-    def _run(self, col: np.ndarray, d: int, s: int, j: int, k: float,
-             sign: int) -> list[Alarm]:
-        h = float(self.h[s, j])
-        hits, self.state[d, s, j], self.run[d, s, j] = lindley_scan(
-            col - k, float(self.state[d, s, j]), int(self.run[d, s, j]), h)
-        return [Alarm(row, s, float(k), sign, stat, h, run) for row, stat, run in hits]
 
     def to_state(self) -> dict[str, Any]:
         return {"ks": self.ks.tolist(), "weights": self.weights, "scale": self.scale,

@@ -91,7 +91,7 @@ import numpy as np
 from alerts.model import Finding, rfc3339
 from detectors.bernoulli import BernoulliBank, RateAlarm
 from detectors.categorical import chi2_test
-from detectors.cusum import Alarm, CusumBank, normal_scores
+from detectors.cusum import Alarm, CusumBank, normal_scores, right_ends
 from detectors.numeric import ks_test
 from monitor.batch import PredictionColumns
 from monitor.codec import f64_from_text, f64_to_text
@@ -290,6 +290,7 @@ class SequentialWatch:
         self.streams = streams
         self._ref_raw = [np.asarray(self._raw(reference, s), dtype=float) for s in streams]
         self._sorted = [np.sort(v[np.isfinite(v)]) for v in self._ref_raw]
+        self._right = [right_ends(v) for v in self._sorted]  # normal_scores' second search
         self._ref_mean = [float(v.mean()) for v in self._sorted]
         # each stream's score baseline, [sum of scores, count]: the reference counts as
         # that many scores of mean 0 (their in-control mean is 0 up to 1/sqrt(n)), plus
@@ -408,15 +409,16 @@ class SequentialWatch:
         raised: list[tuple[int, SeqAlarm, np.ndarray]] = []
         if self.bank is not None:
             raws = [self._raw(cols, s) for s in self.streams]
-            z = np.column_stack([normal_scores(ref, np.asarray(raw, dtype=float))
-                                 for ref, raw in zip(self._sorted, raws, strict=True)])
+            z = np.column_stack([normal_scores(ref, np.asarray(raw, dtype=float), right)
+                                 for ref, right, raw in zip(self._sorted, self._right, raws,
+                                                            strict=True)])
             for za, base_n, since in self._scores(z, cols.ts):
                 alarm = replace(self._describe(za, cols, raws[za.stream]),
                                 baseline_n=base_n, since=since)
                 raised.append((za.row, self._versioned(alarm, za, cols),
                                np.asarray(raws[za.stream])))
         if self.rate_bank is not None:
-            x = np.column_stack([indicator(r, cols) for r in self.rates])
+            x = np.column_stack(self._indicators(cols))
             started = self._rsince.copy()
             rate_alarms = self.rate_bank.update(x)
             self._rsince = _run_starts(started, self.rate_bank.run, cols.ts)
@@ -458,6 +460,18 @@ class SequentialWatch:
         self._mtail = {f: t for f, t in mtail.items() if t.any()}
         alarms.sort(key=lambda a: a.ts)
         return alarms
+
+    def _indicators(self, cols: PredictionColumns) -> list[np.ndarray]:
+        """Each rate stream's 0/1 column for a batch; streams that count the same thing (a
+        category's rise and fall) share one."""
+        made: dict[tuple[object, ...], np.ndarray] = {}
+        out = []
+        for r in self.rates:
+            key = (r.source, r.feature, r.value, r.cutoff, r.known)
+            if key not in made:
+                made[key] = indicator(r, cols)
+            out.append(made[key])
+        return out
 
     def _outputs_held(self, a: Alarm | RateAlarm, cols: PredictionColumns, gone: int,
                       m: int) -> int:

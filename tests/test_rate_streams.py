@@ -12,7 +12,7 @@ from detectors.bernoulli import posterior_mean, rate_bound
 from monitor.batch import PredictionColumns
 from monitor.config.types import MonitorSettings
 from monitor.pipeline import take
-from monitor.rate_streams import rate_streams
+from monitor.rate_streams import indicator, rate_streams
 from monitor.sequential import (
     BASELINE_MAX,
     KS,
@@ -394,3 +394,17 @@ def test_a_wider_distribution_caught_by_a_cusum_is_drift_and_a_sentinel_flood_a_
     broken = [a for a in first_alarms(unit_change, seed=3) if a.feature == "x"]
     assert broken and any(a.quality is not None and a.quality[0] == "out_of_range"
                           for a in broken)
+
+
+def test_streams_that_count_the_same_thing_share_one_indicator_column_and_others_do_not():
+    rng = np.random.default_rng(3)
+    watch = SequentialWatch.build(stream(5_000, rng, ids=True), SETTINGS)
+    assert watch is not None
+    cur = stream(700, rng, ids=True)
+    cur.categorical["cat"][::9] = None
+    got = watch._indicators(cur)
+    want = [indicator(r, cur) for r in watch.rates]
+    assert len(got) == len(want) == len(watch.rates)
+    for g, w in zip(got, want, strict=True):
+        assert g.tobytes() == w.tobytes()
+    assert len({id(g) for g in got}) < len(got)  # a category's rise and fall share theirs
