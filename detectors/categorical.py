@@ -7,6 +7,9 @@ are pooled into one cell.  Categories that appear, or that held at least
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Mapping
+
 import numpy as np
 from scipy import stats
 
@@ -18,18 +21,28 @@ VANISHED_MIN_SHARE = 0.01
 MAX_LISTED = 5
 
 
-def _counts(values: np.ndarray) -> dict[str, int]:
+def category_counts(values: np.ndarray) -> dict[str, int]:
+    """Each category's count (None dropped, values as str), in sorted order."""
     arr = np.asarray(values, dtype=object)
+    counted = Counter(arr.ravel().tolist())
+    counted.pop(None, None)
+    # str keys as numpy's unicode arrays hold them (no trailing NUL): np.unique's
+    # categories and counts, without its conversion and sort of every value
+    if all(type(c) is str and not c.endswith("\0") for c in counted):
+        return dict(sorted(counted.items()))
     arr = arr[np.not_equal(arr, np.asarray(None, dtype=object))].astype(str)
     cats, counts = np.unique(arr, return_counts=True)
     return dict(zip(cats.tolist(), counts.tolist(), strict=True))
 
 
-def chi2_test(reference: np.ndarray, current: np.ndarray, *, min_effect: float = 0.05,
-              min_n: int = MIN_N) -> TestResult:
+def chi2_test(reference: np.ndarray | Mapping[str, int], current: np.ndarray, *,
+              min_effect: float = 0.05, min_n: int = MIN_N) -> TestResult:
+    """Chi-square homogeneity test; the reference may be given as its counts
+    (:func:`category_counts`), counted once for many windows."""
     if not 0.0 <= min_effect <= 1.0:
         raise ValueError(f"min_effect must be in [0, 1], got {min_effect!r}")
-    rc, cc = _counts(reference), _counts(current)
+    rc = reference if isinstance(reference, Mapping) else category_counts(reference)
+    cc = category_counts(current)
     rn, cn = sum(rc.values()), sum(cc.values())
     if rn < min_n or cn < min_n:
         return insufficient("chi2", min_effect, rn, cn)

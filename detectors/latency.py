@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-from detectors.numeric import finite_values
+from detectors.numeric import SortedSample, finite_values
 from detectors.result import TestResult, insufficient
 
 MIN_N = 30
@@ -35,11 +35,15 @@ def _exceedance_p(ref: np.ndarray, cur: np.ndarray, threshold: float) -> float:
     return float(stats.fisher_exact(table, alternative="greater").pvalue)
 
 
-def latency_test(reference: np.ndarray, current: np.ndarray, *, min_ratio: float = 1.10,
-                 min_n: int = MIN_N) -> TestResult:
+def latency_test(reference: np.ndarray | SortedSample, current: np.ndarray, *,
+                 min_ratio: float = 1.10, min_n: int = MIN_N) -> TestResult:
+    """The three subtests of the module docstring.  The reference may be given
+    already sorted (:class:`SortedSample`): its quantiles, ranks and exceedances do
+    not depend on the order of its values."""
     if not min_ratio >= 1.0:
         raise ValueError(f"min_ratio must be >= 1, got {min_ratio!r}")
-    ref, cur = finite_values(reference), finite_values(current)
+    ref = reference.values if isinstance(reference, SortedSample) else finite_values(reference)
+    cur = finite_values(current)
     if ref.size < min_n or cur.size < min_n:
         return insufficient("latency", min_ratio, int(ref.size), int(cur.size))
     rq = np.quantile(ref, [0.5, 0.95, 0.99])

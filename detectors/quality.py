@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from detectors.numeric import SortedSample
 from detectors.result import TestResult, check_min_n, insufficient
 
 MIN_N = 30
@@ -79,26 +80,62 @@ def _values(x: Any, numeric: bool) -> np.ndarray:
     return arr[keep.astype(bool)].astype(str)
 
 
+def value_counts(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct values of a sorted array and how often each occurs: ``np.unique(values,
+    return_counts=True)`` without its sort (the first of each run of equal values)."""
+    if values.size == 0:
+        return values, np.zeros(0, dtype=np.intp)
+    starts = np.flatnonzero(np.concatenate(([True], values[1:] != values[:-1])))
+    return values[starts], np.diff(np.append(starts, values.size))
+
+
+def _distinct_pooled(ref: np.ndarray, cur_values: np.ndarray) -> int:
+    """``np.unique(np.concatenate([ref, cur])).size`` for a sorted ``ref`` and the
+    distinct values of ``cur``."""
+    n = ref.size
+    ref_distinct = int(np.count_nonzero(ref[1:] != ref[:-1])) + 1 if n else 0
+    pos = np.searchsorted(ref, cur_values)
+    found = pos < n
+    found[found] = ref[pos[found]] == cur_values[found]
+    return ref_distinct + int(np.count_nonzero(~found))
+
+
 def stuck_value_test(reference: Any, current: Any, *, min_share: float = 0.5,
                      min_n: int = MIN_N) -> TestResult:
     """Has one value taken over the current window far beyond its reference share?
 
     ``min_share`` floors the gain in share (cur_share - ref_share).  Numeric arrays are
     compared as floats (NaN/inf dropped), anything else as strings (None/NaN dropped).
+    Either sample may be given already sorted (:class:`SortedSample`: numeric).
     """
     _check_share("min_share", min_share, open_low=True)
     check_min_n(min_n)
-    r_arr, c_arr = np.asarray(reference), np.asarray(current)
-    numeric = _is_numeric(r_arr) and _is_numeric(c_arr)
-    ref, cur = _values(r_arr, numeric), _values(c_arr, numeric)
+    prepared = isinstance(reference, SortedSample) or isinstance(current, SortedSample)
+    r_arr = reference if isinstance(reference, SortedSample) else np.asarray(reference)
+    c_arr = current if isinstance(current, SortedSample) else np.asarray(current)
+    numeric = all(isinstance(a, SortedSample) or _is_numeric(a) for a in (r_arr, c_arr))
+    if prepared and not numeric:
+        raise ValueError("a sorted sample is numeric: the other sample must be too")
+    if numeric:  # sorted once, counted by runs (the same values np.unique finds)
+        ref = r_arr.values if isinstance(r_arr, SortedSample) else np.sort(_values(r_arr, True))
+        cur = c_arr.values if isinstance(c_arr, SortedSample) else np.sort(_values(c_arr, True))
+    else:
+        ref, cur = _values(r_arr, False), _values(c_arr, False)
     n, m = int(ref.size), int(cur.size)
     if n < min_n or m < min_n:
         return insufficient("stuck_value", min_share, n, m)
-    values, counts = np.unique(cur, return_counts=True)
-    i = int(np.argmax(counts))
-    value, k = values[i], int(counts[i])
-    r = int(np.count_nonzero(ref == value))
-    distinct = int(np.unique(np.concatenate([ref, cur])).size)
+    if numeric:
+        values, counts = value_counts(cur)
+        i = int(np.argmax(counts))
+        value, k = values[i], int(counts[i])
+        r = int(np.searchsorted(ref, value, side="right") - np.searchsorted(ref, value))
+        distinct = _distinct_pooled(ref, values)
+    else:
+        values, counts = np.unique(cur, return_counts=True)
+        i = int(np.argmax(counts))
+        value, k = values[i], int(counts[i])
+        r = int(np.count_nonzero(ref == value))
+        distinct = int(np.unique(np.concatenate([ref, cur])).size)
     ref_share, cur_share = r / n, k / m
     p = float(stats.fisher_exact([[k, m - k], [r, n - r]], alternative="greater").pvalue)
     p = min(1.0, p * distinct)
@@ -123,7 +160,8 @@ def out_of_range_test(reference: Any, current: Any, *, tail: float = 0.001,
     only values far outside anything the reference saw count (the p-value, computed
     for the unwidened range, is then conservative): for rows picked *because* they
     are extreme, such as a CUSUM's excursion, where the plain range would call a
-    wider distribution a broken feed.
+    wider distribution a broken feed.  Either sample may be given already sorted
+    (:class:`SortedSample`).
     """
     if not 0.0 < tail < 0.5:
         raise ValueError(f"tail must be in (0, 0.5), got {tail!r}")
@@ -131,9 +169,16 @@ def out_of_range_test(reference: Any, current: Any, *, tail: float = 0.001,
         raise ValueError(f"margin must be finite and >= 0, got {margin!r}")
     _check_share("min_increase", min_increase)
     check_min_n(min_n)
-    ref = np.asarray(reference, dtype=float).ravel()
-    cur = np.asarray(current, dtype=float).ravel()
-    ref, cur = np.sort(ref[np.isfinite(ref)]), cur[np.isfinite(cur)]
+    if isinstance(reference, SortedSample):
+        ref = reference.values
+    else:
+        ref = np.asarray(reference, dtype=float).ravel()
+        ref = np.sort(ref[np.isfinite(ref)])
+    if isinstance(current, SortedSample):
+        cur = current.values
+    else:
+        cur = np.asarray(current, dtype=float).ravel()
+        cur = cur[np.isfinite(cur)]
     n, m = int(ref.size), int(cur.size)
     if n < min_n or m < min_n:
         return insufficient("out_of_range", min_increase, n, m)

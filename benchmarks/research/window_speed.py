@@ -1,0 +1,126 @@
+"""Per-window cost of ``evaluate_window``: this tree against another revision, on the
+same windows, in the same run.
+
+The windows are those of ``benchmarks/throughput.py``'s stream (two models, ``k``
+features: ``k - 1`` numeric and one categorical, a host segment, latency, errors,
+probabilities; reference 5,000, windows of 2,000), replayed once through this tree's
+pipeline, which keeps every (model config, reference, window) it hands to
+``evaluate_window``.  Each tree then evaluates every window in a child process of its
+own (``--base`` checked out into a temporary git worktree; one BLAS thread), the
+children alternating, ``--repeat`` children per tree, each timing ``--rounds`` passes
+over the windows; the figure is the best pass.  Its first pass (the first window of
+each reference pays for preparing it in this tree) is printed beside it.  Every
+child prints a digest of every ``Evaluation`` (keys, findings, test results, floats
+by ``repr``): equal digests mean bit-identical results.
+
+Run: ``python benchmarks/research/window_speed.py --base fae88db [--events 100000]
+[--features 10] [--rounds 5] [--repeat 3]``.
+
+Conclusion (2026-12-07, 2-core host shared with other jobs, 10 features, 20
+windows): see ``benchmarks/README.md`` (research notes, window_speed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+sys.path[:0] = [str(HERE.parent), str(ROOT)]  # benchmarks/, repo
+
+CHILD = """
+import hashlib, pickle, sys, time
+sys.path.insert(0, {root!r})
+from monitor.threads import one_blas_thread
+one_blas_thread()
+from monitor.evaluate import evaluate_window
+pairs = pickle.load(open({pairs!r}, "rb"))
+passes, digest = [], None
+for _ in range({rounds}):
+    t0 = time.perf_counter()
+    evs = [evaluate_window(m, r, w) for m, r, w in pairs]
+    passes.append((time.perf_counter() - t0) / len(pairs) * 1e3)
+    if digest is None:
+        digest = hashlib.sha256(repr([(e.evaluated, e.findings, e.results)
+                                      for e in evs]).encode()).hexdigest()[:16]
+print(passes[0], min(passes), digest)
+"""
+
+
+def windows(path: Path, events: int, features: int) -> int:
+    """Replay the throughput stream through this tree; pickle what evaluate_window got."""
+    import throughput  # benchmarks/throughput.py
+
+    import monitor.pipeline as pipeline
+    from monitor.config.types import Config
+    from monitor.replay import replay
+    from monitor.threads import one_blas_thread
+
+    one_blas_thread()
+    pairs = []
+    evaluate = pipeline.evaluate_window
+
+    def keep(model, ref, window, task=None):  # type: ignore[no-untyped-def]
+        pairs.append((model, ref, window))
+        return evaluate(model, ref, window, task)
+
+    pipeline.evaluate_window = keep  # type: ignore[assignment]
+    with tempfile.TemporaryDirectory() as tmp:
+        stream = Path(tmp) / "stream.jsonl"
+        throughput.write(stream, throughput.events(events, features))
+        replay(Config(), [stream])
+    pipeline.evaluate_window = evaluate
+    with open(path, "wb") as fh:
+        pickle.dump(pairs, fh)
+    return len(pairs)
+
+
+def child(root: Path, pairs: Path, rounds: int) -> tuple[float, float, str]:
+    out = subprocess.run([sys.executable, "-c", CHILD.format(root=str(root), pairs=str(pairs),
+                                                             rounds=rounds)],
+                         check=True, capture_output=True, text=True, cwd=root)
+    first, best, digest = out.stdout.split()
+    return float(first), float(best), digest
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--base", default="fae88db", help="git revision to measure beside this tree")
+    ap.add_argument("--events", type=int, default=100_000)
+    ap.add_argument("--features", type=int, default=10)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    from throughput import trees
+
+    with trees(args.base) as roots, tempfile.TemporaryDirectory() as tmp:
+        pairs = Path(tmp) / "windows.pkl"
+        n = windows(pairs, args.events, args.features)
+        print(f"{n} windows, {args.features} features; {args.repeat} children per tree, "
+              f"best of {args.rounds} passes each")
+        runs: dict[str, list[tuple[float, float, str]]] = {name: [] for name in roots}
+        for _ in range(args.repeat):
+            for name, root in roots.items():
+                runs[name].append(child(root, pairs, args.rounds))
+        print("| tree | ms per window (best) | first pass (median) | digest |")
+        print("|---|---:|---:|---|")
+        best = {name: min(r[1] for r in rs) for name, rs in runs.items()}
+        for name, rs in runs.items():
+            digests = sorted({r[2] for r in rs})
+            print(f"| {name} | {best[name]:.2f} | {statistics.median(r[0] for r in rs):.2f} | "
+                  f"{', '.join(digests)} |")
+        this, base = best["this tree"], best.get(args.base)
+        if base is not None:
+            same = {r[2] for rs in runs.values() for r in rs}
+            print(f"ratio {base / this:.2f} x faster; results "
+                  f"{'bit-identical' if len(same) == 1 else 'DIFFER'}")
+
+
+if __name__ == "__main__":
+    main()
