@@ -77,6 +77,7 @@ from typing import Literal
 import numpy as np
 from scipy import stats
 
+from detectors.ranks import mann_whitney_greater, tie_term
 from detectors.result import TestResult, insufficient
 
 MIN_N = 30
@@ -309,7 +310,8 @@ class PcaReference:
     basis: np.ndarray | None = None
     explained: float = 0.0  # variance share of the kept components
     fit_n: int = 0
-    held_errors: np.ndarray | None = None
+    held_errors: np.ndarray | None = None  # sorted
+    held_ties: int = 0  # their tie term (detectors.ranks)
     held_mean: float = 0.0
 
     @classmethod
@@ -336,8 +338,10 @@ class PcaReference:
         out = cls(n, d, dropped, variance, seed, centre, scale, mean, vt[:k],
                   float(np.cumsum(explained)[k - 1]), int(fit.shape[0]))
         e_held = out.errors(held)
-        object.__setattr__(out, "held_errors", e_held)
         object.__setattr__(out, "held_mean", float(e_held.mean()))
+        e_held.sort()
+        object.__setattr__(out, "held_errors", e_held)
+        object.__setattr__(out, "held_ties", tie_term(e_held))
         return out
 
     def errors(self, a: np.ndarray) -> np.ndarray:
@@ -396,8 +400,7 @@ def pca_reconstruction_test(reference: np.ndarray | PcaReference, current: np.nd
     held_mean, cur_mean = fitted.held_mean, float(e_cur.mean())
     effect = _ratio(cur_mean, held_mean) - 1.0
     if np.ptp(np.concatenate([e_held, e_cur])) > 0:
-        res = stats.mannwhitneyu(e_cur, e_held, alternative="greater", method="asymptotic")
-        stat, p = float(res.statistic), float(res.pvalue)
+        stat, p = mann_whitney_greater(e_cur, e_held, fitted.held_ties)
     else:  # all errors equal: nothing to compare
         stat, p = float(e_cur.size * e_held.size) / 2, 1.0
     return TestResult(

@@ -27,9 +27,10 @@ import math
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
+from detectors.hypergeom import fisher_greater, hypergeom_cdf
 from detectors.numeric import SortedSample
+from detectors.ranks import runs
 from detectors.result import TestResult, check_min_n, insufficient
 
 MIN_N = 30
@@ -58,8 +59,7 @@ def null_rate_test(ref_nulls: int, ref_n: int, cur_nulls: int, cur_n: int, *,
     if ref_n < min_n or cur_n < min_n:
         return insufficient("null_rate", min_increase, ref_n, cur_n)
     ref_rate, cur_rate = ref_nulls / ref_n, cur_nulls / cur_n
-    table = [[cur_nulls, cur_n - cur_nulls], [ref_nulls, ref_n - ref_nulls]]
-    p = float(stats.fisher_exact(table, alternative="greater").pvalue)
+    p = fisher_greater(cur_nulls, cur_n - cur_nulls, ref_nulls, ref_n - ref_nulls)
     rise = cur_rate - ref_rate
     return TestResult("null_rate", rise, min(p, 1.0), rise, min_increase, ref_n, cur_n,
                       details={"ref_rate": ref_rate, "cur_rate": cur_rate})
@@ -78,15 +78,6 @@ def _values(x: Any, numeric: bool) -> np.ndarray:
     # None and NaN (NaN != NaN) are missing
     keep = np.not_equal(arr, np.asarray(None, dtype=object)) & (arr == arr)
     return arr[keep.astype(bool)].astype(str)
-
-
-def value_counts(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct values of a sorted array and how often each occurs: ``np.unique(values,
-    return_counts=True)`` without its sort (the first of each run of equal values)."""
-    if values.size == 0:
-        return values, np.zeros(0, dtype=np.intp)
-    starts = np.flatnonzero(np.concatenate(([True], values[1:] != values[:-1])))
-    return values[starts], np.diff(np.append(starts, values.size))
 
 
 def _distinct_pooled(ref: np.ndarray, cur_values: np.ndarray) -> int:
@@ -125,7 +116,7 @@ def stuck_value_test(reference: Any, current: Any, *, min_share: float = 0.5,
     if n < min_n or m < min_n:
         return insufficient("stuck_value", min_share, n, m)
     if numeric:
-        values, counts = value_counts(cur)
+        values, counts = runs(cur)
         i = int(np.argmax(counts))
         value, k = values[i], int(counts[i])
         r = int(np.searchsorted(ref, value, side="right") - np.searchsorted(ref, value))
@@ -137,7 +128,7 @@ def stuck_value_test(reference: Any, current: Any, *, min_share: float = 0.5,
         r = int(np.count_nonzero(ref == value))
         distinct = int(np.unique(np.concatenate([ref, cur])).size)
     ref_share, cur_share = r / n, k / m
-    p = float(stats.fisher_exact([[k, m - k], [r, n - r]], alternative="greater").pvalue)
+    p = fisher_greater(k, m - k, r, n - r)
     p = min(1.0, p * distinct)
     shown: float | str = float(value) if numeric else str(value)
     gain = cur_share - ref_share
@@ -188,7 +179,7 @@ def out_of_range_test(reference: Any, current: Any, *, tail: float = 0.001,
     k = int(np.count_nonzero((cur < low) | (cur > high)))
     expected = 2 * r / (n + 1)
     cur_share = k / m
-    p = 1.0 if k == 0 else float(stats.hypergeom.cdf(2 * r - 1, n + m, n, k + 2 * r - 1))
+    p = 1.0 if k == 0 else hypergeom_cdf(2 * r - 1, n + m, n, k + 2 * r - 1)
     rise = cur_share - expected
     return TestResult("out_of_range", cur_share, min(max(p, 0.0), 1.0), rise, min_increase,
                       n, m, details={"low": low, "high": high, "cur_share": cur_share,

@@ -38,8 +38,8 @@ from detectors.quality import (
     null_rate_test,
     out_of_range_test,
     stuck_value_test,
-    value_counts,
 )
+from detectors.ranks import runs
 from detectors.rates import error_rate_contract_test, error_rate_test
 from detectors.result import TestResult
 from monitor.batch import PredictionColumns
@@ -183,7 +183,7 @@ def _nulls(values: np.ndarray) -> int:
 
 def _dominates(values: np.ndarray | SortedSample) -> bool:
     """Is the most frequent finite value seen STUCK_DOMINANCE times as often as the next?"""
-    _, counts = value_counts(SortedSample.of(values).values
+    _, counts = runs(SortedSample.of(values).values
                              if not isinstance(values, SortedSample) else values.values)
     if counts.size < 2:
         return counts.size == 1
