@@ -108,3 +108,27 @@ def test_binary_classifier_growing_unsure_shows_an_estimated_accuracy_drop():
     cur.prediction = cur.prediction * 3
     broken = evaluate_window(model, ref, cur)
     assert not [r for k, r in broken.results if r.detector == "cbpe_accuracy"]
+
+
+def test_a_reference_is_prepared_once_and_forgotten_with_it():
+    import gc
+
+    from monitor import evaluate
+
+    rng = np.random.default_rng(4)
+    model = ModelConfig("m")
+    ref = columns(0, 5_000, rng)
+    ref.numeric["x1"][::50] = np.nan
+    windows = [columns(5_000, 2_000, rng), columns(7_000, 2_000, rng, shift=0.4)]
+    first = [evaluate_window(model, ref, w) for w in windows]
+    prep = evaluate.prepare(ref)
+    assert [evaluate_window(model, ref, w) for w in windows] == first  # from the cache
+    assert evaluate.prepare(ref) is prep
+    # the same tests with the reference prepared afresh for every window
+    fresh = [evaluate._tests(model, ref, w, model.task) for w in windows]
+    cached = [evaluate._tests(model, ref, w, model.task, prep) for w in windows]
+    assert [[t.result for t in ts] for ts in fresh] == [[t.result for t in ts] for ts in cached]
+    key = id(ref)
+    del ref, prep
+    gc.collect()
+    assert key not in evaluate._PREPARED
