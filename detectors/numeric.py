@@ -13,11 +13,13 @@ the same elementwise operations on the sorted samples (see :func:`ks_distance`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 from scipy.stats import distributions
 
+from detectors.ranks import runs
 from detectors.result import TestResult, insufficient
 
 try:  # what kstwo.sf evaluates inside the support (scipy.stats._ksstats since 1.5)
@@ -59,6 +61,17 @@ class SortedSample:
     @property
     def size(self) -> int:
         return int(self.values.size)
+
+    @cached_property
+    def runs(self) -> tuple[np.ndarray, np.ndarray]:
+        """Distinct values and their counts (:func:`detectors.ranks.runs`), once."""
+        return runs(self.values)
+
+    @cached_property
+    def distinct(self) -> int:
+        """How many distinct values (``np.unique(values).size``)."""
+        v = self.values
+        return int(np.count_nonzero(v[1:] != v[:-1])) + 1 if v.size else 0
 
 
 def sorted_sample(x: Any) -> SortedSample:

@@ -30,7 +30,6 @@ import numpy as np
 
 from detectors.hypergeom import fisher_greater, hypergeom_cdf
 from detectors.numeric import SortedSample
-from detectors.ranks import runs
 from detectors.result import TestResult, check_min_n, insufficient
 
 MIN_N = 30
@@ -80,15 +79,18 @@ def _values(x: Any, numeric: bool) -> np.ndarray:
     return arr[keep.astype(bool)].astype(str)
 
 
-def _distinct_pooled(ref: np.ndarray, cur_values: np.ndarray) -> int:
-    """``np.unique(np.concatenate([ref, cur])).size`` for a sorted ``ref`` and the
-    distinct values of ``cur``."""
-    n = ref.size
-    ref_distinct = int(np.count_nonzero(ref[1:] != ref[:-1])) + 1 if n else 0
-    pos = np.searchsorted(ref, cur_values)
+def _distinct_pooled(ref: SortedSample, cur_values: np.ndarray) -> int:
+    """``np.unique(np.concatenate([ref, cur])).size`` for the distinct values of ``cur``."""
+    n, values = ref.size, ref.values
+    pos = np.searchsorted(values, cur_values)
     found = pos < n
-    found[found] = ref[pos[found]] == cur_values[found]
-    return ref_distinct + int(np.count_nonzero(~found))
+    found[found] = values[pos[found]] == cur_values[found]
+    return ref.distinct + int(np.count_nonzero(~found))
+
+
+def _sorted(values: np.ndarray) -> SortedSample:
+    """Finite ``values`` sorted, for the counts alone (no mean or spread)."""
+    return SortedSample(np.sort(values), float("nan"), float("nan"))
 
 
 def stuck_value_test(reference: Any, current: Any, *, min_share: float = 0.5,
@@ -108,19 +110,20 @@ def stuck_value_test(reference: Any, current: Any, *, min_share: float = 0.5,
     if prepared and not numeric:
         raise ValueError("a sorted sample is numeric: the other sample must be too")
     if numeric:  # sorted once, counted by runs (the same values np.unique finds)
-        ref = r_arr.values if isinstance(r_arr, SortedSample) else np.sort(_values(r_arr, True))
-        cur = c_arr.values if isinstance(c_arr, SortedSample) else np.sort(_values(c_arr, True))
+        rs = r_arr if isinstance(r_arr, SortedSample) else _sorted(_values(r_arr, True))
+        cs = c_arr if isinstance(c_arr, SortedSample) else _sorted(_values(c_arr, True))
+        ref, cur = rs.values, cs.values
     else:
         ref, cur = _values(r_arr, False), _values(c_arr, False)
     n, m = int(ref.size), int(cur.size)
     if n < min_n or m < min_n:
         return insufficient("stuck_value", min_share, n, m)
     if numeric:
-        values, counts = runs(cur)
+        values, counts = cs.runs
         i = int(np.argmax(counts))
         value, k = values[i], int(counts[i])
         r = int(np.searchsorted(ref, value, side="right") - np.searchsorted(ref, value))
-        distinct = _distinct_pooled(ref, values)
+        distinct = _distinct_pooled(rs, values)
     else:
         values, counts = np.unique(cur, return_counts=True)
         i = int(np.argmax(counts))

@@ -39,7 +39,6 @@ from detectors.quality import (
     out_of_range_test,
     stuck_value_test,
 )
-from detectors.ranks import runs
 from detectors.rates import error_rate_contract_test, error_rate_test
 from detectors.result import TestResult
 from monitor.batch import PredictionColumns
@@ -183,8 +182,7 @@ def _nulls(values: np.ndarray) -> int:
 
 def _dominates(values: np.ndarray | SortedSample) -> bool:
     """Is the most frequent finite value seen STUCK_DOMINANCE times as often as the next?"""
-    _, counts = runs(SortedSample.of(values).values
-                             if not isinstance(values, SortedSample) else values.values)
+    _, counts = (values if isinstance(values, SortedSample) else SortedSample.of(values)).runs
     if counts.size < 2:
         return counts.size == 1
     top2 = np.sort(counts)[-2:]

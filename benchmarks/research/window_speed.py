@@ -6,11 +6,12 @@ features: ``k - 1`` numeric and one categorical, a host segment, latency, errors
 probabilities; reference 5,000, windows of 2,000), replayed once through this tree's
 pipeline, which keeps every (model config, reference, window) it hands to
 ``evaluate_window``.  Each tree then evaluates every window in a child process of its
-own (``--base`` checked out into a temporary git worktree; one BLAS thread), the
-children alternating, ``--repeat`` children per tree, each timing ``--rounds`` passes
-over the windows; the figure is the best pass.  Its first pass (the first window of
-each reference pays for preparing it in this tree) is printed beside it.  Every
-child prints a digest of every ``Evaluation`` (keys, findings, test results, floats
+own import (``--base`` checked out into a temporary git worktree; one BLAS thread)
+inside one child process, which times the two trees alternately, window by window,
+``--rounds`` times; a tree's figure is the sum over windows of each window's best
+time (``--repeat`` children, the best child).  The first pass over the windows (the
+first window of each reference pays for preparing it in this tree) is printed beside
+it.  Every child prints a digest of every ``Evaluation`` (keys, findings, test results, floats
 by ``repr``): equal digests mean bit-identical results.
 
 Run: ``python benchmarks/research/window_speed.py --base fae88db [--events 100000]
@@ -34,22 +35,39 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path[:0] = [str(HERE.parent), str(ROOT)]  # benchmarks/, repo
 
+# One child loads both trees' evaluate_window (the first tree's modules are dropped from
+# sys.modules before the second is imported; its functions keep their own globals) and
+# times them alternately, window by window, so a burst of load hits both alike.
 CHILD = """
 import hashlib, pickle, sys, time
-sys.path.insert(0, {root!r})
-from monitor.threads import one_blas_thread
-one_blas_thread()
-from monitor.evaluate import evaluate_window
+roots = {roots!r}
+funcs = {{}}
+for name, root in roots.items():
+    for mod in [m for m in sys.modules if m.split(".")[0] in ("monitor", "detectors", "alerts")]:
+        del sys.modules[mod]
+    sys.path.insert(0, root)
+    from monitor.threads import one_blas_thread
+    one_blas_thread()
+    from monitor.evaluate import evaluate_window
+    funcs[name] = evaluate_window
+    sys.path.remove(root)
 pairs = pickle.load(open({pairs!r}, "rb"))
-passes, digest = [], None
-for _ in range({rounds}):
+digests, first = {{}}, {{}}
+for name, f in funcs.items():
     t0 = time.perf_counter()
-    evs = [evaluate_window(m, r, w) for m, r, w in pairs]
-    passes.append((time.perf_counter() - t0) / len(pairs) * 1e3)
-    if digest is None:
-        digest = hashlib.sha256(repr([(e.evaluated, e.findings, e.results)
-                                      for e in evs]).encode()).hexdigest()[:16]
-print(passes[0], min(passes), digest)
+    evs = [f(m, r, w) for m, r, w in pairs]
+    first[name] = (time.perf_counter() - t0) / len(pairs) * 1e3
+    digests[name] = hashlib.sha256(repr([(e.evaluated, e.findings, e.results)
+                                         for e in evs]).encode()).hexdigest()[:16]
+best = {{name: [float("inf")] * len(pairs) for name in funcs}}
+for _ in range({rounds}):
+    for i, (m, r, w) in enumerate(pairs):
+        for name, f in funcs.items():
+            t0 = time.perf_counter()
+            f(m, r, w)
+            best[name][i] = min(best[name][i], time.perf_counter() - t0)
+for name in funcs:
+    print(name, first[name], sum(best[name]) / len(pairs) * 1e3, digests[name])
 """
 
 
@@ -81,12 +99,16 @@ def windows(path: Path, events: int, features: int) -> int:
     return len(pairs)
 
 
-def child(root: Path, pairs: Path, rounds: int) -> tuple[float, float, str]:
-    out = subprocess.run([sys.executable, "-c", CHILD.format(root=str(root), pairs=str(pairs),
-                                                             rounds=rounds)],
-                         check=True, capture_output=True, text=True, cwd=root)
-    first, best, digest = out.stdout.split()
-    return float(first), float(best), digest
+def child(roots: dict[str, Path], pairs: Path, rounds: int
+          ) -> dict[str, tuple[float, float, str]]:
+    out = subprocess.run([sys.executable, "-c", CHILD.format(
+        roots={k: str(v) for k, v in roots.items()}, pairs=str(pairs), rounds=rounds)],
+        check=True, capture_output=True, text=True, cwd=ROOT)
+    res = {}
+    for line in out.stdout.splitlines():
+        *name, first, best, digest = line.split()
+        res[" ".join(name)] = (float(first), float(best), digest)
+    return res
 
 
 def main() -> None:
@@ -102,12 +124,13 @@ def main() -> None:
     with trees(args.base) as roots, tempfile.TemporaryDirectory() as tmp:
         pairs = Path(tmp) / "windows.pkl"
         n = windows(pairs, args.events, args.features)
-        print(f"{n} windows, {args.features} features; {args.repeat} children per tree, "
-              f"best of {args.rounds} passes each")
+        print(f"{n} windows, {args.features} features; {args.repeat} children, each timing "
+              f"both trees alternately window by window, best of {args.rounds} per window")
         runs: dict[str, list[tuple[float, float, str]]] = {name: [] for name in roots}
-        for _ in range(args.repeat):
-            for name, root in roots.items():
-                runs[name].append(child(root, pairs, args.rounds))
+        for i in range(args.repeat):  # which tree is imported first alternates too
+            order = dict(list(roots.items())[::1 if i % 2 == 0 else -1])
+            for name, res in child(order, pairs, args.rounds).items():
+                runs[name].append(res)
         print("| tree | ms per window (best) | first pass (median) | digest |")
         print("|---|---:|---:|---|")
         best = {name: min(r[1] for r in rs) for name, rs in runs.items()}
