@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Mapping
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 from detectors.result import TestResult, insufficient
 
@@ -61,6 +61,24 @@ def chi2_test(reference: np.ndarray | Mapping[str, int], current: np.ndarray, *,
     table = table[:, table.sum(axis=0) > 0]
     if table.shape[1] < 2:
         return TestResult("chi2", 0.0, 1.0, tv, min_effect, rn, cn, details=details)
-    res = stats.chi2_contingency(table, correction=False)
-    return TestResult("chi2", float(res.statistic), float(res.pvalue), tv, min_effect, rn, cn,
-                      details=details)
+    stat, p = chi2_homogeneity(table)
+    return TestResult("chi2", stat, p, tv, min_effect, rn, cn, details=details)
+
+
+def chi2_homogeneity(table: np.ndarray) -> tuple[float, float]:
+    """Statistic and p-value of ``scipy.stats.chi2_contingency(table, correction=False)``
+    for a 2 x k table of counts (k >= 2, no empty row or column), by scipy's own
+    arithmetic: expected counts from the margins, Pearson's terms summed in the
+    table's order, ``chdtrc`` at k - 1 degrees of freedom; without its wrappers."""
+    observed = np.asarray(table, dtype=np.float64)
+    if observed.ndim != 2 or observed.shape[0] != 2 or observed.shape[1] < 2:
+        raise ValueError(f"need a 2 x k table with k >= 2, got shape {observed.shape}")
+    if (observed < 0).any():
+        raise ValueError("All values in `observed` must be nonnegative.")
+    expected = (observed.sum(axis=1, keepdims=True) * observed.sum(axis=0, keepdims=True)
+                / observed.sum())
+    if (expected == 0).any():
+        raise ValueError("a row or column of the table is empty")
+    stat = ((observed - expected) ** 2 / expected).ravel().sum()
+    dof = np.float64(observed.shape[1] - 1)
+    return float(stat), float(special.chdtrc(dof, stat))

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
 from monitor.app import build
 from monitor.batch import DecodedBatch, PredictionColumns
 from monitor.config.load import ConfigError, parse_config
 from monitor.config.types import Config, ModelConfig, MonitorSettings
-from monitor.evaluate import evaluate_window
+from monitor.evaluate import dominant_version, evaluate_window
 
 CATS = np.array(["a", "b", "c"], dtype=object)
 
@@ -132,3 +134,11 @@ def test_a_reference_is_prepared_once_and_forgotten_with_it():
     del ref, prep
     gc.collect()
     assert key not in evaluate._PREPARED
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["v1", "v2", "v10", "é", "v1\x00", ""]), min_size=1, max_size=30))
+def test_dominant_version_equals_numpys_unique(versions):
+    arr = np.array(versions + [None], dtype=object)[:-1]
+    vals, counts = np.unique(arr.astype(str), return_counts=True)
+    assert dominant_version(arr) == str(vals[int(np.argmax(counts))])

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from detectors.categorical import category_counts, chi2_test
+from detectors.categorical import category_counts, chi2_homogeneity, chi2_test
 from detectors.hypergeom import fisher_greater, hypergeom_cdf
 from detectors.latency import latency_test
 from detectors.multivariate import PcaReference, pca_reconstruction_test
@@ -189,3 +189,16 @@ def test_chi2_against_counted_reference_equals_the_raw_one():
     ref = rng.choice(np.array(["x", "y", "z", None], dtype=object), 5000)
     cur = rng.choice(np.array(["x", "y", "w"], dtype=object), 2000)
     assert chi2_test(category_counts(ref), cur) == chi2_test(ref, cur)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(COUNT, COUNT), min_size=2, max_size=30))
+def test_chi2_homogeneity_equals_scipys_contingency_test(columns):
+    table = np.array(columns, dtype=float).T
+    table = table[:, table.sum(axis=0) > 0]
+    if table.shape[1] < 2 or (table.sum(axis=1) == 0).any():
+        return
+    want = stats.chi2_contingency(table, correction=False)
+    stat, p = chi2_homogeneity(table)
+    assert (bits(stat), bits(p)) == (bits(want.statistic), bits(want.pvalue))
+
