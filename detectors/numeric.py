@@ -56,7 +56,9 @@ class SortedSample:
         v = finite_values(x)
         if v.size == 0:
             return cls(v, float("nan"), float("nan"))
-        return cls(np.sort(v), float(v.mean()), float(v.std()))
+        s = np.sort(v)
+        s.flags.writeable = False  # shared by every test of a reference: never written
+        return cls(s, float(v.mean()), float(v.std()))
 
     @property
     def size(self) -> int:

@@ -12,6 +12,7 @@ import weakref
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -230,46 +231,69 @@ class FeatureReference:
         return cls(_nulls(values), counts=category_counts(values))
 
 
-@dataclass(eq=False)
 class PreparedReference:
-    """What the window tests read of one reference, computed once for every window
-    tested against it (:func:`prepare`).  A cache: never part of a checkpoint.
+    """What the window tests read of one reference, each part computed at its first
+    use and kept for every later window (:func:`prepare`).  A cache: never part of a
+    checkpoint; it refers to its reference weakly, so it never keeps one alive.
 
     It holds a sorted copy of each numeric column, the predictions and the latencies
-    (8 bytes a row each) and the PCA test's held-out errors (4 bytes a row); the
-    rest is a few numbers per column.
+    (8 bytes a row each; the CUSUMs read the same arrays: monitor.sequential) and the
+    PCA test's held-out errors (4 bytes a row); the rest is a few numbers per column.
     """
 
-    numeric: dict[str, FeatureReference]
-    categorical: dict[str, FeatureReference]
-    prediction: SortedSample  # finite predictions (none: a classifier's labels)
-    prediction_classes: dict[str, int] | None  # None when no row has a class
-    latency: SortedSample
-    errors: int
-    versions: frozenset[str]
-    presence: dict[str, float]  # monitor.schema's share of rows with each feature
-    joint: dict[tuple[str, ...], PcaReference] = field(default_factory=dict)
+    def __init__(self, ref: PredictionColumns) -> None:
+        self._ref = weakref.ref(ref)
+        self.joint: dict[tuple[str, ...], PcaReference] = {}
 
-    @classmethod
-    def of(cls, ref: PredictionColumns) -> PreparedReference:
-        classes = ref.prediction_class
-        return cls(
-            numeric={f: FeatureReference.numeric(v) for f, v in ref.numeric.items()},
-            categorical={f: FeatureReference.categorical(v) for f, v in ref.categorical.items()},
-            prediction=SortedSample.of(ref.prediction),
-            prediction_classes=(category_counts(classes)
-                                if any(v is not None for v in classes) else None),
-            latency=SortedSample.of(ref.latency_ms),
-            errors=int(ref.error.sum()),
-            versions=frozenset(ref.versions.astype(str).tolist()),
-            presence=presence(ref),
-        )
+    @property
+    def ref(self) -> PredictionColumns:
+        ref = self._ref()
+        if ref is None:  # pragma: no cover - the cache entry goes with its reference
+            raise RuntimeError("the prepared reference outlived its reference")
+        return ref
 
-    def pca(self, ref: PredictionColumns, joint: list[str]) -> PcaReference:
-        """The PCA test's fit of the reference's columns ``joint``, once."""
+    @cached_property
+    def numeric(self) -> dict[str, FeatureReference]:
+        return {f: FeatureReference.numeric(v) for f, v in self.ref.numeric.items()}
+
+    @cached_property
+    def categorical(self) -> dict[str, FeatureReference]:
+        return {f: FeatureReference.categorical(v) for f, v in self.ref.categorical.items()}
+
+    @cached_property
+    def prediction(self) -> SortedSample:
+        """Finite predictions (none: a classifier's labels)."""
+        return SortedSample.of(self.ref.prediction)
+
+    @cached_property
+    def prediction_classes(self) -> dict[str, int] | None:
+        """Counts of the predicted classes; None when no row has one."""
+        classes = self.ref.prediction_class
+        return category_counts(classes) if any(v is not None for v in classes) else None
+
+    @cached_property
+    def latency(self) -> SortedSample:
+        return SortedSample.of(self.ref.latency_ms)
+
+    @cached_property
+    def errors(self) -> int:
+        return int(self.ref.error.sum())
+
+    @cached_property
+    def versions(self) -> frozenset[str]:
+        return frozenset(self.ref.versions.astype(str).tolist())
+
+    @cached_property
+    def presence(self) -> dict[str, float]:
+        """monitor.schema's share of rows with each feature."""
+        return presence(self.ref)
+
+    def pca(self, joint: list[str]) -> PcaReference:
+        """The PCA test's fit of the reference's columns ``joint``."""
         key = tuple(joint)
         fitted = self.joint.get(key)
         if fitted is None:
+            ref = self.ref
             fitted = PcaReference.fit(np.column_stack([ref.numeric[f] for f in joint]))
             self.joint[key] = fitted
         return fitted
@@ -281,12 +305,12 @@ _PREPARED: dict[int, tuple[int, PreparedReference]] = {}
 
 
 def prepare(ref: PredictionColumns) -> PreparedReference:
-    """The prepared form of ``ref``, computed at its first window."""
+    """The prepared form of ``ref`` (one per reference object, for as long as it lives)."""
     key = id(ref)
     hit = _PREPARED.get(key)
     if hit is not None and hit[0] == ref.n:
         return hit[1]
-    prep = PreparedReference.of(ref)
+    prep = PreparedReference(ref)
     if hit is None:
         weakref.finalize(ref, _PREPARED.pop, key, None)
     _PREPARED[key] = (ref.n, prep)
@@ -328,7 +352,7 @@ def _probabilities(v: np.ndarray) -> np.ndarray | None:
 def _tests(model: ModelConfig, ref: PredictionColumns, cur: PredictionColumns,
            task: str | None = None, prep: PreparedReference | None = None) -> list[_Test]:
     s, name = model.settings, model.name
-    p = prep if prep is not None else PreparedReference.of(ref)
+    p = prep if prep is not None else PreparedReference(ref)
     tests: list[_Test] = []
     cur_sorted = {f: SortedSample.of(v) for f, v in cur.numeric.items() if f in ref.numeric}
     for feat, values in ref.numeric.items():
@@ -357,7 +381,7 @@ def _tests(model: ModelConfig, ref: PredictionColumns, cur: PredictionColumns,
     if s.joint_drift != "off" and len(joint) >= 2:
         cm = np.column_stack([cur.numeric[f] for f in joint])
         if s.joint_drift == "pca":
-            r = pca_reconstruction_test(p.pca(ref, joint), cm)
+            r = pca_reconstruction_test(p.pca(joint), cm)
         else:
             r = mmd_test(np.column_stack([ref.numeric[f] for f in joint]), cm)
         tests.append(_Test("data_drift", None, r,
