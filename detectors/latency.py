@@ -16,7 +16,9 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-from detectors.numeric import finite_values
+from detectors.hypergeom import fisher_greater
+from detectors.numeric import SortedSample, finite_values
+from detectors.ranks import mann_whitney_greater
 from detectors.result import TestResult, insufficient
 
 MIN_N = 30
@@ -31,22 +33,28 @@ def _ratio(cur: float, ref: float) -> float:
 
 def _exceedance_p(ref: np.ndarray, cur: np.ndarray, threshold: float) -> float:
     r, c = int((ref > threshold).sum()), int((cur > threshold).sum())
-    table = [[c, cur.size - c], [r, ref.size - r]]
-    return float(stats.fisher_exact(table, alternative="greater").pvalue)
+    return fisher_greater(c, int(cur.size) - c, r, int(ref.size) - r)
 
 
-def latency_test(reference: np.ndarray, current: np.ndarray, *, min_ratio: float = 1.10,
-                 min_n: int = MIN_N) -> TestResult:
+def latency_test(reference: np.ndarray | SortedSample, current: np.ndarray, *,
+                 min_ratio: float = 1.10, min_n: int = MIN_N) -> TestResult:
+    """The three subtests of the module docstring.  The reference may be given
+    already sorted (:class:`SortedSample`): its quantiles, ranks and exceedances do
+    not depend on the order of its values."""
     if not min_ratio >= 1.0:
         raise ValueError(f"min_ratio must be >= 1, got {min_ratio!r}")
-    ref, cur = finite_values(reference), finite_values(current)
+    ref = reference.values if isinstance(reference, SortedSample) else finite_values(reference)
+    cur = finite_values(current)
     if ref.size < min_n or cur.size < min_n:
         return insufficient("latency", min_ratio, int(ref.size), int(cur.size))
     rq = np.quantile(ref, [0.5, 0.95, 0.99])
     cq = np.quantile(cur, [0.5, 0.95, 0.99])
-    shift = stats.mannwhitneyu(cur, ref, alternative="greater", method="asymptotic")
+    # the reference sorted, as mann_whitney_greater needs it (the ranks, quantiles and
+    # exceedances do not depend on its order)
+    ref = ref if isinstance(reference, SortedSample) else np.sort(ref)
+    _, shift_p = mann_whitney_greater(cur, ref)
     subtests = {
-        "shift": (float(shift.pvalue), _ratio(cq[0], rq[0])),
+        "shift": (shift_p, _ratio(cq[0], rq[0])),
         "p95": (_exceedance_p(ref, cur, rq[1]), _ratio(cq[1], rq[1])),
         "p99": (_exceedance_p(ref, cur, rq[2]), _ratio(cq[2], rq[2])),
     }

@@ -71,11 +71,13 @@ gamma 0.033 / 0.037, permutation 0.040 / 0.037, PCA 0.053 / 0.050.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 from scipy import stats
 
+from detectors.ranks import mann_whitney_greater, tie_term
 from detectors.result import TestResult, insufficient
 
 MIN_N = 30
@@ -291,7 +293,67 @@ def _ratio(cur: float, ref: float) -> float:
     return 1.0 if cur <= 0 else float("inf")
 
 
-def pca_reconstruction_test(reference: np.ndarray, current: np.ndarray, *,
+@dataclass(frozen=True, eq=False)
+class PcaReference:
+    """The reference side of :func:`pca_reconstruction_test`, fitted once: the robust
+    standardisation and principal basis of one half of the reference and the
+    reconstruction errors of the held-out half (``basis`` is None below 2 rows)."""
+
+    n: int  # finite rows kept
+    d: int
+    dropped: int  # rows with a non-finite value
+    variance: float
+    seed: int
+    centre: np.ndarray | None = None
+    scale: np.ndarray | None = None
+    mean: np.ndarray | None = None
+    basis: np.ndarray | None = None
+    explained: float = 0.0  # variance share of the kept components
+    fit_n: int = 0
+    held_errors: np.ndarray | None = None  # sorted
+    held_ties: int = 0  # their tie term (detectors.ranks)
+    held_mean: float = 0.0
+
+    @classmethod
+    def fit(cls, reference: np.ndarray, *, variance: float = 0.9, seed: int = 0
+            ) -> PcaReference:
+        if not (np.isfinite(variance) and 0.0 < variance < 1.0):
+            raise ValueError(f"variance must be in (0, 1), got {variance!r}")
+        raw = _as_2d(reference, "reference")
+        ok = np.isfinite(raw).all(axis=1)
+        ref = raw[ok]
+        n, d = int(ref.shape[0]), int(ref.shape[1])
+        dropped = int((~ok).sum())
+        if n < 2 or d < 2:
+            return cls(n, d, dropped, variance, seed)
+        perm = np.random.default_rng(seed).permutation(n)
+        fit, held = ref[perm[: n // 2]], ref[perm[n // 2:]]
+        centre, scale = _robust_scale(fit)
+        zf = (fit - centre) / scale
+        mean = zf.mean(axis=0)
+        _, sv, vt = np.linalg.svd(zf - mean, full_matrices=False)
+        explained = sv**2 / max(float((sv**2).sum()), np.finfo(float).tiny)
+        k = int(np.searchsorted(np.cumsum(explained), variance - 1e-12) + 1)
+        k = min(k, d - 1)
+        out = cls(n, d, dropped, variance, seed, centre, scale, mean, vt[:k],
+                  float(np.cumsum(explained)[k - 1]), int(fit.shape[0]))
+        e_held = out.errors(held)
+        object.__setattr__(out, "held_mean", float(e_held.mean()))
+        e_held.sort()
+        object.__setattr__(out, "held_errors", e_held)
+        object.__setattr__(out, "held_ties", tie_term(e_held))
+        return out
+
+    def errors(self, a: np.ndarray) -> np.ndarray:
+        """Squared reconstruction error of each row of ``a`` off the basis."""
+        assert self.centre is not None and self.scale is not None
+        assert self.mean is not None and self.basis is not None
+        z = (a - self.centre) / self.scale - self.mean
+        resid = z - (z @ self.basis.T) @ self.basis
+        return np.einsum("ij,ij->i", resid, resid)
+
+
+def pca_reconstruction_test(reference: np.ndarray | PcaReference, current: np.ndarray, *,
                             variance: float = 0.9, min_effect: float = 0.2, seed: int = 0,
                             min_n: int = MIN_N) -> TestResult:
     """Has the current window moved off the reference's principal subspace?
@@ -300,48 +362,51 @@ def pca_reconstruction_test(reference: np.ndarray, current: np.ndarray, *,
     half.  At most d - 1 components are kept (all d would reconstruct exactly).
     One-sided Mann-Whitney U: current errors stochastically larger than held-out
     ones.  Needs >= 2 features, ``2 * min_n`` reference rows and ``min_n`` current.
+    A reference tested against many windows is fitted once (:class:`PcaReference`,
+    with the same ``variance`` and ``seed``).
     """
     _check_min_effect(min_effect)
     if not (np.isfinite(variance) and 0.0 < variance < 1.0):
         raise ValueError(f"variance must be in (0, 1), got {variance!r}")
     if not (isinstance(min_n, int | np.integer) and min_n >= 2):
         raise ValueError(f"min_n must be an integer >= 2, got {min_n!r}")
-    ref, cur, dropped = _prepare(reference, current)
-    ref_n, cur_n = int(ref.shape[0]), int(cur.shape[0])
-    d = ref.shape[1]
+    cur = _as_2d(current, "current")
+    if isinstance(reference, PcaReference):
+        fitted = reference
+        if (fitted.variance, fitted.seed) != (variance, seed):
+            raise ValueError(f"the reference was fitted with variance={fitted.variance!r}, "
+                             f"seed={fitted.seed!r}, not {variance!r}, {seed!r}")
+    else:
+        ref = _as_2d(reference, "reference")
+        if ref.shape[1] != cur.shape[1]:
+            raise ValueError(f"reference has {ref.shape[1]} features, current {cur.shape[1]}")
+        fitted = PcaReference.fit(ref, variance=variance, seed=seed)
+    d = fitted.d
+    if d != cur.shape[1]:
+        raise ValueError(f"reference has {d} features, current {cur.shape[1]}")
+    if d == 0:
+        raise ValueError("need at least one feature")
+    cur_ok = np.isfinite(cur).all(axis=1)
+    cur = cur[cur_ok]
+    dropped = {"reference_rows_dropped": fitted.dropped,
+               "current_rows_dropped": int((~cur_ok).sum())}
+    ref_n, cur_n = fitted.n, int(cur.shape[0])
     if d < 2:
         raise ValueError("pca_reconstruction_test needs at least 2 features")
     if ref_n < 2 * min_n or cur_n < min_n:
         return insufficient("pca_reconstruction", min_effect, ref_n, cur_n, **dropped)
-
-    perm = np.random.default_rng(seed).permutation(ref_n)
-    fit, held = ref[perm[: ref_n // 2]], ref[perm[ref_n // 2:]]
-    centre, scale = _robust_scale(fit)
-    zf = (fit - centre) / scale
-    mean = zf.mean(axis=0)
-    _, sv, vt = np.linalg.svd(zf - mean, full_matrices=False)
-    explained = sv**2 / max(float((sv**2).sum()), np.finfo(float).tiny)
-    k = int(np.searchsorted(np.cumsum(explained), variance - 1e-12) + 1)
-    k = min(k, d - 1)
-    basis = vt[:k]
-
-    def errors(a: np.ndarray) -> np.ndarray:
-        z = (a - centre) / scale - mean
-        resid = z - (z @ basis.T) @ basis
-        return np.einsum("ij,ij->i", resid, resid)
-
-    e_held, e_cur = errors(held), errors(cur)
-    held_mean, cur_mean = float(e_held.mean()), float(e_cur.mean())
+    assert fitted.held_errors is not None and fitted.basis is not None
+    e_held, e_cur = fitted.held_errors, fitted.errors(cur)
+    held_mean, cur_mean = fitted.held_mean, float(e_cur.mean())
     effect = _ratio(cur_mean, held_mean) - 1.0
     if np.ptp(np.concatenate([e_held, e_cur])) > 0:
-        res = stats.mannwhitneyu(e_cur, e_held, alternative="greater", method="asymptotic")
-        stat, p = float(res.statistic), float(res.pvalue)
+        stat, p = mann_whitney_greater(e_cur, e_held, fitted.held_ties)
     else:  # all errors equal: nothing to compare
         stat, p = float(e_cur.size * e_held.size) / 2, 1.0
     return TestResult(
         "pca_reconstruction", stat, p, effect, min_effect, ref_n, cur_n,
-        details={"components": k, "features": d,
-                 "explained_variance": float(np.cumsum(explained)[k - 1]),
+        details={"components": int(fitted.basis.shape[0]), "features": d,
+                 "explained_variance": fitted.explained,
                  "held_out_mean_error": held_mean, "current_mean_error": cur_mean,
-                 "fit_n": int(fit.shape[0]), "held_out_n": int(held.shape[0]), **dropped},
+                 "fit_n": fitted.fit_n, "held_out_n": int(e_held.shape[0]), **dropped},
     )

@@ -27,8 +27,9 @@ import math
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
+from detectors.hypergeom import fisher_greater, hypergeom_cdf
+from detectors.numeric import SortedSample
 from detectors.result import TestResult, check_min_n, insufficient
 
 MIN_N = 30
@@ -57,8 +58,7 @@ def null_rate_test(ref_nulls: int, ref_n: int, cur_nulls: int, cur_n: int, *,
     if ref_n < min_n or cur_n < min_n:
         return insufficient("null_rate", min_increase, ref_n, cur_n)
     ref_rate, cur_rate = ref_nulls / ref_n, cur_nulls / cur_n
-    table = [[cur_nulls, cur_n - cur_nulls], [ref_nulls, ref_n - ref_nulls]]
-    p = float(stats.fisher_exact(table, alternative="greater").pvalue)
+    p = fisher_greater(cur_nulls, cur_n - cur_nulls, ref_nulls, ref_n - ref_nulls)
     rise = cur_rate - ref_rate
     return TestResult("null_rate", rise, min(p, 1.0), rise, min_increase, ref_n, cur_n,
                       details={"ref_rate": ref_rate, "cur_rate": cur_rate})
@@ -79,28 +79,59 @@ def _values(x: Any, numeric: bool) -> np.ndarray:
     return arr[keep.astype(bool)].astype(str)
 
 
+def _distinct_pooled(ref: SortedSample, cur_values: np.ndarray) -> int:
+    """``np.unique(np.concatenate([ref, cur])).size`` for the distinct values of ``cur``."""
+    n, values = ref.size, ref.values
+    pos = np.searchsorted(values, cur_values)
+    found = pos < n
+    found[found] = values[pos[found]] == cur_values[found]
+    return ref.distinct + int(np.count_nonzero(~found))
+
+
+def _sorted(values: np.ndarray) -> SortedSample:
+    """Finite ``values`` sorted, for the counts alone (no mean or spread)."""
+    return SortedSample(np.sort(values), float("nan"), float("nan"))
+
+
 def stuck_value_test(reference: Any, current: Any, *, min_share: float = 0.5,
                      min_n: int = MIN_N) -> TestResult:
     """Has one value taken over the current window far beyond its reference share?
 
     ``min_share`` floors the gain in share (cur_share - ref_share).  Numeric arrays are
     compared as floats (NaN/inf dropped), anything else as strings (None/NaN dropped).
+    Either sample may be given already sorted (:class:`SortedSample`: numeric).
     """
     _check_share("min_share", min_share, open_low=True)
     check_min_n(min_n)
-    r_arr, c_arr = np.asarray(reference), np.asarray(current)
-    numeric = _is_numeric(r_arr) and _is_numeric(c_arr)
-    ref, cur = _values(r_arr, numeric), _values(c_arr, numeric)
+    prepared = isinstance(reference, SortedSample) or isinstance(current, SortedSample)
+    r_arr = reference if isinstance(reference, SortedSample) else np.asarray(reference)
+    c_arr = current if isinstance(current, SortedSample) else np.asarray(current)
+    numeric = all(isinstance(a, SortedSample) or _is_numeric(a) for a in (r_arr, c_arr))
+    if prepared and not numeric:
+        raise ValueError("a sorted sample is numeric: the other sample must be too")
+    if numeric:  # sorted once, counted by runs (the same values np.unique finds)
+        rs = r_arr if isinstance(r_arr, SortedSample) else _sorted(_values(r_arr, True))
+        cs = c_arr if isinstance(c_arr, SortedSample) else _sorted(_values(c_arr, True))
+        ref, cur = rs.values, cs.values
+    else:
+        ref, cur = _values(r_arr, False), _values(c_arr, False)
     n, m = int(ref.size), int(cur.size)
     if n < min_n or m < min_n:
         return insufficient("stuck_value", min_share, n, m)
-    values, counts = np.unique(cur, return_counts=True)
-    i = int(np.argmax(counts))
-    value, k = values[i], int(counts[i])
-    r = int(np.count_nonzero(ref == value))
-    distinct = int(np.unique(np.concatenate([ref, cur])).size)
+    if numeric:
+        values, counts = cs.runs
+        i = int(np.argmax(counts))
+        value, k = values[i], int(counts[i])
+        r = int(np.searchsorted(ref, value, side="right") - np.searchsorted(ref, value))
+        distinct = _distinct_pooled(rs, values)
+    else:
+        values, counts = np.unique(cur, return_counts=True)
+        i = int(np.argmax(counts))
+        value, k = values[i], int(counts[i])
+        r = int(np.count_nonzero(ref == value))
+        distinct = int(np.unique(np.concatenate([ref, cur])).size)
     ref_share, cur_share = r / n, k / m
-    p = float(stats.fisher_exact([[k, m - k], [r, n - r]], alternative="greater").pvalue)
+    p = fisher_greater(k, m - k, r, n - r)
     p = min(1.0, p * distinct)
     shown: float | str = float(value) if numeric else str(value)
     gain = cur_share - ref_share
@@ -123,7 +154,8 @@ def out_of_range_test(reference: Any, current: Any, *, tail: float = 0.001,
     only values far outside anything the reference saw count (the p-value, computed
     for the unwidened range, is then conservative): for rows picked *because* they
     are extreme, such as a CUSUM's excursion, where the plain range would call a
-    wider distribution a broken feed.
+    wider distribution a broken feed.  Either sample may be given already sorted
+    (:class:`SortedSample`).
     """
     if not 0.0 < tail < 0.5:
         raise ValueError(f"tail must be in (0, 0.5), got {tail!r}")
@@ -131,9 +163,16 @@ def out_of_range_test(reference: Any, current: Any, *, tail: float = 0.001,
         raise ValueError(f"margin must be finite and >= 0, got {margin!r}")
     _check_share("min_increase", min_increase)
     check_min_n(min_n)
-    ref = np.asarray(reference, dtype=float).ravel()
-    cur = np.asarray(current, dtype=float).ravel()
-    ref, cur = np.sort(ref[np.isfinite(ref)]), cur[np.isfinite(cur)]
+    if isinstance(reference, SortedSample):
+        ref = reference.values
+    else:
+        ref = np.asarray(reference, dtype=float).ravel()
+        ref = np.sort(ref[np.isfinite(ref)])
+    if isinstance(current, SortedSample):
+        cur = current.values
+    else:
+        cur = np.asarray(current, dtype=float).ravel()
+        cur = cur[np.isfinite(cur)]
     n, m = int(ref.size), int(cur.size)
     if n < min_n or m < min_n:
         return insufficient("out_of_range", min_increase, n, m)
@@ -143,7 +182,7 @@ def out_of_range_test(reference: Any, current: Any, *, tail: float = 0.001,
     k = int(np.count_nonzero((cur < low) | (cur > high)))
     expected = 2 * r / (n + 1)
     cur_share = k / m
-    p = 1.0 if k == 0 else float(stats.hypergeom.cdf(2 * r - 1, n + m, n, k + 2 * r - 1))
+    p = 1.0 if k == 0 else hypergeom_cdf(2 * r - 1, n + m, n, k + 2 * r - 1)
     rise = cur_share - expected
     return TestResult("out_of_range", cur_share, min(max(p, 0.0), 1.0), rise, min_increase,
                       n, m, details={"low": low, "high": high, "cur_share": cur_share,

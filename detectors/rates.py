@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from scipy import stats
 
+from detectors.hypergeom import fisher_greater
 from detectors.result import TestResult, insufficient
 
 MIN_N = 30
@@ -28,8 +29,7 @@ def error_rate_test(ref_errors: int, ref_n: int, cur_errors: int, cur_n: int, *,
     if ref_n < min_n or cur_n < min_n:
         return insufficient("error_rate", min_increase, ref_n, cur_n)
     ref_rate, cur_rate = ref_errors / ref_n, cur_errors / cur_n
-    table = [[cur_errors, cur_n - cur_errors], [ref_errors, ref_n - ref_errors]]
-    p = float(stats.fisher_exact(table, alternative="greater").pvalue)
+    p = fisher_greater(cur_errors, cur_n - cur_errors, ref_errors, ref_n - ref_errors)
     return TestResult("error_rate", cur_rate - ref_rate, p, cur_rate - ref_rate, min_increase,
                       ref_n, cur_n, details={"ref_rate": ref_rate, "cur_rate": cur_rate})
 

@@ -8,15 +8,18 @@ stationary window raises *anything* at or below ``settings.alpha``.
 
 from __future__ import annotations
 
+import weakref
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 
 from alerts.model import Finding
 from detectors.budget import holm
-from detectors.categorical import chi2_test
+from detectors.categorical import category_counts, chi2_test
 from detectors.distance import (
     ad_test,
     categorical_js_test,
@@ -29,16 +32,20 @@ from detectors.distance import (
     wasserstein_test,
 )
 from detectors.latency import latency_contract_test, latency_test
-from detectors.multivariate import mmd_test, pca_reconstruction_test
-from detectors.numeric import ks_test
+from detectors.multivariate import PcaReference, mmd_test, pca_reconstruction_test
+from detectors.numeric import SortedSample, ks_test
 from detectors.performance import cbpe_test
-from detectors.quality import null_rate_test, out_of_range_test, stuck_value_test
+from detectors.quality import (
+    null_rate_test,
+    out_of_range_test,
+    stuck_value_test,
+)
 from detectors.rates import error_rate_contract_test, error_rate_test
 from detectors.result import TestResult
 from monitor.batch import PredictionColumns
 from monitor.config.types import ModelConfig
 from monitor.localize import CONFINED, GLOBAL, MAX_SEGMENT_VALUES, localise, testable
-from monitor.schema import schema_findings
+from monitor.schema import presence, schema_findings
 
 Key = tuple[str, str, str | None, str | None]
 DriftTest = Callable[[np.ndarray, np.ndarray, float], TestResult]
@@ -85,7 +92,12 @@ class _Test:
 
 
 def dominant_version(versions: np.ndarray) -> str:
-    """The most frequent model_version in a batch or window."""
+    """The most frequent model_version in a batch or window (the first in sorted
+    order among equally frequent ones)."""
+    counted = Counter(versions.tolist())
+    # str as numpy's unicode arrays hold them (no trailing NUL): np.unique's answer
+    if counted and all(type(v) is str and not v.endswith("\0") for v in counted):
+        return min(counted.items(), key=lambda vc: (-vc[1], vc[0]))[0]
     vals, counts = np.unique(versions.astype(str), return_counts=True)
     return str(vals[int(np.argmax(counts))]) if vals.size else "unknown"
 
@@ -169,10 +181,9 @@ def _nulls(values: np.ndarray) -> int:
     return int(np.isnan(values).sum())
 
 
-def _dominates(values: np.ndarray) -> bool:
+def _dominates(values: np.ndarray | SortedSample) -> bool:
     """Is the most frequent finite value seen STUCK_DOMINANCE times as often as the next?"""
-    v = np.asarray(values, dtype=float)
-    _, counts = np.unique(v[np.isfinite(v)], return_counts=True)
+    _, counts = (values if isinstance(values, SortedSample) else SortedSample.of(values)).runs
     if counts.size < 2:
         return counts.size == 1
     top2 = np.sort(counts)[-2:]
@@ -180,19 +191,130 @@ def _dominates(values: np.ndarray) -> bool:
 
 
 def quality_results(ref: np.ndarray, cur: np.ndarray, *,
-                    range_margin: float = OUT_OF_RANGE_MARGIN) -> list[TestResult]:
+                    range_margin: float = OUT_OF_RANGE_MARGIN,
+                    reference: FeatureReference | None = None,
+                    cur_sorted: SortedSample | None = None) -> list[TestResult]:
     """Data-quality tests of one feature: null spikes, stuck values, out-of-range floods
-    (beyond the reference's range widened by ``range_margin`` of its width each side)."""
-    results = [null_rate_test(_nulls(ref), ref.size, _nulls(cur), cur.size)]
+    (beyond the reference's range widened by ``range_margin`` of its width each side).
+    ``reference`` (``ref`` prepared) and ``cur_sorted`` (``cur`` sorted) spare the work."""
+    ref_nulls = reference.nulls if reference is not None else _nulls(ref)
+    results = [null_rate_test(ref_nulls, ref.size, _nulls(cur), cur.size)]
     if ref.dtype != object:
-        stuck = stuck_value_test(ref, cur, min_share=STUCK_MIN_SHARE)
+        rs = reference.sample if reference is not None and reference.sample is not None \
+            else SortedSample.of(ref)
+        cs = cur_sorted if cur_sorted is not None else SortedSample.of(cur)
+        stuck = stuck_value_test(rs, cs, min_share=STUCK_MIN_SHARE)
         if stuck.insufficient or stuck.details.get("ref_share", 1.0) < STUCK_MAX_REF_SHARE:
-            if not stuck.insufficient and not _dominates(cur):
+            if not stuck.insufficient and not _dominates(cs):
                 stuck = replace(stuck, p_value=1.0)  # no value stands out: not stuck
             results.append(stuck)
-        results.append(out_of_range_test(ref, cur, min_increase=OUT_OF_RANGE_MIN_INCREASE,
+        results.append(out_of_range_test(rs, cs, min_increase=OUT_OF_RANGE_MIN_INCREASE,
                                          margin=range_margin))
     return results
+
+
+@dataclass(frozen=True, eq=False)
+class FeatureReference:
+    """One reference column as the window tests read it: its nulls, and its finite
+    values sorted (numeric) or its category counts (categorical)."""
+
+    nulls: int
+    sample: SortedSample | None = None
+    counts: dict[str, int] | None = None
+
+    @classmethod
+    def numeric(cls, values: np.ndarray) -> FeatureReference:
+        return cls(_nulls(values), sample=SortedSample.of(values))
+
+    @classmethod
+    def categorical(cls, values: np.ndarray) -> FeatureReference:
+        return cls(_nulls(values), counts=category_counts(values))
+
+
+class PreparedReference:
+    """What the window tests read of one reference, each part computed at its first
+    use and kept for every later window (:func:`prepare`).  A cache: never part of a
+    checkpoint; it refers to its reference weakly, so it never keeps one alive.
+
+    It holds a sorted copy of each numeric column, the predictions and the latencies
+    (8 bytes a row each; the CUSUMs read the same arrays: monitor.sequential) and the
+    PCA test's held-out errors (4 bytes a row); the rest is a few numbers per column.
+    """
+
+    def __init__(self, ref: PredictionColumns) -> None:
+        self._ref = weakref.ref(ref)
+        self.joint: dict[tuple[str, ...], PcaReference] = {}
+
+    @property
+    def ref(self) -> PredictionColumns:
+        ref = self._ref()
+        if ref is None:  # pragma: no cover - the cache entry goes with its reference
+            raise RuntimeError("the prepared reference outlived its reference")
+        return ref
+
+    @cached_property
+    def numeric(self) -> dict[str, FeatureReference]:
+        return {f: FeatureReference.numeric(v) for f, v in self.ref.numeric.items()}
+
+    @cached_property
+    def categorical(self) -> dict[str, FeatureReference]:
+        return {f: FeatureReference.categorical(v) for f, v in self.ref.categorical.items()}
+
+    @cached_property
+    def prediction(self) -> SortedSample:
+        """Finite predictions (none: a classifier's labels)."""
+        return SortedSample.of(self.ref.prediction)
+
+    @cached_property
+    def prediction_classes(self) -> dict[str, int] | None:
+        """Counts of the predicted classes; None when no row has one."""
+        classes = self.ref.prediction_class
+        return category_counts(classes) if any(v is not None for v in classes) else None
+
+    @cached_property
+    def latency(self) -> SortedSample:
+        return SortedSample.of(self.ref.latency_ms)
+
+    @cached_property
+    def errors(self) -> int:
+        return int(self.ref.error.sum())
+
+    @cached_property
+    def versions(self) -> frozenset[str]:
+        return frozenset(self.ref.versions.astype(str).tolist())
+
+    @cached_property
+    def presence(self) -> dict[str, float]:
+        """monitor.schema's share of rows with each feature."""
+        return presence(self.ref)
+
+    def pca(self, joint: list[str]) -> PcaReference:
+        """The PCA test's fit of the reference's columns ``joint``."""
+        key = tuple(joint)
+        fitted = self.joint.get(key)
+        if fitted is None:
+            ref = self.ref
+            fitted = PcaReference.fit(np.column_stack([ref.numeric[f] for f in joint]))
+            self.joint[key] = fitted
+        return fitted
+
+
+# id of a reference -> its prepared form, dropped when the reference is collected (a
+# rebuilt reference is a new object); references are never written after they fill
+_PREPARED: dict[int, tuple[int, PreparedReference]] = {}
+
+
+def prepare(ref: PredictionColumns) -> PreparedReference:
+    """The prepared form of ``ref`` (one per reference object, for as long as it lives)."""
+    key = id(ref)
+    hit = _PREPARED.get(key)
+    if hit is not None and hit[0] == ref.n:
+        return hit[1]
+    prep = PreparedReference(ref)
+    if hit is None:
+        weakref.finalize(ref, _PREPARED.pop, key, None)
+    _PREPARED[key] = (ref.n, prep)
+    return prep
 
 
 def _quality_text(feat: str, model: str) -> Callable[[TestResult], tuple[str, str]]:
@@ -228,53 +350,76 @@ def _probabilities(v: np.ndarray) -> np.ndarray | None:
 
 
 def _tests(model: ModelConfig, ref: PredictionColumns, cur: PredictionColumns,
-           task: str | None = None) -> list[_Test]:
+           task: str | None = None, prep: PreparedReference | None = None) -> list[_Test]:
     s, name = model.settings, model.name
+    p = prep if prep is not None else PreparedReference(ref)
     tests: list[_Test] = []
-    for drift, ref_feats, cur_feats in ((s.numeric_drift, ref.numeric, cur.numeric),
-                                        (s.categorical_drift, ref.categorical, cur.categorical)):
-        table = NUMERIC_DRIFT if ref_feats is ref.numeric else CATEGORICAL_DRIFT
-        for feat, values in ref_feats.items():
-            if feat in cur_feats:
-                text = _drift_text("data_drift", f"'{feat}'", name)
-                tests += [_Test("data_drift", feat, table[d](values, cur_feats[feat],
-                                                             s.drift_min_effect), text)
-                          for d in drift]
+    cur_sorted = {f: SortedSample.of(v) for f, v in cur.numeric.items() if f in ref.numeric}
+    for feat, values in ref.numeric.items():
+        if feat in cur.numeric:
+            text = _drift_text("data_drift", f"'{feat}'", name)
+            sample = p.numeric[feat].sample
+            assert sample is not None
+            tests += [_Test("data_drift", feat,
+                            ks_test(sample, cur_sorted[feat], min_effect=s.drift_min_effect)
+                            if d == "ks" else
+                            NUMERIC_DRIFT[d](values, cur.numeric[feat], s.drift_min_effect),
+                            text) for d in s.numeric_drift]
+    for feat, values in ref.categorical.items():
+        if feat in cur.categorical:
+            text = _drift_text("data_drift", f"'{feat}'", name)
+            counts = p.categorical[feat].counts
+            assert counts is not None
+            tests += [_Test("data_drift", feat,
+                            chi2_test(counts, cur.categorical[feat],
+                                      min_effect=s.drift_min_effect)
+                            if d == "chi2" else
+                            CATEGORICAL_DRIFT[d](values, cur.categorical[feat],
+                                                 s.drift_min_effect),
+                            text) for d in s.categorical_drift]
     joint = sorted(f for f in ref.numeric if f in cur.numeric)
     if s.joint_drift != "off" and len(joint) >= 2:
-        rm = np.column_stack([ref.numeric[f] for f in joint])
         cm = np.column_stack([cur.numeric[f] for f in joint])
-        r = pca_reconstruction_test(rm, cm) if s.joint_drift == "pca" else mmd_test(rm, cm)
+        if s.joint_drift == "pca":
+            r = pca_reconstruction_test(p.pca(joint), cm)
+        else:
+            r = mmd_test(np.column_stack([ref.numeric[f] for f in joint]), cm)
         tests.append(_Test("data_drift", None, r,
                            _drift_text("data_drift", "the numeric features", name)))
-    for feats in (ref.numeric, ref.categorical):
-        cur_feats = cur.numeric if feats is ref.numeric else cur.categorical
+    for feats, cur_feats, prepared in ((ref.numeric, cur.numeric, p.numeric),
+                                       (ref.categorical, cur.categorical, p.categorical)):
         for feat, values in feats.items():
             if feat in cur_feats:
                 tests += [_Test("data_quality", feat, r, _quality_text(feat, name))
-                          for r in quality_results(values, cur_feats[feat])]
+                          for r in quality_results(values, cur_feats[feat],
+                                                   reference=prepared[feat],
+                                                   cur_sorted=cur_sorted.get(feat)
+                                                   if feats is ref.numeric else None)]
     pred_text = _drift_text("prediction_drift", "the predictions", name)
-    if np.isfinite(ref.prediction).any():
-        r = ks_test(ref.prediction, cur.prediction, min_effect=s.drift_min_effect)
+    if p.prediction.size:
+        r = ks_test(p.prediction, cur.prediction, min_effect=s.drift_min_effect)
         tests.append(_Test("prediction_drift", None, r, pred_text))
-        ref_p, cur_p = _probabilities(ref.prediction), _probabilities(cur.prediction)
-        if task == "binary_classification" and ref_p is not None and cur_p is not None:
-            tests.append(_Test("prediction_drift", None, cbpe_test(ref_p, cur_p),
-                               _cbpe_text(name)))
-    elif any(v is not None for v in ref.prediction_class):
-        r = chi2_test(ref.prediction_class, cur.prediction_class, min_effect=s.drift_min_effect)
+        if task == "binary_classification":
+            ref_p, cur_p = _probabilities(ref.prediction), _probabilities(cur.prediction)
+            if ref_p is not None and cur_p is not None:
+                tests.append(_Test("prediction_drift", None, cbpe_test(ref_p, cur_p),
+                                   _cbpe_text(name)))
+    elif p.prediction_classes is not None:
+        r = chi2_test(p.prediction_classes, cur.prediction_class,
+                      min_effect=s.drift_min_effect)
         tests.append(_Test("prediction_drift", None, r, pred_text))
-    ref_lat, cur_lat = ref.latency_ms, cur.latency_ms
-    if np.isfinite(ref_lat).any():
+    cur_lat = cur.latency_ms
+    if p.latency.size:
         lat_text = _latency_text(name)
         tests.append(_Test("latency_regression", None,
-                           latency_test(ref_lat, cur_lat, min_ratio=s.latency_min_ratio), lat_text))
+                           latency_test(p.latency, cur_lat, min_ratio=s.latency_min_ratio),
+                           lat_text))
         if model.contract.latency_p95_ms is not None:
             r = latency_contract_test(cur_lat, p95_max_ms=model.contract.latency_p95_ms)
             tests.append(_Test("latency_regression", None, r, lat_text, "critical"))
     err_text = _error_text(name)
     tests.append(_Test("error_rate", None, error_rate_test(
-        int(ref.error.sum()), ref.n, int(cur.error.sum()), cur.n,
+        p.errors, ref.n, int(cur.error.sum()), cur.n,
         min_increase=s.error_rate_min_increase), err_text))
     if model.contract.error_rate_max is not None:
         r = error_rate_contract_test(int(cur.error.sum()), cur.n,
@@ -346,11 +491,12 @@ def evaluate_window(model: ModelConfig, ref: PredictionColumns, cur: PredictionC
     ev = Evaluation(model.name, window, cur.n)
     if cur.n < model.settings.min_window_events:
         return ev
-    tests = [t for t in _tests(model, ref, cur, task or model.task)
+    prep = prepare(ref)
+    tests = [t for t in _tests(model, ref, cur, task or model.task, prep)
              if not t.result.insufficient]
     rejected = holm([t.result.p_value for t in tests], model.settings.alpha)
     version = dominant_version(cur.versions)
-    new_version = version if version not in set(ref.versions.astype(str).tolist()) else None
+    new_version = version if version not in prep.versions else None
     best: dict[Key, tuple[_Test, TestResult]] = {}
     for t, rej in zip(tests, rejected, strict=True):
         key: Key = (model.name, t.kind, t.feature, None)
@@ -374,7 +520,7 @@ def evaluate_window(model: ModelConfig, ref: PredictionColumns, cur: PredictionC
             feature=key[2], details=details,
         ))
     _localize(model, ref, cur, ev)
-    keys, broken = schema_findings(model.name, version, ref, cur, window)
+    keys, broken = schema_findings(model.name, version, ref, cur, window, prep.presence)
     ev.evaluated += [k for k in keys if k not in ev.evaluated]
     # a schema break is the cause of the nulls it leaves behind: one alert, not two
     gone = {f.feature for f in broken}

@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from detectors.categorical import chi2_test
+from detectors.categorical import category_counts, chi2_test
 from detectors.numeric import ks_test
 from detectors.result import TestResult
 
@@ -62,11 +62,8 @@ class Localisation:
 def testable(seg: np.ndarray) -> tuple[list[str], int]:
     """The values of one segment column with enough rows to be tested on their own,
     and how many distinct values it has (absent ones not counted)."""
-    seg = np.asarray(seg, dtype=object)
-    present = np.not_equal(seg, np.asarray(None, dtype=object))
-    values, counts = np.unique(seg[present].astype(str), return_counts=True)
-    return ([str(v) for v, c in zip(values, counts, strict=True) if c >= MIN_SEGMENT_ROWS],
-            int(values.size))
+    counts = category_counts(seg)
+    return [v for v, c in counts.items() if c >= MIN_SEGMENT_ROWS], len(counts)
 
 
 def margin(n: int, m: int) -> float:

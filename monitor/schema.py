@@ -25,7 +25,8 @@ MISMATCH_MIN_SHARE = 0.01  # wrong-typed values in at least this share of a wind
 MISMATCH_MIN_COUNT = 10
 
 
-def _presence(cols: PredictionColumns) -> dict[str, float]:
+def presence(cols: PredictionColumns) -> dict[str, float]:
+    """Each feature's share of the rows of ``cols`` that carry it."""
     n = max(cols.n, 1)
     out = {f: float(np.isfinite(v).sum()) / n for f, v in cols.numeric.items()}
     none = np.asarray(None, dtype=object)
@@ -39,11 +40,14 @@ def mismatch_counts(cols: PredictionColumns) -> dict[str, int]:
 
 
 def schema_findings(model: str, version: str, ref: PredictionColumns, cur: PredictionColumns,
-                    window: tuple[float, float]) -> tuple[list[Key], list[Finding]]:
+                    window: tuple[float, float], ref_presence: dict[str, float] | None = None
+                    ) -> tuple[list[Key], list[Finding]]:
     """The schema keys a window tests and the violations it finds (wrong-typed values:
-    the window's own rows, :attr:`PredictionColumns.mismatched`)."""
+    the window's own rows, :attr:`PredictionColumns.mismatched`); ``ref_presence``:
+    :func:`presence` of ``ref``, when known."""
     mismatches = mismatch_counts(cur)
-    before, now = _presence(ref), _presence(cur)
+    before = presence(ref) if ref_presence is None else ref_presence
+    now = presence(cur)
     required = sorted(f for f, p in before.items() if p >= MIN_PRESENCE)
     new = sorted(f for f, p in now.items() if p > 0 and before.get(f, 0.0) == 0.0)
     keys: list[Key] = [(model, "schema_violation", f, None)

@@ -96,7 +96,13 @@ from detectors.numeric import ks_test
 from monitor.batch import PredictionColumns
 from monitor.codec import f64_from_text, f64_to_text
 from monitor.config.types import MonitorSettings
-from monitor.evaluate import confined_text, dominant_version, quality_results
+from monitor.evaluate import (
+    PreparedReference,
+    confined_text,
+    dominant_version,
+    prepare,
+    quality_results,
+)
 from monitor.localize import CONFINED, PEER_SHARE, UNDECIDED, localise, margin
 from monitor.rate_streams import RateStream, indicator, rate_streams
 from monitor.schema import MIN_PRESENCE, MISMATCH_MIN_COUNT, MISMATCH_MIN_SHARE
@@ -289,7 +295,9 @@ class SequentialWatch:
                  rate_bank: BernoulliBank | None = None) -> None:
         self.streams = streams
         self._ref_raw = [np.asarray(self._raw(reference, s), dtype=float) for s in streams]
-        self._sorted = [np.sort(v[np.isfinite(v)]) for v in self._ref_raw]
+        # the reference's sorted finite values: the window tests' copy (monitor.evaluate.
+        # prepare), one for both
+        self._sorted = [self._sorted_of(prepare(reference), s) for s in streams]
         self._right = [right_ends(v) for v in self._sorted]  # normal_scores' second search
         self._ref_mean = [float(v.mean()) for v in self._sorted]
         # each stream's score baseline, [sum of scores, count]: the reference counts as
@@ -361,6 +369,15 @@ class SequentialWatch:
             streams.append(PREDICTION)
         watch = cls(streams, reference, settings)
         return watch if watch.bank is not None or watch.rate_bank is not None else None
+
+    @staticmethod
+    def _sorted_of(prep: PreparedReference, stream: str) -> np.ndarray:
+        if stream == LATENCY:
+            return prep.latency.values
+        if stream == PREDICTION:
+            return prep.prediction.values
+        f = prep.numeric.get(stream)
+        return f.sample.values if f is not None and f.sample is not None else np.empty(0)
 
     @staticmethod
     def _raw(cols: PredictionColumns, stream: str) -> np.ndarray:

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
 from monitor.app import build
 from monitor.batch import DecodedBatch, PredictionColumns
 from monitor.config.load import ConfigError, parse_config
 from monitor.config.types import Config, ModelConfig, MonitorSettings
-from monitor.evaluate import evaluate_window
+from monitor.evaluate import dominant_version, evaluate_window
 
 CATS = np.array(["a", "b", "c"], dtype=object)
 
@@ -108,3 +110,35 @@ def test_binary_classifier_growing_unsure_shows_an_estimated_accuracy_drop():
     cur.prediction = cur.prediction * 3
     broken = evaluate_window(model, ref, cur)
     assert not [r for k, r in broken.results if r.detector == "cbpe_accuracy"]
+
+
+def test_a_reference_is_prepared_once_and_forgotten_with_it():
+    import gc
+
+    from monitor import evaluate
+
+    rng = np.random.default_rng(4)
+    model = ModelConfig("m")
+    ref = columns(0, 5_000, rng)
+    ref.numeric["x1"][::50] = np.nan
+    windows = [columns(5_000, 2_000, rng), columns(7_000, 2_000, rng, shift=0.4)]
+    first = [evaluate_window(model, ref, w) for w in windows]
+    prep = evaluate.prepare(ref)
+    assert [evaluate_window(model, ref, w) for w in windows] == first  # from the cache
+    assert evaluate.prepare(ref) is prep
+    # the same tests with the reference prepared afresh for every window
+    fresh = [evaluate._tests(model, ref, w, model.task) for w in windows]
+    cached = [evaluate._tests(model, ref, w, model.task, prep) for w in windows]
+    assert [[t.result for t in ts] for ts in fresh] == [[t.result for t in ts] for ts in cached]
+    key = id(ref)
+    del ref, prep
+    gc.collect()
+    assert key not in evaluate._PREPARED
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["v1", "v2", "v10", "é", "v1\x00", ""]), min_size=1, max_size=30))
+def test_dominant_version_equals_numpys_unique(versions):
+    arr = np.array(versions + [None], dtype=object)[:-1]
+    vals, counts = np.unique(arr.astype(str), return_counts=True)
+    assert dominant_version(arr) == str(vals[int(np.argmax(counts))])
