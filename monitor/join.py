@@ -417,6 +417,16 @@ class _ModelJoin:
 
     # -- held labels ------------------------------------------------------------------
 
+    def prune_label_heap(self) -> None:
+        """Pop the stale entries (labels joined since they were held) off the top of
+        the heap, so its top is the oldest live held label."""
+        while self.lheap:
+            ts, lid = self.lheap[0]
+            entry = self.held.get(lid)
+            if entry is not None and entry[0] == ts:
+                return
+            heapq.heappop(self.lheap)
+
     def pop_oldest_label(self) -> bool:
         """Drop the oldest live held label (True), skipping stale heap entries."""
         while self.lheap:
@@ -709,8 +719,12 @@ class LabelJoin:
                 s.unlabelled += m.kill(old)
                 m.refresh(blocks)
                 m.maybe_compact()
+            # a stale top (a label joined since) must not stand for the live one below
+            # it: only live labels older than the cutoff expire
+            m.prune_label_heap()
             while m.lheap and m.lheap[0][0] < cutoff:
                 s.orphan_labels += m.pop_oldest_label()
+                m.prune_label_heap()
             m.compact_labels()
             m.counts["unlabelled"] += s.unlabelled
             m.counts["orphan_labels"] += s.orphan_labels
@@ -750,6 +764,8 @@ class LabelJoin:
     def _enforce_label_bound(self) -> None:
         excess = sum(len(m.held) for m in self._models.values()) - self.max_pending
         while excess > 0:
+            for m in self._models.values():
+                m.prune_label_heap()
             m = min((m for m in self._models.values() if m.held),
                     key=lambda m: m.lheap[0])
             if m.pop_oldest_label():

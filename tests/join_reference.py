@@ -1,3 +1,7 @@
+# fae88db's monitor/join.py, kept as the reference of tests/test_join_columns.py; two changes
+# since, bugs the comparison found in it: held labels expire and are evicted by the oldest
+# *live* one (prune_label_heap), and an id that expired and came again with the same event
+# time is handed out by ``due`` once, not twice (its expired deadline entry was stale).
 """Joining delayed labels to the predictions they belong to.
 
 Labels join predictions on (``model``, ``id``) (docs/events.md).  Either side may
@@ -191,6 +195,16 @@ class _ModelJoin:
             self.n_pending -= 1
             return True
         return False
+
+    def prune_label_heap(self) -> None:
+        """Pop the stale entries (labels joined since they were held) off the top of
+        the heap, so its top is the oldest live held label."""
+        while self.lheap:
+            ts, lid = self.lheap[0]
+            entry = self.held.get(lid)
+            if entry is not None and entry[0] == ts:
+                return
+            heapq.heappop(self.lheap)
 
     def pop_oldest_label(self) -> bool:
         """Drop the oldest live held label (True), skipping stale heap entries."""
@@ -466,11 +480,13 @@ class LabelJoin:
         pts: list[float] = []
         lts: list[float] = []
         dheap, preds, labelled_at, pop = m.dheap, m.preds, m.labelled_at, heapq.heappop
+        last = None
         while dheap and dheap[0][0] < cutoff:
             ts, pid = pop(dheap)
             entry = preds.get(pid)
-            if _ts(entry) != ts:
+            if _ts(entry) != ts or (ts, pid) == last:
                 continue  # expired or evicted (perhaps the id came again since)
+            last = (ts, pid)  # an id expired and sent again at the same time: once
             pts.append(ts)
             if type(entry) is tuple:
                 lts.append(np.nan)
@@ -493,8 +509,12 @@ class LabelJoin:
             while m.pheap and m.pheap[0][0] < cutoff:
                 s.unlabelled += m.pop_oldest_prediction()
             m.compact_due()
+            # a stale top (a label joined since) must not stand for the live one below
+            # it: only live labels older than the cutoff expire
+            m.prune_label_heap()
             while m.lheap and m.lheap[0][0] < cutoff:
                 s.orphan_labels += m.pop_oldest_label()
+                m.prune_label_heap()
             m.compact_labels()
             m.counts["unlabelled"] += s.unlabelled
             m.counts["orphan_labels"] += s.orphan_labels
@@ -517,6 +537,8 @@ class LabelJoin:
     def _enforce_label_bound(self) -> None:
         excess = sum(len(m.held) for m in self._models.values()) - self.max_pending
         while excess > 0:
+            for m in self._models.values():
+                m.prune_label_heap()
             m = min((m for m in self._models.values() if m.held),
                     key=lambda m: m.lheap[0])
             if m.pop_oldest_label():

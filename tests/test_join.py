@@ -318,3 +318,40 @@ def test_unlabelled_models_share_one_bounded_early_buffer(monkeypatch):
     assert held <= 1_000
     assert all(e.n == 50 for e in j._early.values())  # an even share each
     assert sum(e.evicted for e in j._early.values()) == 20 * 600 - held
+
+
+def test_a_label_joined_after_it_was_held_does_not_expire_a_newer_held_label():
+    """Held labels expire by their own age: the heap entry left by a held label that
+    joined since must not make expiry drop the next, younger, held label."""
+    j = LabelJoin(ttl_seconds=100)
+    assert j.add_labels("m", labels(["old", "young"], [10.0, 90.0], [1, 0])).n == 0
+    assert j.add_predictions("m", preds(["old"], [5.0], [0.7])).n == 1  # old joins
+    s = j.expire(watermark=150.0)  # cutoff 50: the young label (ts 90) is not due
+    assert s["m"].orphan_labels == 0 and j.counts("m")["held"] == 1
+    got = j.add_predictions("m", preds(["young"], [80.0], [0.2]))
+    assert got.n == 1 and list(got.ids) == ["young"]
+    s = j.expire(watermark=300.0)
+    assert s["m"].orphan_labels == 0
+
+
+def test_the_label_cap_evicts_the_oldest_live_held_label():
+    """Eviction over the cap compares the models' oldest live held labels, not a stale
+    entry of a label that joined since."""
+    j = LabelJoin(ttl_seconds=1000, max_pending=2)
+    j.add_labels("a", labels(["a1", "a2"], [10.0, 50.0], model="a"))
+    j.add_predictions("a", preds(["a1"], [5.0], model="a"))  # a1 joins: a's oldest is 50
+    j.add_labels("b", labels(["b1"], [20.0], model="b"))
+    j.add_labels("b", labels(["b2"], [30.0], model="b"))  # 3 held: the oldest, b1, goes
+    assert j.counts("b")["evicted_labels"] == 1 and j.counts("a")["evicted_labels"] == 0
+    assert j.add_predictions("a", preds(["a2"], [45.0], model="a")).n == 1
+    assert j.add_predictions("b", preds(["b2"], [25.0], model="b")).n == 1
+
+
+def test_an_id_sent_again_after_it_expired_is_handed_out_once():
+    """Its first deadline went with it: the one ``due`` hands out is the second's."""
+    j = LabelJoin(ttl_seconds=8)
+    j.add_predictions("m", preds(["a"], [154.0], [0.3]))
+    assert j.expire(watermark=168.0)["m"].unlabelled == 1
+    j.add_predictions("m", preds(["a", "b"], [154.0, 155.0], [0.3, 0.4]))
+    pred_ts, label_ts = j.due("m", 174.0)
+    assert pred_ts.tolist() == [154.0, 155.0] and np.isnan(label_ts).all()

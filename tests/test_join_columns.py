@@ -1,5 +1,6 @@
 """The columnar label join against the dict-and-heap join it replaced
-(tests/join_reference.py, fae88db's monitor/join.py): every output identical on
+(tests/join_reference.py: fae88db's monitor/join.py with two bugs fixed, see its
+header): every output identical on
 random streams -- duplicates, labels first, ties of event time, TTL expiry, the cap,
 deadlines, state round trips -- and old checkpoints load (migrated on read)."""
 
