@@ -532,14 +532,7 @@ class Decoder:
         if acc.res is not None:
             for col in acc.res.values():
                 col.append(_NAN)
-        if seg and not seg.keys() <= acc.seg_keys.keys():
-            acc.seg_keys.update(dict.fromkeys(seg))
-        types = self._types.get(model)
-        if types is None:
-            types = self._types[model] = {}
-        if feats and not feats.keys() <= types.keys():
-            feats = self._learn(model, feats, types, acc, batch)
-        acc.feats.append(feats)
+        self._add_features(model, feats, seg, acc, batch)
         return True
 
     def _event(self, ev: Any, raw: bytes | None, batch: DecodedBatch,
@@ -647,6 +640,12 @@ class Decoder:
                 acc.res = {k: [_NAN] * (len(acc.ts) - 1) for k in RESOURCES}
             for k, x in zip(RESOURCES, res or (_NAN,) * len(RESOURCES), strict=True):
                 acc.res[k].append(x)
+        self._add_features(model, feats, seg, acc, batch)
+
+    def _add_features(self, model: str, feats: dict[str, Any], seg: dict[str, str] | None,
+                      acc: _Predictions, batch: DecodedBatch) -> None:
+        """An accepted prediction's features and segment keys (both paths): new
+        feature names learn their type first (:meth:`_learn`)."""
         if seg and not seg.keys() <= acc.seg_keys.keys():
             acc.seg_keys.update(dict.fromkeys(seg))
         types = self._types.get(model)
