@@ -207,7 +207,6 @@ class _ModelJoin:
     # then a tombstone (to recognise duplicate labels) until it expires or is evicted
     # (_ALIVE cleared); _UNDUE until ``due`` hands it out.
     n: int = 0
-    key: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     ids: np.ndarray = field(default_factory=lambda: _obj(0))
     ts: np.ndarray = field(default_factory=lambda: np.empty(0, np.float64))
     pred: np.ndarray = field(default_factory=lambda: np.empty(0, np.float64))
@@ -251,7 +250,7 @@ class _ModelJoin:
 
     def _resize(self, cap: int) -> None:
         n = self.n
-        for name in ("key", "ts", "pred", "lts", "flags", "ids", "pcls"):
+        for name in ("ts", "pred", "lts", "flags", "ids", "pcls"):
             old = getattr(self, name)
             new = _obj(cap) if old.dtype == object else np.empty(cap, dtype=old.dtype)
             new[:n] = old[:n]
@@ -323,7 +322,7 @@ class _ModelJoin:
         remap = np.full(self.n, -1, dtype=np.int64)
         remap[live] = np.arange(live.shape[0])
         k = live.shape[0]
-        for name in ("key", "ts", "pred", "lts", "flags", "ids", "pcls"):
+        for name in ("ts", "pred", "lts", "flags", "ids", "pcls"):
             col = getattr(self, name)
             col[:k] = col[live]
             if col.dtype == object:
@@ -333,8 +332,9 @@ class _ModelJoin:
         indexed = np.ones(k, dtype=bool)
         indexed[list(self.collide.values())] = False
         r = np.flatnonzero(indexed)
-        order = np.argsort(self.key[r], kind="stable")
-        self.main_k, self.main_r = self.key[r][order], r[order]
+        keys = _keys(self.ids[r])  # keys are not stored: recomputed, as on load
+        order = np.argsort(keys, kind="stable")
+        self.main_k, self.main_r = keys[order], r[order]
         self.delta_k = self.delta_r = np.empty(0, np.int64)
         cap = self.ts.shape[0]
         if cap > 4 * max(k, _BLOCK):

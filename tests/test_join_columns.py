@@ -137,5 +137,6 @@ def test_hash_collisions_never_join_the_wrong_id(monkeypatch):
 
 def test_compaction_and_index_merges_keep_results(monkeypatch):
     monkeypatch.setattr(new, "_BLOCK", 4)
-    for seed in range(20):
-        run_both(seed, 8.0, 10_000, 10_000, seed % 2 == 0, False, n_ops=200)
+    for seed in range(20):  # a small pool: labels find their predictions after compactions
+        run_both(seed, 8.0, 10_000, 60 if seed % 2 else 10_000, seed % 2 == 0, False,
+                 n_ops=200)
